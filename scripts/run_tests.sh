@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run the whole test suite: serially, then the MPI-marked tests under mpiexec -n 2, 3, 4
+# (oversubscribed on small machines).  Every MPI run is wrapped in `timeout` so a hang
+# fails instead of eating the CI budget.  Extra arguments go to every pytest call.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+[ -x "$PY" ] || { echo "run_tests: no .venv; run: bash scripts/setup.sh --test" >&2; exit 2; }
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+# The launcher must match the MPI library mpi4py loads: the venv's (MPICH wheel) first.
+if [ -x .venv/bin/mpiexec ]; then MPIEXEC=.venv/bin/mpiexec; else MPIEXEC=$(command -v mpiexec); fi
+MPIFLAGS=()
+if "$MPIEXEC" --version 2>&1 | grep -qi 'open mpi\|openrte\|prrte'; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe OMPI_MCA_rmaps_base_oversubscribe=1
+    MPIFLAGS=(--oversubscribe)
+fi
+
+status=0
+echo "=== serial: pytest tests"
+timeout 2400 "$PY" -m pytest -q "$@" tests || status=1
+
+for n in ${QUESTS_HPC_TEST_RANKS:-2 3 4}; do
+    echo "=== MPI: $MPIEXEC -n $n pytest --with-mpi -m mpi"
+    timeout 900 "$MPIEXEC" "${MPIFLAGS[@]}" -n "$n" "$PY" -m pytest -q --with-mpi -m mpi "$@" tests \
+        > ".mpi-test-$n.log" 2>&1
+    rc=$?
+    # Every rank prints a summary; show rank output once, and the tail on failure.
+    grep -E '^[0-9]+ (passed|failed)|passed|failed|error' ".mpi-test-$n.log" | sort | uniq -c | tail -n 5
+    if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then
+        echo "MPI run with $n ranks failed (exit $rc):"; tail -n 60 ".mpi-test-$n.log"; status=1
+    fi
+done
+rm -f .mpi-test-*.log
+if [ $status -eq 0 ]; then echo "run_tests: all passed"; else echo "run_tests: FAILED"; fi
+exit $status
