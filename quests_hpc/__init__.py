@@ -3,6 +3,21 @@
 Public, upstream-compatible API::
 
     from quests_hpc import get_descriptors, entropy, delta_entropy, diversity
+
+Lower levels: :mod:`quests_hpc.descriptors` (arrays, point clouds),
+:mod:`quests_hpc.information` (kernel sums, measures), :mod:`quests_hpc.threads`.
 """
 
 __version__ = "0.1.0"
+
+from .descriptors import descriptors_from_arrays, get_descriptors, local_descriptors
+from .threads import get_num_threads, set_num_threads
+
+__all__ = [
+    "__version__",
+    "descriptors_from_arrays",
+    "get_descriptors",
+    "get_num_threads",
+    "local_descriptors",
+    "set_num_threads",
+]

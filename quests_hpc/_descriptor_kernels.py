@@ -1,0 +1,162 @@
+"""Numba kernels for the QUESTS descriptor (SPEC.md, "Descriptor of atom i").
+
+Pure functions on arrays: no I/O, no Python objects.  The point cloud is given as a
+:class:`~quests_hpc.cell_list.CellList` (points sorted by bin), and the descriptor of
+each requested centre is computed from its k nearest points within the cutoff.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+# Centres handled per scratch allocation inside a parallel loop.
+_CHUNK = 64
+
+
+@njit(parallel=True, cache=True)
+def neighbour_bins(keys, bin_xyz, dims):
+    """Indices (into ``keys``) of the occupied bins among the 27 around each bin.
+
+    Returns an ``(B, 27)`` int64 array, -1 where the neighbour bin is empty or outside
+    the grid.
+    """
+    nb = keys.shape[0]
+    out = np.full((nb, 27), -1, dtype=np.int64)
+    for b in prange(nb):
+        t = 0
+        for dx in range(-1, 2):
+            x = bin_xyz[b, 0] + dx
+            for dy in range(-1, 2):
+                y = bin_xyz[b, 1] + dy
+                for dz in range(-1, 2):
+                    z = bin_xyz[b, 2] + dz
+                    if 0 <= x < dims[0] and 0 <= y < dims[1] and 0 <= z < dims[2]:
+                        key = (x * dims[1] + y) * dims[2] + z
+                        pos = np.searchsorted(keys, key)
+                        if pos < nb and keys[pos] == key:
+                            out[b, t] = pos
+                            t += 1
+    return out
+
+
+@njit(inline="always")
+def _insert_nearest(best_d2, best_j, count, k, d2, j):
+    """Insert (d2, j) into the ascending list of the k nearest; stable for ties."""
+    if count == k:
+        if d2 >= best_d2[k - 1]:
+            return count
+        pos = k - 1
+    else:
+        pos = count
+        count += 1
+    while pos > 0 and best_d2[pos - 1] > d2:
+        best_d2[pos] = best_d2[pos - 1]
+        best_j[pos] = best_j[pos - 1]
+        pos -= 1
+    best_d2[pos] = d2
+    best_j[pos] = j
+    return count
+
+
+@njit(inline="always")
+def _sort_descending(a, n):
+    """In-place insertion sort of ``a[:n]`` in descending order (n <= k is small)."""
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] < v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+@njit(parallel=True, cache=True)
+def descriptor_kernel(points, centres, bin_of_point, start, stop, neigh, k, cutoff, out, clash):
+    """Descriptors of the points ``centres`` (indices into the sorted ``points``).
+
+    Parameters
+    ----------
+    points : float64 (N, 3)
+        Points sorted by bin (``CellList.sorted_points``).
+    centres : int64 (C,)
+        Sorted-point indices whose descriptors are wanted.
+    bin_of_point, start, stop : int64 arrays
+        From the cell list.
+    neigh : int64 (B, 27)
+        From :func:`neighbour_bins`.
+    k : int
+        Neighbours per environment.
+    cutoff : float
+    out : float64 (C, 2k-1)
+        Written: row t is the descriptor of centre ``centres[t]``.
+    clash : int64 (C,)
+        Written: -1, or the sorted index of a point at distance 0 from the centre.
+    """
+    nc = centres.shape[0]
+    rc2 = cutoff * cutoff
+    nchunks = (nc + _CHUNK - 1) // _CHUNK
+    for c in prange(nchunks):
+        best_d2 = np.empty(k)
+        best_j = np.empty(k, dtype=np.int64)
+        disp = np.empty((k, 3))
+        sw = np.empty(k)
+        mat = np.zeros((k, k))
+        row = np.empty(k)
+        acc = np.empty(k)
+        for t in range(c * _CHUNK, min(nc, (c + 1) * _CHUNK)):
+            p = centres[t]
+            px, py, pz = points[p, 0], points[p, 1], points[p, 2]
+            count = 0
+            clash[t] = -1
+            b = bin_of_point[p]
+            for s in range(27):
+                nb = neigh[b, s]
+                if nb < 0:
+                    break
+                for j in range(start[nb], stop[nb]):
+                    dx = points[j, 0] - px
+                    dy = points[j, 1] - py
+                    dz = points[j, 2] - pz
+                    d2 = dx * dx + dy * dy + dz * dz
+                    if d2 <= rc2 and j != p:
+                        if d2 == 0.0:
+                            clash[t] = j
+                        count = _insert_nearest(best_d2, best_j, count, k, d2, j)
+            # Radial part X1 (descending w(r)/r), zero-padded to k.
+            for a in range(count):
+                j = best_j[a]
+                disp[a, 0] = points[j, 0] - px
+                disp[a, 1] = points[j, 1] - py
+                disp[a, 2] = points[j, 2] - pz
+                r = np.sqrt(best_d2[a])
+                u = 1.0 - best_d2[a] / rc2
+                w = u * u
+                out[t, a] = w / r if r > 0.0 else 0.0
+                sw[a] = np.sqrt(w)
+            for a in range(count, k):
+                out[t, a] = 0.0
+            # Cross part X2: M_jl = sqrt(w_j w_l) / r_jl; rows sorted descending, the
+            # smallest entry (the zero diagonal) dropped, columns averaged over k rows.
+            for a in range(count):
+                mat[a, a] = 0.0
+                for b2 in range(a + 1, count):
+                    ex = disp[a, 0] - disp[b2, 0]
+                    ey = disp[a, 1] - disp[b2, 1]
+                    ez = disp[a, 2] - disp[b2, 2]
+                    rjl = np.sqrt(ex * ex + ey * ey + ez * ez)
+                    v = sw[a] * sw[b2] / rjl if rjl > 0.0 else 0.0
+                    mat[a, b2] = v
+                    mat[b2, a] = v
+            for n in range(k - 1):
+                acc[n] = 0.0
+            for a in range(count):
+                m = 0
+                for b2 in range(count):
+                    if b2 != a:
+                        row[m] = mat[a, b2]
+                        m += 1
+                _sort_descending(row, m)
+                for n in range(m):
+                    acc[n] += row[n]
+            for n in range(k - 1):
+                out[t, k + n] = acc[n] / k
+    return out

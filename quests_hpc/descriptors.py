@@ -1,0 +1,171 @@
+"""QUESTS descriptors: public functions over the Numba kernels.
+
+Three levels, each usable alone:
+
+* :func:`get_descriptors` -- drop-in for upstream ``quests.descriptor.get_descriptors``:
+  ASE ``Atoms`` (or a list of them, stacked in order) to an ``(N, 2k-1)`` array.
+* :func:`descriptors_from_arrays` -- positions, cell and pbc arrays; any boundary
+  condition (fully, partly or non-periodic), any right- or left-handed triclinic cell,
+  cells narrower than ``2 * cutoff``.
+* :func:`local_descriptors` -- a finite point cloud whose first ``n_centres`` points are
+  the centres; the rest (periodic images, or MPI ghost atoms) only act as neighbours.
+  This is what the MPI pipeline calls on owned + ghost atoms.
+
+Cost is linear in the number of atoms for every boundary condition (cell lists over
+occupied bins only); threads follow :mod:`quests_hpc.threads`.
+"""
+
+import math
+
+import numpy as np
+
+from . import geometry
+from ._descriptor_kernels import descriptor_kernel, neighbour_bins
+from .cell_list import build_cell_list
+from .errors import CoincidentAtomsError, QuestsInputError
+
+DEFAULT_K = 32
+DEFAULT_CUTOFF = 5.0
+
+
+def check_parameters(k, cutoff):
+    """Validate ``k`` (integer >= 1) and ``cutoff`` (finite, > 0); return them typed."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise QuestsInputError(f"k must be an integer >= 1, got {k!r}")
+    try:
+        cutoff_f = float(cutoff)
+    except (TypeError, ValueError):
+        raise QuestsInputError(f"cutoff must be a positive number, got {cutoff!r}") from None
+    if not math.isfinite(cutoff_f) or cutoff_f <= 0:
+        raise QuestsInputError(f"cutoff must be a finite number > 0, got {cutoff!r}")
+    return int(k), cutoff_f
+
+
+def local_descriptors(points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, labels=None):
+    """Descriptors of the first ``n_centres`` points of a finite point cloud.
+
+    Parameters
+    ----------
+    points : array_like, shape (N, 3)
+        Centres first, then any further points that only act as neighbours (periodic
+        images, ghost atoms).  No periodicity is applied.
+    n_centres : int
+        Number of leading points whose descriptors are returned.
+    k : int
+    cutoff : float
+    labels : array_like of int, shape (N,), optional
+        Name of each point in error messages (e.g. the atom a periodic image comes
+        from, or an atom id).  Defaults to the point index.
+
+    Returns
+    -------
+    ndarray, shape (n_centres, 2k-1), float64
+        Rows in the order of the centres.
+
+    Raises
+    ------
+    CoincidentAtomsError
+        When a centre has a point at distance 0 (names both labels).
+    """
+    k, cutoff = check_parameters(k, cutoff)
+    points = geometry.check_positions(points, "points")
+    n_centres = int(n_centres)
+    if not 0 <= n_centres <= len(points):
+        raise QuestsInputError(f"n_centres must be in [0, {len(points)}], got {n_centres}")
+    out = np.empty((n_centres, 2 * k - 1))
+    if n_centres == 0:
+        return out
+    cl = build_cell_list(points, cutoff)
+    neigh = neighbour_bins(cl.keys, cl.bin_xyz, cl.dims)
+    centres = np.flatnonzero(cl.order < n_centres).astype(np.int64)
+    rows = np.empty((len(centres), 2 * k - 1))
+    clash = np.empty(len(centres), dtype=np.int64)
+    descriptor_kernel(
+        cl.sorted_points, centres, cl.bin_of_point, cl.start, cl.stop, neigh, k, cutoff, rows, clash
+    )
+    bad = np.flatnonzero(clash >= 0)
+    if len(bad):
+        t = bad[0]
+        i, j = cl.order[centres[t]], cl.order[clash[t]]
+        if labels is not None:
+            i, j = labels[i], labels[j]
+        i, j = sorted((int(i), int(j)))
+        raise CoincidentAtomsError(
+            i, j, f"atoms {i} and {j} are at the same position (r = 0): "
+            f"{points[cl.order[centres[t]]].tolist()}; descriptors need distinct positions"
+        )
+    out[cl.order[centres]] = rows
+    return out
+
+
+def descriptors_from_arrays(positions, cell=None, pbc=False, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF):
+    """Descriptors of every atom of one structure given as arrays.
+
+    Parameters
+    ----------
+    positions : array_like, shape (N, 3)
+        Cartesian positions in Å (need not be wrapped).
+    cell : array_like, shape (3, 3), optional
+        Rows are the cell vectors; only the periodic ones matter.
+    pbc : bool or 3 bools
+        Periodicity per axis; e.g. ``(True, True, False)`` for a slab: images along a
+        and b only.
+    k : int, default 32
+    cutoff : float, default 5.0
+
+    Returns
+    -------
+    ndarray, shape (N, 2k-1), float64
+        ``[X1 | X2]`` per atom, in input order.
+    """
+    k, cutoff = check_parameters(k, cutoff)
+    pos = geometry.check_positions(positions)
+    pbc = geometry.as_pbc(pbc)
+    n = len(pos)
+    if not pbc.any():
+        return local_descriptors(pos, n, k, cutoff)
+    full_cell = geometry.complete_cell(cell, pbc)
+    wrapped = geometry.wrap_positions(pos, full_cell, pbc)
+    images, source, _ = geometry.periodic_images(wrapped, full_cell, pbc, cutoff)
+    points = np.concatenate([wrapped, images]) if len(images) else wrapped
+    labels = np.concatenate([np.arange(n), source])
+    return local_descriptors(points, n, k, cutoff, labels=labels)
+
+
+def get_descriptors(dset, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, concat=True, dtype="float64"):
+    """Descriptors of an ASE ``Atoms`` or a list of them (drop-in for upstream quests).
+
+    Parameters
+    ----------
+    dset : ase.Atoms or sequence of ase.Atoms
+        Frames are stacked in order.  Each frame's own ``pbc`` and ``cell`` are honoured
+        (partly periodic frames are treated as such, unlike upstream).
+    k : int, default 32
+        Neighbours per environment.
+    cutoff : float, default 5.0
+        Cutoff radius in Å.
+    concat : bool, default True
+        Return one ``(N, 2k-1)`` array; if False, the tuple ``(X1, X2)``.
+    dtype : str or dtype, default "float64"
+
+    Returns
+    -------
+    ndarray, shape (N, 2k-1), or tuple of (N, k) and (N, k-1) arrays
+    """
+    frames = [dset] if hasattr(dset, "get_positions") else list(dset)
+    if not frames:
+        raise QuestsInputError("dset is empty: give an ase.Atoms or a non-empty list of them")
+    parts = []
+    for i, atoms in enumerate(frames):
+        if len(atoms) == 0:
+            raise QuestsInputError(f"dset frame {i} has no atoms")
+        parts.append(
+            descriptors_from_arrays(
+                atoms.get_positions(), atoms.cell.array, atoms.pbc, k=k, cutoff=cutoff
+            )
+        )
+    x = np.concatenate(parts).astype(dtype, copy=False)
+    if concat:
+        return x
+    kk = int(k)
+    return x[:, :kk].copy(), x[:, kk:].copy()
