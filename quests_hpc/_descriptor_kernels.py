@@ -57,20 +57,34 @@ def _insert_nearest(best_d2, best_j, count, k, d2, j):
     return count
 
 
-@njit(inline="always")
-def _sort_descending(a, n):
-    """In-place insertion sort of ``a[:n]`` in descending order (n <= k is small)."""
-    for i in range(1, n):
-        v = a[i]
-        j = i - 1
-        while j >= 0 and a[j] < v:
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = v
+def sorting_network(n):
+    """Comparators ``(i, j)``, i < j, of Batcher's odd-even merge sort for n values.
+
+    Applying ``a[i], a[j] = min, max`` for every pair in order sorts any ``a`` of length
+    n ascending.  Built for the next power of two; comparators that touch a slot >= n
+    are dropped (equivalent to padding with +inf, which never moves).
+    """
+    m = 1
+    while m < n:
+        m *= 2
+    pairs = []
+    p = 1
+    while p < m:
+        step = p
+        while step >= 1:
+            for j in range(step % p, m - step, 2 * step):
+                for i in range(min(step, m - j - step)):
+                    if (i + j) // (2 * p) == (i + j + step) // (2 * p):
+                        pairs.append((i + j, i + j + step))
+            step //= 2
+        p *= 2
+    return np.array([(i, j) for i, j in pairs if j < n], dtype=np.int64).reshape(-1, 2)
 
 
 @njit(parallel=True, cache=True)
-def descriptor_kernel(points, centres, bin_of_point, start, stop, neigh, k, cutoff, out, clash):
+def descriptor_kernel(
+    points, centres, bin_of_point, start, stop, neigh, network, k, cutoff, out, clash
+):
     """Descriptors of the points ``centres`` (indices into the sorted ``points``).
 
     Parameters
@@ -83,6 +97,8 @@ def descriptor_kernel(points, centres, bin_of_point, start, stop, neigh, k, cuto
         From the cell list.
     neigh : int64 (B, 27)
         From :func:`neighbour_bins`.
+    network : int64 (P, 2)
+        Comparators of a sorting network for k values (:func:`sorting_network`).
     k : int
         Neighbours per environment.
     cutoff : float
@@ -100,8 +116,6 @@ def descriptor_kernel(points, centres, bin_of_point, start, stop, neigh, k, cuto
         disp = np.empty((k, 3))
         sw = np.empty(k)
         mat = np.zeros((k, k))
-        row = np.empty(k)
-        acc = np.empty(k)
         for t in range(c * _CHUNK, min(nc, (c + 1) * _CHUNK)):
             p = centres[t]
             px, py, pz = points[p, 0], points[p, 1], points[p, 2]
@@ -134,10 +148,16 @@ def descriptor_kernel(points, centres, bin_of_point, start, stop, neigh, k, cuto
                 sw[a] = np.sqrt(w)
             for a in range(count, k):
                 out[t, a] = 0.0
-            # Cross part X2: M_jl = sqrt(w_j w_l) / r_jl; rows sorted descending, the
-            # smallest entry (the zero diagonal) dropped, columns averaged over k rows.
+            # Cross part X2: M_jl = sqrt(w_j w_l) / r_jl with zero diagonal, zero rows and
+            # columns for missing neighbours.  Every row is sorted (ascending) by one
+            # sorting network applied to all rows at once -- M is symmetric, so row j is
+            # column j and a comparator on columns (p, q) is a min/max over contiguous
+            # memory that vectorises.  The smallest entry (a zero) is dropped and column
+            # n of the descending order is averaged over the k rows.
+            for a in range(k):
+                for b2 in range(k):
+                    mat[a, b2] = 0.0
             for a in range(count):
-                mat[a, a] = 0.0
                 for b2 in range(a + 1, count):
                     ex = disp[a, 0] - disp[b2, 0]
                     ey = disp[a, 1] - disp[b2, 1]
@@ -146,17 +166,19 @@ def descriptor_kernel(points, centres, bin_of_point, start, stop, neigh, k, cuto
                     v = sw[a] * sw[b2] / rjl if rjl > 0.0 else 0.0
                     mat[a, b2] = v
                     mat[b2, a] = v
+            if count > 1:
+                for c2 in range(network.shape[0]):
+                    lo_row = mat[network[c2, 0]]
+                    hi_row = mat[network[c2, 1]]
+                    for r in range(count):
+                        x = lo_row[r]
+                        y = hi_row[r]
+                        lo_row[r] = x if x < y else y
+                        hi_row[r] = y if x < y else x
             for n in range(k - 1):
-                acc[n] = 0.0
-            for a in range(count):
-                m = 0
-                for b2 in range(count):
-                    if b2 != a:
-                        row[m] = mat[a, b2]
-                        m += 1
-                _sort_descending(row, m)
-                for n in range(m):
-                    acc[n] += row[n]
-            for n in range(k - 1):
-                out[t, k + n] = acc[n] / k
+                srow = mat[k - 1 - n]
+                total = 0.0
+                for r in range(count):
+                    total += srow[r]
+                out[t, k + n] = total / k
     return out

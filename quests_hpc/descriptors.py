@@ -15,17 +15,23 @@ Cost is linear in the number of atoms for every boundary condition (cell lists o
 occupied bins only); threads follow :mod:`quests_hpc.threads`.
 """
 
+import functools
 import math
 
 import numpy as np
 
 from . import geometry
-from ._descriptor_kernels import descriptor_kernel, neighbour_bins
+from ._descriptor_kernels import descriptor_kernel, neighbour_bins, sorting_network
 from .cell_list import build_cell_list
 from .errors import CoincidentAtomsError, QuestsInputError
 
 DEFAULT_K = 32
 DEFAULT_CUTOFF = 5.0
+
+
+@functools.lru_cache(maxsize=16)
+def _network(k):
+    return sorting_network(k)
 
 
 def check_parameters(k, cutoff):
@@ -81,7 +87,8 @@ def local_descriptors(points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, lab
     rows = np.empty((len(centres), 2 * k - 1))
     clash = np.empty(len(centres), dtype=np.int64)
     descriptor_kernel(
-        cl.sorted_points, centres, cl.bin_of_point, cl.start, cl.stop, neigh, k, cutoff, rows, clash
+        cl.sorted_points, centres, cl.bin_of_point, cl.start, cl.stop, neigh, _network(k), k, cutoff,
+        rows, clash,
     )
     bad = np.flatnonzero(clash >= 0)
     if len(bad):

@@ -167,24 +167,29 @@ def periodic_images(positions, cell, pbc, cutoff):
     """
     pbc = as_pbc(pbc)
     n = len(positions)
-    empty = (np.empty((0, 3)), np.empty(0, np.int64), np.empty((0, 3), np.int64))
     if not pbc.any() or n == 0:
-        return empty
+        return np.empty((0, 3)), np.empty(0, np.int64), np.empty((0, 3), np.int64)
     frac = positions @ np.linalg.inv(cell)
     margin = np.where(pbc, cutoff / perpendicular_widths(cell), 0.0)
-    reach = np.ceil(margin).astype(np.int64)
-    ranges = [np.arange(-r, r + 1) for r in reach]
-    shifts = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
-    shifts = shifts[np.any(shifts != 0, axis=1)]
-    out_pos, out_src, out_shift = [], [], []
-    for s in shifts:
-        f = frac + s
-        keep = np.all((f >= -margin) & (f < 1.0 + margin) | ~pbc, axis=1)
-        idx = np.flatnonzero(keep)
-        if len(idx):
-            out_src.append(idx)
-            out_pos.append(positions[idx] + s @ cell)
-            out_shift.append(np.broadcast_to(s, (len(idx), 3)))
-    if not out_src:
-        return empty
-    return np.concatenate(out_pos), np.concatenate(out_src), np.concatenate(out_shift)
+    # Staged replication, one axis at a time (as in LAMMPS's ghost exchange): the images
+    # made along axis a are themselves replicated along the later axes, which yields
+    # exactly the box of fractional windows, scanning the points once per shift value.
+    src = np.arange(n, dtype=np.int64)
+    shifts = np.zeros((n, 3), dtype=np.int64)
+    for a in np.flatnonzero(pbc):
+        reach = int(np.ceil(margin[a]))
+        fa = frac[src, a] + shifts[:, a]
+        new_src, new_shift = [src], [shifts]
+        for s in range(-reach, reach + 1):
+            if s == 0:
+                continue
+            f = fa + s
+            idx = np.flatnonzero((f >= -margin[a]) & (f < 1.0 + margin[a]))
+            sh = shifts[idx].copy()
+            sh[:, a] += s
+            new_src.append(src[idx])
+            new_shift.append(sh)
+        src = np.concatenate(new_src)
+        shifts = np.concatenate(new_shift)
+    src, shifts = src[n:], shifts[n:]
+    return positions[src] + shifts @ cell, src, shifts
