@@ -1,0 +1,21 @@
+"""MPI-parallel QUESTS: one frame split in space across ranks.
+
+Modules
+-------
+decomposition
+    Cartesian grid of subdomains in fractional coordinates; atoms sent to their owners.
+halo
+    Ghost atoms (incl. periodic images) within the cutoff of every subdomain.
+shared_reference
+    Reference descriptors once per node (MPI-3 shared memory) or sharded + ring pass.
+measures
+    Distributed dH, H, diversity, novelty/overlap by ring passes; reductions to rank 0.
+runtime
+    Threads per rank, Numba compile-cache warm-up, abort-on-exception.
+pipeline
+    frame -> distribute -> halo -> descriptors -> kernel sums -> reductions.
+comm
+    Thin numpy layer over mpi4py (owned by the I/O work).
+
+Importing this package imports :mod:`mpi4py.MPI` (initialises MPI).
+"""

@@ -1,0 +1,116 @@
+"""Row-wise numpy exchanges used by the decomposition, halo and ring passes.
+
+Every function here is collective over ``comm`` (all ranks call it, in the same order,
+whatever their data).  Arrays are exchanged by *rows*: an ``(n, ...)`` array is sent as
+``n`` items of one contiguous MPI datatype covering a whole row, so counts stay far below
+the 32-bit limit of classic MPI calls even for multi-GB arrays.
+"""
+
+import numpy as np
+from mpi4py import MPI
+
+
+def _row_type(arr):
+    """Committed MPI datatype of one row of ``arr`` (caller frees it)."""
+    base = MPI._typedict[arr.dtype.char]
+    row = int(np.prod(arr.shape[1:], dtype=np.int64)) if arr.ndim > 1 else 1
+    t = base.Create_contiguous(row)
+    t.Commit()
+    return t
+
+
+def exchange_counts(comm, send_counts):
+    """All-to-all of one int64 per destination rank; returns the counts received."""
+    send = np.ascontiguousarray(send_counts, dtype=np.int64)
+    if send.shape != (comm.size,):
+        raise ValueError(f"send_counts must have one entry per rank ({comm.size}), got {send.shape}")
+    recv = np.empty_like(send)
+    comm.Alltoall(send, recv)
+    return recv
+
+
+def _displacements(counts):
+    d = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=d[1:])
+    return d
+
+
+def alltoallv_rows(comm, arr, send_counts, recv_counts=None):
+    """Send consecutive row blocks of ``arr`` to every rank (``MPI_Alltoallv``).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    arr : ndarray, shape (n, ...)
+        Rows ordered by destination: the first ``send_counts[0]`` rows go to rank 0, etc.
+    send_counts : array_like of int, shape (comm.size,)
+    recv_counts : array_like of int, optional
+        Rows coming from each rank, when already known (saves one ``Alltoall``).
+
+    Returns
+    -------
+    recv : ndarray, shape (sum(recv_counts), ...)
+        Rows received, ordered by source rank.
+    recv_counts : ndarray of int64
+    """
+    arr = np.ascontiguousarray(arr)
+    send_counts = np.asarray(send_counts, dtype=np.int64)
+    if int(send_counts.sum()) != len(arr):
+        raise ValueError(f"send_counts sum to {int(send_counts.sum())}, array has {len(arr)} rows")
+    if recv_counts is None:
+        recv_counts = exchange_counts(comm, send_counts)
+    recv_counts = np.asarray(recv_counts, dtype=np.int64)
+    recv = np.empty((int(recv_counts.sum()),) + arr.shape[1:], dtype=arr.dtype)
+    t = _row_type(arr)
+    try:
+        comm.Alltoallv(
+            [arr, (send_counts, _displacements(send_counts)), t],
+            [recv, (recv_counts, _displacements(recv_counts)), t],
+        )
+    finally:
+        t.Free()
+    return recv, recv_counts
+
+
+def gather_rows(comm, arr, root=0):
+    """Gather row blocks of ``arr`` from every rank to ``root`` in rank order.
+
+    Returns the concatenated array on ``root`` and ``None`` elsewhere.  Meant for
+    results of moderate size (tests, summaries); whole-frame arrays should be written
+    in parallel instead.
+    """
+    arr = np.ascontiguousarray(arr)
+    counts = np.array(comm.allgather(len(arr)), dtype=np.int64)
+    tail = comm.bcast(arr.shape[1:] if comm.rank == root else None, root=root)
+    if arr.shape[1:] != tail:
+        raise ValueError(f"rank {comm.rank}: row shape {arr.shape[1:]} differs from root's {tail}")
+    recv = None
+    t = _row_type(arr)
+    try:
+        if comm.rank == root:
+            recv = np.empty((int(counts.sum()),) + arr.shape[1:], dtype=arr.dtype)
+            comm.Gatherv([arr, len(arr), t], [recv, (counts, _displacements(counts)), t], root=root)
+        else:
+            comm.Gatherv([arr, len(arr), t], None, root=root)
+    finally:
+        t.Free()
+    return recv
+
+
+def bcast_array(comm, arr, root=0, chunk_bytes=1 << 28):
+    """Broadcast an ndarray from ``root`` (shape and dtype included), in chunks.
+
+    ``arr`` is only read on ``root``; other ranks may pass ``None``.
+    """
+    meta = comm.bcast((arr.shape, arr.dtype.str) if comm.rank == root else None, root=root)
+    shape, dtype = meta
+    out = np.ascontiguousarray(arr) if comm.rank == root else np.empty(shape, dtype=dtype)
+    bcast_into(comm, out, root=root, chunk_bytes=chunk_bytes)
+    return out
+
+
+def bcast_into(comm, buf, root=0, chunk_bytes=1 << 28):
+    """Broadcast the contents of the contiguous array ``buf`` in place, in chunks."""
+    flat = buf.reshape(-1).view(np.uint8)
+    for start in range(0, len(flat), chunk_bytes):
+        comm.Bcast([flat[start:start + chunk_bytes], MPI.BYTE], root=root)

@@ -1,0 +1,170 @@
+"""Halo exchange: every rank receives the ghost atoms within the cutoff of its subdomain.
+
+The halo of a subdomain is every atom, or periodic image of an atom, within ``cutoff``
+(r_c, SPEC.md) of it.  A point within distance r_c of a point of the subdomain has, along
+every axis ``a``, a fractional coordinate within ``r_c / w_a`` of the subdomain's range
+(``w_a`` the perpendicular width of the cell), so each rank receives the images whose
+fractional coordinates fall in its range widened by that margin: a superset of the exact
+halo (points beyond r_c are never neighbours, so the surplus changes nothing).
+
+Images are shifted by integer combinations of the cell vectors, exactly as the serial core
+builds them (:func:`quests_hpc.geometry.periodic_images`: ``position + s @ cell``), so owned
+atoms see bitwise the same neighbour coordinates as in the serial whole-frame computation.
+Images of a rank's own atoms are ghosts too, when its subdomain spans the whole cell along
+a periodic axis or the cell is narrower than 2 r_c; subdomains narrower than r_c receive
+ghosts from non-adjacent ranks.  All of this falls out of the same per-atom test.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QuestsInputError
+from ._halo_kernel import halo_targets
+from .exchange import alltoallv_rows
+
+# Relative and absolute slack on the fractional margin: rounding of fractional
+# coordinates must never drop a neighbour (extra ghosts are harmless).
+_REL_SLACK = 1e-9
+_ABS_SLACK = 1e-12
+
+
+@dataclass
+class Ghosts:
+    """Ghost atoms received by one rank.
+
+    Attributes
+    ----------
+    ids : ndarray of int64, shape (g,)
+        Atom id of each ghost (an atom may appear as several periodic images).
+    positions : ndarray, shape (g, 3)
+        Cartesian positions of the images.
+    n_sent : int
+        Ghost rows this rank sent (including images of its own atoms kept locally).
+    """
+
+    ids: np.ndarray
+    positions: np.ndarray
+    n_sent: int = 0
+
+    def __len__(self):
+        return len(self.ids)
+
+
+def halo_margins(grid, cutoff):
+    """Fractional halo margin per axis, ``cutoff / w_a`` plus rounding slack."""
+    cutoff = float(cutoff)
+    if not np.isfinite(cutoff) or cutoff <= 0:
+        raise QuestsInputError(f"cutoff must be a finite number > 0, got {cutoff!r}")
+    m = cutoff / grid.widths
+    return m * (1.0 + _REL_SLACK) + _ABS_SLACK
+
+
+def expanded_intervals(grid, margins):
+    """``(elo, ehi)``, each (3, max(dims)): every subdomain's range widened by the margin.
+
+    Along non-periodic axes the outer subdomains are open-ended (they own every atom
+    beyond the outer cuts).
+    """
+    dmax = int(grid.dims.max())
+    elo = np.full((3, dmax), np.inf)
+    ehi = np.full((3, dmax), -np.inf)
+    for a in range(3):
+        c = grid.cuts[a]
+        d = int(grid.dims[a])
+        elo[a, :d] = c[:-1] - margins[a]
+        ehi[a, :d] = c[1:] + margins[a]
+        if not grid.pbc[a]:
+            elo[a, 0] = -np.inf
+            ehi[a, d - 1] = np.inf
+    return elo, ehi
+
+
+def ghost_targets(grid, frac, rank, cutoff):
+    """Destinations of the ghost copies of a rank's owned atoms (no communication).
+
+    Parameters
+    ----------
+    grid : Grid
+    frac : ndarray, shape (n, 3)
+        Fractional coordinates of the owned atoms.
+    rank : int
+        The owning rank (its own atoms at zero shift are not ghosts).
+    cutoff : float
+
+    Returns
+    -------
+    atom : ndarray of int64, shape (m,)
+        Index of the owned atom of each ghost copy.
+    dest : ndarray of int64, shape (m,)
+        Rank receiving it.
+    shift : ndarray of int64, shape (m, 3)
+        Integer cell translation of the copy.
+    Rows are sorted by destination rank.
+    """
+    margins = halo_margins(grid, cutoff)
+    elo, ehi = expanded_intervals(grid, margins)
+    n = len(frac)
+    per_axis = np.where(grid.pbc, np.ceil(1.0 + 2.0 * margins) + 3, 1).astype(np.int64)
+    max_pairs = int(per_axis.max() * grid.dims.max())
+    frac = np.ascontiguousarray(frac, dtype=np.float64)
+    pbc = np.ascontiguousarray(grid.pbc, dtype=np.bool_)
+    dims = np.ascontiguousarray(grid.dims, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    e_i = np.empty(0, np.int64)
+    e_s = np.empty((0, 3), np.int64)
+    halo_targets(frac, pbc, elo, ehi, dims, int(rank), max_pairs, True, offsets, e_i, e_i, e_s)
+    np.cumsum(offsets, out=offsets)
+    m = int(offsets[-1])
+    atom = np.empty(m, np.int64)
+    dest = np.empty(m, np.int64)
+    shift = np.empty((m, 3), np.int64)
+    halo_targets(frac, pbc, elo, ehi, dims, int(rank), max_pairs, False, offsets, atom, dest, shift)
+    order = np.argsort(dest, kind="stable")
+    return atom[order], dest[order], shift[order]
+
+
+def shifted_positions(positions, cell, atom, shift):
+    """``positions[atom] + s @ cell`` for every row, computed per distinct shift ``s``.
+
+    The translation of each distinct shift is ``s @ cell`` with ``s`` an int64 vector,
+    the same expression as in :func:`quests_hpc.geometry.periodic_images`, so images are
+    bitwise identical to the serial core's.
+    """
+    out = positions[atom]
+    if len(shift) == 0:
+        return out
+    uniq, inverse = np.unique(shift, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    for u in range(len(uniq)):
+        s = np.array(uniq[u], dtype=np.int64)
+        if not s.any():
+            continue
+        rows = np.flatnonzero(inverse == u)
+        out[rows] = positions[atom[rows]] + s @ cell
+    return out
+
+
+def exchange_halo(comm, grid, owned, cutoff):
+    """Send every owned atom's ghost copies to the ranks that need them (collective).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    grid : Grid
+    owned : OwnedAtoms
+        This rank's atoms (positions wrapped, as from :func:`distribute`).
+    cutoff : float
+        Halo width r_c (Å).
+
+    Returns
+    -------
+    Ghosts
+    """
+    frac = grid.fractional(owned.positions) if len(owned) else np.empty((0, 3))
+    atom, dest, shift = ghost_targets(grid, frac, comm.rank, cutoff)
+    counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
+    send_pos = shifted_positions(owned.positions, grid.cell, atom, shift)
+    r_ids, recv_counts = alltoallv_rows(comm, owned.ids[atom], counts)
+    r_pos, _ = alltoallv_rows(comm, send_pos, counts, recv_counts)
+    return Ghosts(ids=r_ids, positions=r_pos, n_sent=len(atom))

@@ -1,0 +1,225 @@
+"""One frame through the MPI pipeline, with per-stage wall times and memory.
+
+Stages (names as in the timings): ``read`` (when a reader is used), ``distribute`` (grid +
+atoms to their owners), ``halo`` (ghost exchange), ``descriptors`` (owned atoms, with
+ghosts as neighbours), ``kernel_sums`` (dH of owned atoms against the reference) and
+``reductions`` (counts, imbalance, dH summary, timings and memory to rank 0).
+
+Input is what the parallel LAMMPS reader gives each rank: any subset of the frame's atoms
+(``ids``, ``positions``, optionally ``types``) plus the frame's ``cell`` and ``pbc``, the
+same on every rank.  No rank ever holds the whole frame.
+
+Every function here is collective over ``comm``.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from mpi4py import MPI
+
+from ..descriptors import DEFAULT_CUTOFF, DEFAULT_K, check_parameters, local_descriptors
+from ..information import DEFAULT_BANDWIDTH
+from . import measures
+from .decomposition import build_grid, distribute, imbalance
+from .exchange import gather_rows
+from .halo import exchange_halo
+from .runtime import collective_errors, current_memory_bytes, peak_memory_bytes
+
+STAGES = ("read", "distribute", "halo", "descriptors", "kernel_sums", "reductions")
+
+
+@dataclass
+class FrameResult:
+    """Per-rank result of :func:`run_frame`.
+
+    Attributes
+    ----------
+    ids : ndarray of int64, shape (n_owned,)
+        Owned atom ids, ascending.
+    types : ndarray or None
+    descriptors : ndarray, shape (n_owned, 2k-1), or None
+        Kept when ``keep_descriptors``.
+    dh : ndarray, shape (n_owned,) or (n_h, n_owned), or None
+        dH of the owned atoms against the reference (None without one).
+    n_ghosts : int
+    timings : dict
+        Wall seconds of each stage on this rank.
+    grid : Grid
+    summary : dict or None
+        On ``root``: ``n_atoms``, ``dims``, per-rank ``atoms``/``ghosts``/``peak_memory``,
+        ``imbalance`` (max/mean of owned atoms), per-stage ``timings_max``/``timings_min``
+        over ranks, and ``dh`` (from :func:`~quests_hpc.parallel.measures.summarize_dh`).
+    """
+
+    ids: np.ndarray
+    types: np.ndarray
+    descriptors: np.ndarray
+    dh: np.ndarray
+    n_ghosts: int
+    timings: dict
+    grid: object
+    summary: dict = None
+    memory: dict = field(default_factory=dict)
+
+
+class _Stages:
+    """Wall time of successive stages (optionally closed by a barrier) and memory."""
+
+    def __init__(self, comm, sync):
+        self.comm, self.sync = comm, sync
+        self.times, self.memory = {}, {}
+        self._t = time.perf_counter()
+
+    def done(self, name):
+        if self.sync:
+            self.comm.Barrier()
+        t = time.perf_counter()
+        self.times[name] = self.times.get(name, 0.0) + t - self._t
+        self.memory[name] = current_memory_bytes()
+        self._t = t
+
+
+def compute_descriptors(comm, owned, ghosts, k, cutoff):
+    """Descriptors of the owned atoms with the ghosts as extra neighbours (collective).
+
+    A failure on one rank (e.g. two coincident atoms) raises on every rank.
+    """
+    with collective_errors(comm):
+        if len(owned) == 0:
+            return np.empty((0, 2 * k - 1))
+        points = np.concatenate([owned.positions, ghosts.positions])
+        labels = np.concatenate([owned.ids, ghosts.ids])
+        return local_descriptors(points, len(owned), k, cutoff, labels=labels)
+
+
+def run_frame(comm, ids, positions, cell, pbc, reference=None, *, types=None, k=DEFAULT_K,
+              cutoff=DEFAULT_CUTOFF, h=DEFAULT_BANDWIDTH, dims=None, balance="uniform",
+              keep_descriptors=True, threshold=0.0, sync_timings=True, root=0,
+              timings=None, **sum_kwargs):
+    """Descriptors and dH of every atom of one frame, distributed in space (collective).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    ids : array_like of int, shape (n_local,)
+        Unique atom ids of this rank's share of the frame (any split of the frame).
+    positions : array_like, shape (n_local, 3)
+    cell : array_like, shape (3, 3)
+        Rows are the cell vectors (same on every rank).
+    pbc : bool or 3 bools
+    reference : SharedReference, optional
+        Reference descriptors; without one, only descriptors are computed.
+    types : array_like, optional
+        Carried along with the atoms.
+    k, cutoff : int, float
+        Descriptor parameters (SPEC.md).
+    h : float or sequence of float
+        Bandwidth(s) for dH.
+    dims : sequence of 3 int, optional
+        Subdomains per axis (0 = choose).
+    balance : {"uniform", "atoms"}
+        Cut planes uniform in fractional coordinates, or at the atoms' quantiles.
+    keep_descriptors : bool
+        Keep the owned descriptors in the result (else dropped after the kernel sums).
+    threshold : float
+        dH above which an atom counts as novel in the summary.
+    sync_timings : bool
+        Close every stage with a barrier, so each stage's time includes its waiting.
+    root : int
+        Rank receiving the summary.
+    timings : dict, optional
+        Earlier stage times to include (e.g. ``{"read": t}`` from the reader).
+    **sum_kwargs
+        Passed to the kernel sums (``block_size``, ``d_max``).
+
+    Returns
+    -------
+    FrameResult
+    """
+    k, cutoff = check_parameters(k, cutoff)
+    stages = _Stages(comm, sync_timings)
+    if timings:
+        stages.times.update(timings)
+
+    grid = build_grid(comm, positions, cell, pbc, dims=dims, balance=balance)
+    owned = distribute(comm, grid, ids, positions, types)
+    stages.done("distribute")
+
+    ghosts = exchange_halo(comm, grid, owned, cutoff)
+    stages.done("halo")
+
+    desc = compute_descriptors(comm, owned, ghosts, k, cutoff)
+    n_ghosts = len(ghosts)
+    del ghosts
+    stages.done("descriptors")
+
+    dh = None
+    if reference is not None:
+        if reference.layout == "sharded":
+            dh = -reference.log_kernel_sum(desc, h, **sum_kwargs)
+        else:
+            with collective_errors(comm):
+                dh = -reference.log_kernel_sum(desc, h, **sum_kwargs)
+        stages.done("kernel_sums")
+
+    summary = _summarize(comm, grid, owned, n_ghosts, dh, threshold, stages, root)
+    stages.done("reductions")
+    if summary is not None:
+        summary["timings_max"]["reductions"] = stages.times["reductions"]
+    return FrameResult(
+        ids=owned.ids, types=owned.types, descriptors=desc if keep_descriptors else None,
+        dh=dh, n_ghosts=n_ghosts, timings=dict(stages.times), grid=grid, summary=summary,
+        memory=dict(stages.memory),
+    )
+
+
+def _summarize(comm, grid, owned, n_ghosts, dh, threshold, stages, root):
+    counts, imb = imbalance(comm, len(owned))
+    ghosts = comm.gather(int(n_ghosts), root=root)
+    peak = comm.gather(peak_memory_bytes(), root=root)
+    times = comm.gather(dict(stages.times), root=root)
+    dh_summary = measures.summarize_dh(comm, dh, threshold, root) if dh is not None else None
+    if comm.rank != root:
+        return None
+    names = [s for s in STAGES if s in times[0]]
+    return {
+        "n_atoms": int(counts.sum()),
+        "ranks": comm.size,
+        "dims": grid.dims.tolist(),
+        "atoms": counts.tolist(),
+        "ghosts": ghosts,
+        "imbalance": imb,
+        "peak_memory": peak,
+        "timings_max": {s: max(t[s] for t in times) for s in names},
+        "timings_min": {s: min(t[s] for t in times) for s in names},
+        "timings": times,
+        "dh": dh_summary,
+    }
+
+
+def gather_by_id(comm, result, root=0):
+    """Gather ids, descriptors and dH of every atom to ``root``, sorted by id (collective).
+
+    For tests and small frames only (the root holds the whole frame's results).
+
+    Returns
+    -------
+    dict or None
+        On ``root``: ``ids``, and ``descriptors`` / ``dh`` where the result has them.
+    """
+    out = {"ids": gather_rows(comm, result.ids, root)}
+    if comm.allreduce(result.descriptors is not None, op=MPI.LAND):
+        out["descriptors"] = gather_rows(comm, result.descriptors, root)
+    if comm.allreduce(result.dh is not None, op=MPI.LAND):
+        out["dh"] = gather_rows(comm, np.atleast_2d(result.dh).T, root)
+    if comm.rank != root:
+        return None
+    order = np.argsort(out["ids"], kind="stable")
+    res = {"ids": out["ids"][order]}
+    if "descriptors" in out:
+        res["descriptors"] = out["descriptors"][order]
+    if "dh" in out:
+        d = out["dh"][order].T
+        res["dh"] = d[0] if np.ndim(result.dh) == 1 else d
+    return res

@@ -1,0 +1,241 @@
+"""Per-rank runtime: threads, Numba compile-cache warm-up, failure handling, memory.
+
+* :func:`configure_threads` -- Numba (and BLAS) threads per rank default to
+  ``cores on the node / ranks on the node`` (at least 1), so ``mpiexec -n 2`` on a 2-core
+  machine does not oversubscribe; overridable by argument or ``QUESTS_HPC_NUM_THREADS``.
+* :func:`warm_up` -- compile (or load from Numba's cache) every kernel in a safe order:
+  world rank 0 first, then one rank per node, then all other ranks.  Cache files are
+  written once, by one process at a time, and no rank compiles what another has cached.
+* :func:`abort_on_error` / :func:`install_excepthook` -- an exception on any rank prints
+  its traceback prefixed with the rank number and ends every rank with
+  ``COMM_WORLD.Abort(1)``: a non-zero exit within seconds, never a hang.
+* :func:`collective_errors` -- for stages whose failure is an expected outcome (bad input
+  on one rank): every rank learns that some rank failed and raises, so all leave the
+  stage together and no rank is left waiting in a later collective.
+"""
+
+import contextlib
+import os
+import resource
+import sys
+import traceback
+
+import numpy as np
+from mpi4py import MPI
+
+from .. import threads as _threads
+
+ENV_THREADS = "QUESTS_HPC_NUM_THREADS"
+
+
+class RankFailedError(RuntimeError):
+    """Raised on the ranks that did not fail when another rank failed in a stage.
+
+    Attributes
+    ----------
+    failures : list of (int, str)
+        Rank and one-line message of every rank that failed.
+    """
+
+    def __init__(self, failures):
+        self.failures = list(failures)
+        r, msg = self.failures[0]
+        more = f" (and {len(self.failures) - 1} more rank(s))" if len(self.failures) > 1 else ""
+        super().__init__(f"rank {r} failed: {msg}{more}")
+
+
+def node_comm(comm=None):
+    """Communicator of the ranks sharing this node (``Split_type(COMM_TYPE_SHARED)``)."""
+    comm = MPI.COMM_WORLD if comm is None else comm
+    return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+
+
+def cores_available():
+    """Cores this process may run on (its CPU affinity set, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads(ranks_on_node, cores=None):
+    """Threads per rank: ``cores // ranks_on_node``, at least 1.
+
+    When the launcher binds each rank to a subset of the cores (its affinity set is
+    smaller than the node), that subset is the rank's share already.
+    """
+    node_cores = os.cpu_count() or 1
+    cores = cores_available() if cores is None else int(cores)
+    if cores < node_cores:
+        return max(1, cores)
+    return max(1, cores // max(1, int(ranks_on_node)))
+
+
+def configure_threads(comm=None, n=None):
+    """Set the Numba (and, when threadpoolctl is installed, BLAS) threads of this rank.
+
+    Collective over ``comm`` (it splits a node communicator).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm, optional
+        Defaults to ``COMM_WORLD``.
+    n : int, optional
+        Explicit thread count; otherwise ``QUESTS_HPC_NUM_THREADS``; otherwise
+        :func:`default_threads` for the ranks on this node.
+
+    Returns
+    -------
+    int
+        Threads applied.
+    """
+    nc = node_comm(comm)
+    ranks_on_node = nc.size
+    nc.Free()
+    if n is None:
+        env = os.environ.get(ENV_THREADS)
+        n = int(env) if env else default_threads(ranks_on_node)
+    n = _threads.set_num_threads(int(n))
+    try:  # BLAS calls (numpy matmul) must not oversubscribe either.
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    except ImportError:
+        pass
+    return n
+
+
+def _warm_kernels(callables):
+    for fn in callables:
+        fn()
+
+
+def default_warmups():
+    """Tiny calls that compile every Numba kernel a pipeline run uses, by signature."""
+    from ..descriptors import local_descriptors
+    from .decomposition import build_grid
+    from .halo import ghost_targets
+
+    rng = np.random.default_rng(0)
+    pts = rng.random((12, 3)) * 4.0
+
+    def descriptors():
+        local_descriptors(pts, 4, k=4, cutoff=3.0)
+
+    def halo():
+        from mpi4py import MPI as _MPI
+
+        grid = build_grid(_MPI.COMM_SELF, pts, np.eye(3) * 4.0, True)
+        ghost_targets(grid, grid.fractional(pts), 0, 3.0)
+
+    calls = [descriptors, halo]
+    try:
+        from .. import information
+
+        y = rng.random((3, 5))
+        calls.append(lambda: information.log_kernel_sum(y, y, 0.5))
+    except (ImportError, AttributeError):
+        pass
+    return calls
+
+
+def warm_up(comm=None, callables=None):
+    """Compile or cache-load every kernel without N-fold compiles (collective).
+
+    World rank 0 runs ``callables`` first (compiling and writing Numba's cache); then the
+    first rank of every other node (loading the cache where the file system is shared,
+    compiling into a node-local cache otherwise); then every remaining rank, which only
+    loads from the cache.  Barriers separate the three waves.
+    """
+    comm = MPI.COMM_WORLD if comm is None else comm
+    callables = default_warmups() if callables is None else callables
+    nc = node_comm(comm)
+    try:
+        with abort_on_error(comm):
+            if comm.rank == 0:
+                _warm_kernels(callables)
+        comm.Barrier()
+        with abort_on_error(comm):
+            if nc.rank == 0 and comm.rank != 0:
+                _warm_kernels(callables)
+        comm.Barrier()
+        with abort_on_error(comm):
+            if nc.rank != 0:
+                _warm_kernels(callables)
+        comm.Barrier()
+    finally:
+        nc.Free()
+
+
+def _report(exc_type, exc, tb, rank):
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    prefix = f"[rank {rank}] "
+    sys.stderr.write(f"{prefix}unhandled exception; aborting all ranks\n")
+    sys.stderr.write("".join(prefix + line + "\n" for line in text.rstrip("\n").split("\n")))
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def abort_on_error(comm=None, errorcode=1):
+    """Context manager: any exception inside prints its traceback and aborts every rank.
+
+    ``SystemExit(0)`` and ``KeyboardInterrupt`` on a single-rank run propagate normally.
+    """
+    comm = MPI.COMM_WORLD if comm is None else comm
+    try:
+        yield
+    except SystemExit as e:
+        if e.code in (None, 0):
+            raise
+        _report(type(e), e, e.__traceback__, MPI.COMM_WORLD.rank)
+        MPI.COMM_WORLD.Abort(int(e.code) if isinstance(e.code, int) else errorcode)
+    except BaseException as e:  # noqa: BLE001 -- every failure must end the job
+        _report(type(e), e, e.__traceback__, MPI.COMM_WORLD.rank)
+        MPI.COMM_WORLD.Abort(errorcode)
+
+
+def install_excepthook(errorcode=1):
+    """Make an uncaught exception on any rank print ``[rank r]`` + traceback and Abort."""
+
+    def hook(exc_type, exc, tb):
+        _report(exc_type, exc, tb, MPI.COMM_WORLD.rank)
+        MPI.COMM_WORLD.Abort(errorcode)
+
+    sys.excepthook = hook
+    return hook
+
+
+@contextlib.contextmanager
+def collective_errors(comm):
+    """Collective context manager: if the block raises on any rank, it raises on all.
+
+    The failing rank re-raises its own exception; the others raise
+    :class:`RankFailedError` naming the failed ranks.  One ``allgather`` of a short
+    message at the end of the block (whether or not it failed).
+    """
+    failure = None
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 -- shared with every rank below
+        failure = e
+    msg = None if failure is None else f"{type(failure).__name__}: {failure}"
+    failures = [(r, m) for r, m in enumerate(comm.allgather(msg)) if m is not None]
+    if failure is not None:
+        raise failure
+    if failures:
+        raise RankFailedError(failures)
+
+
+def peak_memory_bytes():
+    """Peak resident memory of this process so far (``ru_maxrss``), in bytes."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(kb) * (1 if sys.platform == "darwin" else 1024)
+
+
+def current_memory_bytes():
+    """Current resident memory of this process (Linux ``/proc/self/statm``), in bytes."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return peak_memory_bytes()
