@@ -1,11 +1,12 @@
 """Numba kernel: which ranks need which periodic image of each owned atom.
 
-Pure functions on arrays (no MPI).  Along each axis the grid is described by the expanded
-interval ``[elo[a, i], ehi[a, i])`` of every subdomain ``i`` (its cuts widened by the halo
-margin); along a periodic axis an image ``f + s`` (integer ``s``) is considered for every
-``s`` that lands in the expanded grid.  The destinations of an atom are the Cartesian
-product of its (shift, subdomain) pairs along the three axes, minus the atom itself on its
-own rank at zero shift.
+Pure functions on arrays (no MPI).  The (staggered) grid is described by the expanded
+intervals ``[elo, ehi)`` of its subdomains (cuts widened by the halo margin): per slab
+along axis 0, per slab and row along axis 1, per column and layer along axis 2.  Along a
+periodic axis an image ``f + s`` (integer ``s``) is considered for every ``s`` that lands
+in the expanded range.  The destinations of an atom are all (shift, subdomain) triples
+whose intervals contain it along the three axes, minus the atom itself on its own rank at
+zero shift.
 """
 
 import numpy as np
@@ -33,8 +34,8 @@ def _axis_pairs(f, periodic, elo, ehi, nd, out_s, out_i):
 
 
 @njit(parallel=True, cache=True)
-def halo_targets(frac, pbc, elo, ehi, dims, me, max_pairs, counts_only, offsets,
-                 out_atom, out_rank, out_shift):
+def halo_targets(frac, pbc, elo0, ehi0, elo1, ehi1, elo2, ehi2, me, max_pairs, counts_only,
+                 offsets, out_atom, out_rank, out_shift):
     """Ghost destinations of every atom (two passes: counts, then fill).
 
     Parameters
@@ -42,9 +43,12 @@ def halo_targets(frac, pbc, elo, ehi, dims, me, max_pairs, counts_only, offsets,
     frac : float64 (N, 3)
         Fractional coordinates of the rank's owned atoms.
     pbc : bool (3,)
-    elo, ehi : float64 (3, D)
-        Expanded interval of subdomain ``i`` along axis ``a`` (padded to D columns).
-    dims : int64 (3,)
+    elo0, ehi0 : float64 (d0,)
+        Expanded interval of slab ``i`` along axis 0.
+    elo1, ehi1 : float64 (d0, d1)
+        Expanded interval of subdomain ``j`` along axis 1 within slab ``i``.
+    elo2, ehi2 : float64 (d0, d1, d2)
+        Expanded interval of subdomain ``l`` along axis 2 within column ``(i, j)``.
     me : int
         This rank.
     max_pairs : int
@@ -58,8 +62,9 @@ def halo_targets(frac, pbc, elo, ehi, dims, me, max_pairs, counts_only, offsets,
         Second pass output, ``M = offsets[N]``.
     """
     n = frac.shape[0]
-    d1 = dims[1]
-    d2 = dims[2]
+    d0 = elo0.shape[0]
+    d1 = elo1.shape[1]
+    d2 = elo2.shape[2]
     for t in prange(n):
         s0 = np.empty(max_pairs, np.int64)
         i0 = np.empty(max_pairs, np.int64)
@@ -67,12 +72,13 @@ def halo_targets(frac, pbc, elo, ehi, dims, me, max_pairs, counts_only, offsets,
         i1 = np.empty(max_pairs, np.int64)
         s2 = np.empty(max_pairs, np.int64)
         i2 = np.empty(max_pairs, np.int64)
-        n0 = _axis_pairs(frac[t, 0], pbc[0], elo[0], ehi[0], dims[0], s0, i0)
-        n1 = _axis_pairs(frac[t, 1], pbc[1], elo[1], ehi[1], dims[1], s1, i1)
-        n2 = _axis_pairs(frac[t, 2], pbc[2], elo[2], ehi[2], dims[2], s2, i2)
         row = 0 if counts_only else offsets[t]
+        n0 = _axis_pairs(frac[t, 0], pbc[0], elo0, ehi0, d0, s0, i0)
         for a in range(n0):
+            n1 = _axis_pairs(frac[t, 1], pbc[1], elo1[i0[a]], ehi1[i0[a]], d1, s1, i1)
             for b in range(n1):
+                n2 = _axis_pairs(frac[t, 2], pbc[2], elo2[i0[a], i1[b]], ehi2[i0[a], i1[b]],
+                                 d2, s2, i2)
                 for c in range(n2):
                     r = (i0[a] * d1 + i1[b]) * d2 + i2[c]
                     if r == me and s0[a] == 0 and s1[b] == 0 and s2[c] == 0:

@@ -7,9 +7,11 @@ periodic axis the grid spans ``[0, 1)``; along a non-periodic axis it spans the 
 the atoms (a global min/max).  Rank ``r`` has grid coordinates in row-major order, as in
 ``MPI_Cart_create``: ``r = (i * dims[1] + j) * dims[2] + l``.
 
-Cut planes are uniform by default (``balance="uniform"``); ``balance="atoms"`` places the
-cuts of every axis at quantiles of the atoms' marginal distribution along that axis, which
-evens out clustered frames while keeping a Cartesian grid.
+Cut planes are uniform by default (``balance="uniform"``): a Cartesian grid.
+``balance="atoms"`` staggers them as in recursive coordinate bisection: axis 0 is cut at
+quantiles of the atoms' distribution, then every slab along axis 1 at the quantiles of its
+own atoms, then every column along axis 2; every subdomain stays a box (in fractional
+coordinates) and gets about the same number of atoms, also for clustered frames.
 
 All functions taking ``comm`` are collective.
 """
@@ -30,7 +32,12 @@ _HIST_BINS = 4096
 
 @dataclass
 class Grid:
-    """A Cartesian grid of subdomains over a cell.
+    """A grid of ``dims[0] x dims[1] x dims[2]`` box-shaped subdomains over a cell.
+
+    The cuts are staggered (as in recursive coordinate bisection): axis 0 is cut into
+    slabs; each slab ``i`` is cut along axis 1 at its own positions ``cuts[1][i]``; each
+    column ``(i, j)`` is cut along axis 2 at ``cuts[2][i, j]``.  With uniform cuts every
+    row is the same and the grid is an ordinary Cartesian one.
 
     Attributes
     ----------
@@ -42,9 +49,11 @@ class Grid:
     dims : ndarray of int64, shape (3,)
         Subdomains per axis; ``prod(dims) == comm.size``.
     cuts : tuple of 3 ndarrays
-        ``cuts[a]`` has ``dims[a] + 1`` increasing fractional coordinates; subdomain
-        ``i`` along axis ``a`` is ``[cuts[a][i], cuts[a][i + 1])``.  Along a non-periodic
-        axis the outer cuts are the atoms' extent and are open-ended for ownership.
+        Shapes ``(d0 + 1,)``, ``(d0, d1 + 1)``, ``(d0, d1, d2 + 1)``: increasing fractional
+        coordinates; subdomain ``(i, j, l)`` is ``[cuts[0][i], cuts[0][i+1]) x
+        [cuts[1][i, j], cuts[1][i, j+1]) x [cuts[2][i, j, l], cuts[2][i, j, l+1])``.
+        Along a non-periodic axis the outer cuts are the atoms' extent and are open-ended
+        for ownership.
     widths : ndarray, shape (3,)
         Perpendicular widths of the complete cell (Å).
     """
@@ -69,8 +78,11 @@ class Grid:
         """Grid coordinates ``(N, 3)`` of the subdomains owning fractional points ``frac``."""
         frac = np.atleast_2d(frac)
         out = np.empty((len(frac), 3), dtype=np.int64)
-        for a in range(3):
-            out[:, a] = np.searchsorted(self.cuts[a][1:-1], frac[:, a], side="right")
+        out[:, 0] = np.searchsorted(self.cuts[0][1:-1], frac[:, 0], side="right")
+        inner1 = self.cuts[1][out[:, 0], 1:-1]
+        out[:, 1] = (frac[:, 1:2] >= inner1).sum(axis=1)
+        inner2 = self.cuts[2][out[:, 0], out[:, 1], 1:-1]
+        out[:, 2] = (frac[:, 2:3] >= inner2).sum(axis=1)
         return out
 
     def rank_of_coords(self, coords):
@@ -89,9 +101,10 @@ class Grid:
 
     def bounds(self, rank):
         """Fractional ``(lo, hi)`` of the subdomain of ``rank`` (shape (3,) each)."""
-        c = self.coords_of_rank(rank)
-        lo = np.array([self.cuts[a][c[a]] for a in range(3)])
-        hi = np.array([self.cuts[a][c[a] + 1] for a in range(3)])
+        i, j, l_ = self.coords_of_rank(rank)
+        rows = (self.cuts[0], self.cuts[1][i], self.cuts[2][i, j])
+        lo = np.array([rows[0][i], rows[1][j], rows[2][l_]])
+        hi = np.array([rows[0][i + 1], rows[1][j + 1], rows[2][l_ + 1]])
         return lo, hi
 
 
@@ -147,20 +160,49 @@ def _global_extent(comm, frac, pbc):
     return glo, ghi
 
 
-def _quantile_cuts(comm, values, lo, hi, n):
-    """``n + 1`` cuts in ``[lo, hi]`` at the global quantiles of ``values`` (collective)."""
+def _uniform_cuts(lo, hi, n, periodic):
+    if periodic:
+        return np.arange(n + 1, dtype=np.float64) / n
+    return np.linspace(lo, hi, n + 1)
+
+
+def _quantile_cuts(comm, values, lo, hi, n, group, n_groups):
+    """Cuts in ``[lo, hi]`` at the global quantiles of ``values``, per group (collective).
+
+    Parameters
+    ----------
+    values : ndarray, shape (m,)
+        This rank's coordinates along the axis.
+    group : ndarray of int, shape (m,)
+        Group (e.g. slab) of every value; quantiles are taken within each group.
+
+    Returns
+    -------
+    ndarray, shape (n_groups, n + 1)
+        Increasing cuts per group, from ``lo`` to ``hi``.
+    """
     if n == 1 or hi <= lo:
-        return np.linspace(lo, hi, n + 1)
-    hist, _ = np.histogram(np.clip(values, lo, hi), bins=_HIST_BINS, range=(lo, hi))
+        return np.tile(np.linspace(lo, hi, n + 1), (n_groups, 1))
+    scaled = (np.clip(values, lo, hi) - lo) / (hi - lo) * _HIST_BINS
+    b = np.minimum(scaled.astype(np.int64), _HIST_BINS - 1)
+    hist = np.bincount(group * _HIST_BINS + b, minlength=n_groups * _HIST_BINS)
+    hist = hist.astype(np.int64).reshape(n_groups, _HIST_BINS)
     ghist = np.empty_like(hist)
     comm.Allreduce(hist, ghist, op=MPI.SUM)
-    cum = np.concatenate([[0], np.cumsum(ghist)]).astype(np.float64)
-    total = cum[-1]
     edges = np.linspace(lo, hi, _HIST_BINS + 1)
-    targets = total * np.arange(1, n) / n
-    inner = np.interp(targets, cum, edges)  # piecewise-linear CDF inverse
-    cuts = np.concatenate([[lo], inner, [hi]])
-    return np.maximum.accumulate(cuts)
+    out = np.empty((n_groups, n + 1))
+    for g in range(n_groups):
+        cum = np.concatenate([[0.0], np.cumsum(ghist[g]).astype(np.float64)])
+        if cum[-1] == 0:  # an empty slab or column: cut it evenly
+            out[g] = np.linspace(lo, hi, n + 1)
+            continue
+        targets = cum[-1] * np.arange(1, n) / n
+        # Inverse of the piecewise-linear CDF; of a run of empty bins only the last edge
+        # is kept, so every cut lands inside a bin that holds atoms.
+        keep = np.concatenate([np.diff(cum) > 0, [True]])
+        inner = np.interp(targets, cum[keep], edges[keep])
+        out[g] = np.maximum.accumulate(np.concatenate([[lo], inner, [hi]]))
+    return out
 
 
 def build_grid(comm, positions, cell, pbc, dims=None, balance="uniform"):
@@ -177,7 +219,8 @@ def build_grid(comm, positions, cell, pbc, dims=None, balance="uniform"):
     dims : sequence of 3 int, optional
         Fix subdomains per axis (0 = choose, as in ``MPI_Dims_create``).
     balance : {"uniform", "atoms"}
-        Uniform cuts, or cuts at the atoms' quantiles along each axis.
+        Uniform cuts (a Cartesian grid), or staggered cuts at the atoms' quantiles (about
+        equal atoms per subdomain; see the module docstring).
 
     Returns
     -------
@@ -197,17 +240,19 @@ def build_grid(comm, positions, cell, pbc, dims=None, balance="uniform"):
     widths = geometry.perpendicular_widths(full)
     lengths = np.where(pbc, widths, (hi - lo) * widths)
     d = choose_dims(comm.size, lengths, dims)
-    cuts = []
-    for a in range(3):
-        if balance == "atoms":
-            f = frac[:, a] - np.floor(frac[:, a]) if pbc[a] else frac[:, a]
-            c = _quantile_cuts(comm, f, lo[a], hi[a], int(d[a]))
-        elif pbc[a]:
-            c = np.arange(d[a] + 1) / d[a]
-        else:
-            c = np.linspace(lo[a], hi[a], int(d[a]) + 1)
-        cuts.append(np.asarray(c, dtype=np.float64))
-    return Grid(cell=full, inv_cell=inv, pbc=pbc, dims=d, cuts=tuple(cuts), widths=widths)
+    d0, d1, d2 = (int(v) for v in d)
+    if balance == "uniform":
+        c = [_uniform_cuts(lo[a], hi[a], int(d[a]), pbc[a]) for a in range(3)]
+        cuts = (c[0], np.tile(c[1], (d0, 1)), np.tile(c[2], (d0, d1, 1)))
+    else:
+        f = np.where(pbc, frac - np.floor(frac), frac)
+        c0 = _quantile_cuts(comm, f[:, 0], lo[0], hi[0], d0, np.zeros(len(f), np.int64), 1)[0]
+        i0 = np.searchsorted(c0[1:-1], f[:, 0], side="right")
+        c1 = _quantile_cuts(comm, f[:, 1], lo[1], hi[1], d1, i0, d0)
+        i1 = (f[:, 1:2] >= c1[i0, 1:-1]).sum(axis=1)
+        c2 = _quantile_cuts(comm, f[:, 2], lo[2], hi[2], d2, i0 * d1 + i1, d0 * d1)
+        cuts = (c0, c1, c2.reshape(d0, d1, d2 + 1))
+    return Grid(cell=full, inv_cell=inv, pbc=pbc, dims=d, cuts=cuts, widths=widths)
 
 
 @dataclass

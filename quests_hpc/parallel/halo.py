@@ -7,9 +7,9 @@ every axis ``a``, a fractional coordinate within ``r_c / w_a`` of the subdomain'
 fractional coordinates fall in its range widened by that margin: a superset of the exact
 halo (points beyond r_c are never neighbours, so the surplus changes nothing).
 
-Images are shifted by integer combinations of the cell vectors, exactly as the serial core
-builds them (:func:`quests_hpc.geometry.periodic_images`: ``position + s @ cell``), so owned
-atoms see bitwise the same neighbour coordinates as in the serial whole-frame computation.
+Images are shifted by integer combinations of the cell vectors with the serial core's
+expression (:func:`quests_hpc.geometry.periodic_images`: ``position + s @ cell``), so owned
+atoms see the same neighbour coordinates as in the serial whole-frame computation.
 Images of a rank's own atoms are ghosts too, when its subdomain spans the whole cell along
 a periodic axis or the cell is narrower than 2 r_c; subdomains narrower than r_c receive
 ghosts from non-adjacent ranks.  All of this falls out of the same per-atom test.
@@ -61,23 +61,24 @@ def halo_margins(grid, cutoff):
 
 
 def expanded_intervals(grid, margins):
-    """``(elo, ehi)``, each (3, max(dims)): every subdomain's range widened by the margin.
+    """Every subdomain's range widened by the margin, per axis (see :class:`Grid` cuts).
 
-    Along non-periodic axes the outer subdomains are open-ended (they own every atom
-    beyond the outer cuts).
+    Returns
+    -------
+    list of 3 (elo, ehi) pairs
+        Shapes ``(d0,)``, ``(d0, d1)``, ``(d0, d1, d2)``.  Along non-periodic axes the
+        outer subdomains are open-ended (they own every atom beyond the outer cuts).
     """
-    dmax = int(grid.dims.max())
-    elo = np.full((3, dmax), np.inf)
-    ehi = np.full((3, dmax), -np.inf)
+    out = []
     for a in range(3):
         c = grid.cuts[a]
-        d = int(grid.dims[a])
-        elo[a, :d] = c[:-1] - margins[a]
-        ehi[a, :d] = c[1:] + margins[a]
+        elo = c[..., :-1] - margins[a]
+        ehi = c[..., 1:] + margins[a]
         if not grid.pbc[a]:
-            elo[a, 0] = -np.inf
-            ehi[a, d - 1] = np.inf
-    return elo, ehi
+            elo[..., 0] = -np.inf
+            ehi[..., -1] = np.inf
+        out.append((np.ascontiguousarray(elo), np.ascontiguousarray(ehi)))
+    return out
 
 
 def ghost_targets(grid, frac, rank, cutoff):
@@ -103,46 +104,36 @@ def ghost_targets(grid, frac, rank, cutoff):
     Rows are sorted by destination rank.
     """
     margins = halo_margins(grid, cutoff)
-    elo, ehi = expanded_intervals(grid, margins)
+    (elo0, ehi0), (elo1, ehi1), (elo2, ehi2) = expanded_intervals(grid, margins)
     n = len(frac)
     per_axis = np.where(grid.pbc, np.ceil(1.0 + 2.0 * margins) + 3, 1).astype(np.int64)
     max_pairs = int(per_axis.max() * grid.dims.max())
     frac = np.ascontiguousarray(frac, dtype=np.float64)
     pbc = np.ascontiguousarray(grid.pbc, dtype=np.bool_)
-    dims = np.ascontiguousarray(grid.dims, dtype=np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
     e_i = np.empty(0, np.int64)
     e_s = np.empty((0, 3), np.int64)
-    halo_targets(frac, pbc, elo, ehi, dims, int(rank), max_pairs, True, offsets, e_i, e_i, e_s)
+    args = (frac, pbc, elo0, ehi0, elo1, ehi1, elo2, ehi2, int(rank), max_pairs)
+    halo_targets(*args, True, offsets, e_i, e_i, e_s)
     np.cumsum(offsets, out=offsets)
     m = int(offsets[-1])
     atom = np.empty(m, np.int64)
     dest = np.empty(m, np.int64)
     shift = np.empty((m, 3), np.int64)
-    halo_targets(frac, pbc, elo, ehi, dims, int(rank), max_pairs, False, offsets, atom, dest, shift)
+    halo_targets(*args, False, offsets, atom, dest, shift)
     order = np.argsort(dest, kind="stable")
     return atom[order], dest[order], shift[order]
 
 
 def shifted_positions(positions, cell, atom, shift):
-    """``positions[atom] + s @ cell`` for every row, computed per distinct shift ``s``.
+    """Images ``positions[atom] + shift @ cell`` (``shift`` int64, as the serial core).
 
-    The translation of each distinct shift is ``s @ cell`` with ``s`` an int64 vector,
-    the same expression as in :func:`quests_hpc.geometry.periodic_images`, so images are
-    bitwise identical to the serial core's.
+    The same expression as :func:`quests_hpc.geometry.periodic_images`, so ghost images
+    match the serial core's to the last bit in practice (orthogonal cells: exactly).
     """
-    out = positions[atom]
-    if len(shift) == 0:
-        return out
-    uniq, inverse = np.unique(shift, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    for u in range(len(uniq)):
-        s = np.array(uniq[u], dtype=np.int64)
-        if not s.any():
-            continue
-        rows = np.flatnonzero(inverse == u)
-        out[rows] = positions[atom[rows]] + s @ cell
-    return out
+    if len(shift) == 0 or not shift.any():
+        return positions[atom]
+    return positions[atom] + shift @ cell
 
 
 def exchange_halo(comm, grid, owned, cutoff):
