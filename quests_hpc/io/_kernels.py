@@ -1,0 +1,454 @@
+"""Numba kernels for text dumps: row parser, exact float parsing, in-place permutation, wrap.
+
+The row parser reads the ``ITEM: ATOMS`` lines of a byte buffer column by column; each
+column has a *kind* (skip, id, type, position, float, int, string) and a *slot* (the column
+of the output array it goes to).  Floats are converted exactly (correctly rounded, as
+Python's ``float``):
+
+* Clinger's fast path (mantissa <= 2**53, ``|exponent| <= 22``): one exactly rounded
+  multiplication or division of exact operands;
+* longer mantissas (up to 19 digits) and exponents down to -44: double-double division, with a
+  check that the result is not within rounding noise of a half-way point;
+* anything else (more than 19 significant digits, huge exponents, ``nan``, ``inf``, ...) is
+  handed back to the caller as a *fix-up* (row, column, byte range) and converted there
+  with Python's ``float``.
+
+All kernels are pure functions on arrays and are compiled with ``cache=True``.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Column kinds.
+SKIP, ID, TYPE, POS, FLOAT, INT, STR = 0, 1, 2, 3, 4, 5, 6
+
+# Status codes returned by parse_rows (errors are negative).
+OK = 0
+FIX_FULL = 1
+CAPACITY = 2
+ERR_FEW_COLUMNS = -1
+ERR_MANY_COLUMNS = -2
+ERR_BAD_INT = -3
+ERR_LONG_STRING = -4
+ERR_TYPE_RANGE = -5
+
+_POW10 = np.array([10.0**i for i in range(23)])
+_TWO53 = np.uint64(1) << np.uint64(53)
+_SPLITTER = 134217729.0  # 2**27 + 1
+
+
+@njit(cache=True, inline="always")
+def _two_prod(a, b):
+    """Exact product ``a * b = p + e`` (Dekker, no FMA needed)."""
+    p = a * b
+    c = _SPLITTER * a
+    ah = c - (c - a)
+    al = a - ah
+    c = _SPLITTER * b
+    bh = c - (c - b)
+    bl = b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+@njit(cache=True, inline="always")
+def _dd_div(xh, xl, d):
+    """Double-double ``(xh + xl) / d`` for an exact double ``d``; normalised result."""
+    q1 = xh / d
+    ph, pl = _two_prod(q1, d)
+    r = ((xh - ph) - pl) + xl
+    q2 = r / d
+    s = q1 + q2
+    t = q2 - (s - q1)
+    return s, t
+
+
+@njit(cache=True)
+def _dd_to_double(m, k):
+    """Correctly rounded ``m / 10**k`` for ``0 < m < 10**19``, ``1 <= k <= 44``.
+
+    Returns ``(value, ok)``; ``ok`` is False when the double-double result lies within
+    rounding noise of a half-way point between two doubles (the caller then falls back).
+    """
+    mh = float(m)
+    mu = np.uint64(mh)  # m < 10**19 < 2**64: no overflow
+    if m >= mu:
+        ml = float(m - mu)
+    else:
+        ml = -float(mu - m)
+    k1 = min(k, 22)
+    s, t = _dd_div(mh, ml, _POW10[k1])
+    if k > 22:
+        s, t = _dd_div(s, t, _POW10[k - 22])
+    # s = fl(s + t) exactly (normalised): s is the correctly rounded value of the
+    # double-double unless s + t sits at a half-way point within the error bound.
+    f, ex = math.frexp(s)
+    ulp = math.ldexp(1.0, ex - 53)
+    half = 0.5 * ulp
+    if f == 0.5 and t < 0.0:
+        half = 0.25 * ulp
+    if abs(abs(t) - half) <= ulp * 1e-9:
+        return s, False
+    return s, True
+
+
+@njit(cache=True, inline="always")
+def _parse_float(buf, b, e):
+    """Parse ``buf[b:e]`` as a float; returns ``(value, ok)`` (ok False: use Python)."""
+    j = b
+    neg = False
+    c = buf[j]
+    if c == 45:
+        neg = True
+        j += 1
+    elif c == 43:
+        j += 1
+    m = np.uint64(0)
+    nd = 0
+    ndig = 0
+    dexp = 0
+    trunc = False
+    while j < e:
+        d = np.int64(buf[j]) - 48
+        if d < 0 or d > 9:
+            break
+        ndig += 1
+        if nd < 19:
+            if m != 0 or d != 0:
+                m = m * np.uint64(10) + np.uint64(d)
+                nd += 1
+        else:
+            dexp += 1
+            if d != 0:
+                trunc = True
+        j += 1
+    if j < e and buf[j] == 46:
+        j += 1
+        while j < e:
+            d = np.int64(buf[j]) - 48
+            if d < 0 or d > 9:
+                break
+            ndig += 1
+            if nd < 19:
+                if m != 0 or d != 0:
+                    m = m * np.uint64(10) + np.uint64(d)
+                    nd += 1
+                dexp -= 1
+            elif d != 0:
+                trunc = True
+            j += 1
+    if ndig == 0:
+        return 0.0, False
+    if j < e and (buf[j] == 101 or buf[j] == 69):
+        j += 1
+        eneg = False
+        if j < e and buf[j] == 45:
+            eneg = True
+            j += 1
+        elif j < e and buf[j] == 43:
+            j += 1
+        ev = 0
+        nexp = 0
+        while j < e:
+            d = np.int64(buf[j]) - 48
+            if d < 0 or d > 9:
+                break
+            if ev < 100000:
+                ev = ev * 10 + d
+            nexp += 1
+            j += 1
+        if nexp == 0:
+            return 0.0, False
+        dexp += -ev if eneg else ev
+    if j != e:
+        return 0.0, False
+    if m == 0:
+        return (-0.0 if neg else 0.0), True
+    if trunc:
+        return 0.0, False
+    v = 0.0
+    if m <= _TWO53 and -22 <= dexp <= 22:
+        if dexp >= 0:
+            v = float(m) * _POW10[dexp]
+        else:
+            v = float(m) / _POW10[-dexp]
+    elif dexp == 0:
+        v = float(m)  # uint64 -> double conversion is correctly rounded
+    elif -44 <= dexp < 0:
+        v, ok = _dd_to_double(m, -dexp)
+        if not ok:
+            return 0.0, False
+    elif m <= _TWO53 and 22 < dexp <= 37:
+        # m * 10**(dexp-22) is still an exact integer below 2**53: one rounding.
+        mm = m
+        for _ in range(dexp - 22):
+            mm = mm * np.uint64(10)
+            if mm > _TWO53:
+                return 0.0, False
+        v = float(mm) * _POW10[22]
+    else:
+        return 0.0, False
+    return (-v if neg else v), True
+
+
+@njit(cache=True, inline="always")
+def _parse_int(buf, b, e):
+    """Parse ``buf[b:e]`` as a signed decimal integer (at most 18 digits)."""
+    j = b
+    neg = False
+    if buf[j] == 45:
+        neg = True
+        j += 1
+    elif buf[j] == 43:
+        j += 1
+    if j >= e or e - j > 18:
+        return 0, False
+    v = 0
+    while j < e:
+        d = np.int64(buf[j]) - 48
+        if d < 0 or d > 9:
+            return 0, False
+        v = v * 10 + d
+        j += 1
+    return (-v if neg else v), True
+
+
+@njit(cache=True, nogil=True)
+def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0, auto_id,
+               ids, types, pos, fext, iext, sext, fix):
+    """Parse whole lines of ``buf[start:stop]`` into the output arrays from row ``row0``.
+
+    Parameters
+    ----------
+    buf : uint8 array
+    start, stop : int
+        Byte range.  Unless ``final``, only lines ending with ``\\n`` before ``stop`` are
+        parsed (the rest is left for the next call).
+    final : bool
+        ``stop`` is the end of the data: a last line without ``\\n`` is parsed.
+    max_rows : int
+        Stop after this many (non-blank) rows.
+    kinds, slots : int64 arrays, one entry per column
+    row0, cap : int
+        First output row; capacity (rows) of the output arrays.
+    line0 : int
+        Line index (0-based, in the caller's numbering) of the line at ``start``.
+    auto_id : bool
+        No id column: store the line index (``line0`` + lines before the row) as id.
+    ids, types, pos, fext, iext, sext : arrays
+        Outputs: int64 ``(cap,)``, int32 ``(cap,)``, float64 ``(cap, 3)``, float64
+        ``(cap, nf)``, int64 ``(cap, ni)``, int64 ``(cap, ns)`` (strings packed 8 bytes
+        little-endian).  Unused ones may have zero rows.
+    fix : int64 array ``(F, 4)``
+        Receives ``(row, column, begin, end)`` of tokens to convert in Python.
+
+    Returns
+    -------
+    tuple
+        ``(rows, next, lines, status, err_col, nfix)``: rows parsed, byte offset where
+        parsing stopped (start of the unparsed line), lines consumed (blank lines
+        included), status code, the offending column on error, fix-ups written.
+    """
+    ncols = kinds.shape[0]
+    limit = stop
+    if not final:
+        while limit > start and buf[limit - 1] != 10:
+            limit -= 1
+    nfixmax = fix.shape[0]
+    nfix = 0
+    rows = 0
+    lines = 0
+    i = start
+    while i < limit:
+        if rows >= max_rows:
+            return rows, i, lines, OK, -1, nfix
+        line_start = i
+        # skip blank space; a blank line is consumed and not counted as a row
+        while i < limit and (buf[i] == 32 or buf[i] == 9 or buf[i] == 13):
+            i += 1
+        if i >= limit:
+            break
+        if buf[i] == 10:
+            i += 1
+            lines += 1
+            continue
+        if row0 + rows >= cap:
+            return rows, line_start, lines, CAPACITY, -1, nfix
+        if nfix + ncols > nfixmax:
+            return rows, line_start, lines, FIX_FULL, -1, nfix
+        r = row0 + rows
+        if auto_id:
+            ids[r] = line0 + lines
+        for c in range(ncols):
+            while i < limit and (buf[i] == 32 or buf[i] == 9):
+                i += 1
+            if i >= limit or buf[i] == 10 or buf[i] == 13:
+                return rows, line_start, lines, ERR_FEW_COLUMNS, c, nfix
+            b = i
+            while i < limit and buf[i] > 32:
+                i += 1
+            k = kinds[c]
+            if k == SKIP:
+                continue
+            if k == POS or k == FLOAT:
+                v, ok = _parse_float(buf, b, i)
+                if not ok:
+                    fix[nfix, 0] = r
+                    fix[nfix, 1] = c
+                    fix[nfix, 2] = b
+                    fix[nfix, 3] = i
+                    nfix += 1
+                    v = np.nan
+                if k == POS:
+                    pos[r, slots[c]] = v
+                else:
+                    fext[r, slots[c]] = v
+            elif k == STR:
+                if i - b > 8:
+                    return rows, line_start, lines, ERR_LONG_STRING, c, nfix
+                code = 0
+                for q in range(i - b):
+                    code |= np.int64(buf[b + q]) << (8 * q)
+                sext[r, slots[c]] = code
+            else:
+                iv, ok = _parse_int(buf, b, i)
+                if not ok:
+                    return rows, line_start, lines, ERR_BAD_INT, c, nfix
+                if k == ID:
+                    ids[r] = iv
+                elif k == TYPE:
+                    if iv < -2147483648 or iv > 2147483647:
+                        return rows, line_start, lines, ERR_TYPE_RANGE, c, nfix
+                    types[r] = iv
+                else:
+                    iext[r, slots[c]] = iv
+        while i < limit and (buf[i] == 32 or buf[i] == 9 or buf[i] == 13):
+            i += 1
+        if i < limit:
+            if buf[i] != 10:
+                return rows, line_start, lines, ERR_MANY_COLUMNS, ncols, nfix
+            i += 1
+        lines += 1
+        rows += 1
+    return rows, i, lines, OK, -1, nfix
+
+
+@njit(cache=True, nogil=True)
+def dense_gather_perm(ids, base, n):
+    """Gather permutation sorting ``ids`` when they are exactly ``base .. base+n-1``.
+
+    Returns ``(perm, bad)``: ``perm[j]`` is the row holding id ``base + j``; ``bad`` is
+    -1, or the first id that is out of range or duplicated.
+    """
+    perm = np.full(n, -1, dtype=np.int64)
+    for i in range(ids.shape[0]):
+        j = ids[i] - base
+        if j < 0 or j >= n or perm[j] != -1:
+            return perm, ids[i]
+        perm[j] = i
+    return perm, -1
+
+
+@njit(cache=True, nogil=True)
+def first_duplicate_sorted(ids):
+    """First value repeated in a sorted array, or -1 (ids are >= 0 here; see caller)."""
+    for i in range(1, ids.shape[0]):
+        if ids[i] == ids[i - 1]:
+            return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def apply_perm_inplace(a, perm, visited):
+    """In place ``a[:] = a[perm]`` for a 2-D array (rows), following cycles.
+
+    ``visited`` is a uint8 scratch array of ``len(perm)`` entries (reset here).
+    """
+    n = perm.shape[0]
+    ncol = a.shape[1]
+    visited[:] = 0
+    tmp = np.empty(ncol, dtype=a.dtype)
+    for i in range(n):
+        if visited[i] or perm[i] == i:
+            visited[i] = 1
+            continue
+        for c in range(ncol):
+            tmp[c] = a[i, c]
+        j = i
+        while True:
+            visited[j] = 1
+            k = perm[j]
+            if k == i:
+                for c in range(ncol):
+                    a[j, c] = tmp[c]
+                break
+            for c in range(ncol):
+                a[j, c] = a[k, c]
+            j = k
+
+
+@njit(cache=True, nogil=True)
+def group_perm(dest, nparts):
+    """Stable counting-sort permutation grouping rows by ``dest``; also the counts."""
+    counts = np.zeros(nparts, dtype=np.int64)
+    for i in range(dest.shape[0]):
+        counts[dest[i]] += 1
+    start = np.zeros(nparts, dtype=np.int64)
+    for p in range(1, nparts):
+        start[p] = start[p - 1] + counts[p - 1]
+    perm = np.empty(dest.shape[0], dtype=np.int64)
+    for i in range(dest.shape[0]):
+        p = dest[i]
+        perm[start[p]] = i
+        start[p] += 1
+    return perm, counts
+
+
+@njit(cache=True, nogil=True)
+def wrap_inplace(pos, origin, cell, inv, pbc):
+    """Wrap positions into the cell along periodic axes, in place.
+
+    Atoms already inside (fractional coordinate in [0, 1)) are left bit-for-bit
+    untouched; others are shifted by whole cell vectors.  Returns the number shifted.
+    """
+    nshift = 0
+    f = np.empty(3)
+    for i in range(pos.shape[0]):
+        for a in range(3):
+            f[a] = ((pos[i, 0] - origin[0]) * inv[0, a] + (pos[i, 1] - origin[1]) * inv[1, a]
+                    + (pos[i, 2] - origin[2]) * inv[2, a])
+        moved = False
+        for a in range(3):
+            if pbc[a] and (f[a] < 0.0 or f[a] >= 1.0):
+                s = math.floor(f[a])
+                for b in range(3):
+                    pos[i, b] -= s * cell[a, b]
+                moved = True
+        if moved:
+            nshift += 1
+            for a in range(3):
+                if pbc[a]:
+                    fa = ((pos[i, 0] - origin[0]) * inv[0, a] + (pos[i, 1] - origin[1]) * inv[1, a]
+                          + (pos[i, 2] - origin[2]) * inv[2, a])
+                    if fa >= 1.0:
+                        for b in range(3):
+                            pos[i, b] -= cell[a, b]
+    return nshift
+
+
+@njit(cache=True, nogil=True)
+def scaled_to_cartesian_inplace(pos, origin, cell, pbc):
+    """Replace fractional coordinates by Cartesian ones, wrapping periodic axes first."""
+    f = np.empty(3)
+    for i in range(pos.shape[0]):
+        for a in range(3):
+            v = pos[i, a]
+            if pbc[a] and (v < 0.0 or v >= 1.0):
+                v = v - math.floor(v)
+                if v >= 1.0:
+                    v = 0.0
+            f[a] = v
+        for b in range(3):
+            pos[i, b] = origin[b] + f[0] * cell[0, b] + f[1] * cell[1, b] + f[2] * cell[2, b]

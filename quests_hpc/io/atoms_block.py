@@ -1,0 +1,217 @@
+"""Parse the atom lines of a byte range (or of text chunks) into per-atom arrays.
+
+The driver around :func:`._kernels.parse_rows`: it reads a byte range in bounded chunks
+(so a rank never holds more text than one chunk), carries a partial last line over to
+the next chunk, converts the rare floats the kernel hands back (``nan``, huge
+exponents, > 19 digits) with Python's ``float``, and turns kernel status codes into
+error descriptions.
+
+Errors are *returned*, not raised, as ``(line, message)`` with ``line`` counted from the
+first line of the range (0-based): in an MPI read the absolute line number is only known
+once the ranks have exchanged their line counts.
+"""
+
+import numpy as np
+
+from . import _kernels as K
+
+DEFAULT_CHUNK = 1 << 22
+_FIX_ROWS = 4096
+
+
+class Rows:
+    """Per-atom output arrays with a capacity; the first ``n`` rows are filled.
+
+    Attributes
+    ----------
+    ids : int64 (cap,)
+    types : int32 (cap,) or (0,) without a type column
+    pos : float64 (cap, 3)
+    fext, iext, sext : (cap, k) float64 / int64 / int64 (packed strings)
+    n : int
+    """
+
+    def __init__(self, plan, cap):
+        self.plan = plan
+        self.cap = int(cap)
+        c = self.cap
+        self.ids = np.empty(c, dtype=np.int64)
+        self.types = np.empty(c if plan.has_type else 0, dtype=np.int32)
+        self.pos = np.empty((c, 3), dtype=np.float64)
+        self.fext = np.empty((c, len(plan.float_names)), dtype=np.float64)
+        self.iext = np.empty((c, len(plan.int_names)), dtype=np.int64)
+        self.sext = np.empty((c, len(plan.str_names)), dtype=np.int64)
+        self.n = 0
+
+    def grow(self, cap):
+        """Enlarge the capacity to ``cap`` rows (copies the filled rows)."""
+        for name in ("ids", "types", "pos", "fext", "iext", "sext"):
+            a = getattr(self, name)
+            if name == "types" and not self.plan.has_type:
+                continue
+            b = np.empty((cap,) + a.shape[1:], dtype=a.dtype)
+            b[:self.n] = a[:self.n]
+            setattr(self, name, b)
+        self.cap = int(cap)
+
+    def columns(self):
+        """``{name: filled rows}`` of every array in use (views, row-major contiguous)."""
+        n = self.n
+        out = {"ids": self.ids[:n], "pos": self.pos[:n]}
+        if self.plan.has_type:
+            out["types"] = self.types[:n]
+        if self.fext.shape[1]:
+            out["fext"] = self.fext[:n]
+        if self.iext.shape[1]:
+            out["iext"] = self.iext[:n]
+        if self.sext.shape[1]:
+            out["sext"] = self.sext[:n]
+        return out
+
+
+def _line_text(buf, b, end):
+    e = b
+    while e < end and buf[e] != 10 and e - b < 200:
+        e += 1
+    return bytes(buf[b:e]).decode("ascii", "replace").rstrip()
+
+
+def _describe(status, col, plan, text):
+    ncols = len(plan.columns)
+    name = plan.columns[col] if 0 <= col < ncols else None
+    if status == K.ERR_FEW_COLUMNS:
+        return f"{len(text.split())} fields, ITEM: ATOMS names {ncols} columns: {text!r}"
+    if status == K.ERR_MANY_COLUMNS:
+        return f"{len(text.split())} fields, ITEM: ATOMS names {ncols} columns: {text!r}"
+    tok = text.split()[col] if 0 <= col < len(text.split()) else "?"
+    if status == K.ERR_BAD_INT:
+        return f"column {col + 1} ({name}): {tok!r} is not an integer"
+    if status == K.ERR_LONG_STRING:
+        return f"column {col + 1} ({name}): {tok!r} is longer than 8 characters"
+    if status == K.ERR_TYPE_RANGE:
+        return f"column {col + 1} ({name}): type {tok} out of range"
+    return f"parse error {status} in column {col + 1}: {text!r}"
+
+
+class RowParser:
+    """Feeds byte buffers to the kernel and accumulates rows into a :class:`Rows`.
+
+    Parameters
+    ----------
+    plan : ColumnPlan
+    rows : Rows
+    max_rows : int
+        Rows allowed in total (more is an error: more lines than ``NUMBER OF ATOMS``).
+    growable : bool
+        Enlarge ``rows`` when full (up to ``max_rows``) instead of failing.
+    """
+
+    def __init__(self, plan, rows, max_rows, growable=False):
+        self.plan = plan
+        self.rows = rows
+        self.max_rows = int(max_rows)
+        self.growable = growable
+        self.fix = np.empty((_FIX_ROWS, 4), dtype=np.int64)
+        self.lines = 0
+        self.error = None
+
+    def feed(self, buf, start, end, final, line0=None):
+        """Parse the lines of ``buf[start:end]``; return the offset where parsing stopped.
+
+        Unless ``final``, a last line without newline is left unparsed.  ``line0`` is
+        the line index of ``buf[start]`` (default: lines consumed so far).  On error,
+        :attr:`error` is set to ``(line, message)`` and the rest is ignored.
+        """
+        if self.error is not None:
+            return end
+        plan, rows = self.plan, self.rows
+        if line0 is None:
+            line0 = self.lines
+        p = start
+        consumed = 0
+        while True:
+            r, nxt, ln, st, col, nfix = K.parse_rows(
+                buf, p, end, final, self.max_rows - rows.n, plan.kinds, plan.slots, rows.n,
+                rows.cap, line0 + consumed, not plan.has_id, rows.ids, rows.types, rows.pos,
+                rows.fext, rows.iext, rows.sext, self.fix)
+            for q in range(nfix):
+                rr, c, b, e = (int(v) for v in self.fix[q])
+                tok = bytes(buf[b:e])
+                try:
+                    v = float(tok)
+                except ValueError:
+                    line = line0 + consumed + int(np.count_nonzero(buf[p:b] == 10))
+                    name = plan.columns[c]
+                    self.error = (line, f"column {c + 1} ({name}): "
+                                        f"{tok.decode('ascii', 'replace')!r} is not a number")
+                    return end
+                if plan.kinds[c] == K.POS:
+                    rows.pos[rr, plan.slots[c]] = v
+                else:
+                    rows.fext[rr, plan.slots[c]] = v
+            rows.n += r
+            consumed += ln
+            p = nxt
+            if st == K.FIX_FULL:
+                continue
+            if st == K.CAPACITY:
+                if self.growable and rows.cap < self.max_rows:
+                    rows.grow(min(self.max_rows, max(rows.cap * 3 // 2, rows.cap + 1024)))
+                    continue
+                self.error = (line0 + consumed, f"more atom lines than NUMBER OF ATOMS "
+                                                f"({self.max_rows}) allows")
+                return end
+            if st < 0:
+                self.error = (line0 + consumed, _describe(st, col, plan, _line_text(buf, p, end)))
+                return end
+            break
+        if rows.n >= self.max_rows and p < end:
+            # rows complete: anything but blank space left is one line too many
+            rest = buf[p:end]
+            nonblank = np.nonzero((rest != 32) & (rest != 10) & (rest != 9) & (rest != 13))[0]
+            if len(nonblank):
+                b = p + int(nonblank[0])
+                line = line0 + consumed + int(np.count_nonzero(buf[p:b] == 10))
+                self.error = (line, f"more atom lines than NUMBER OF ATOMS ({self.max_rows})")
+                return end
+            p = end
+        self.lines = max(self.lines, line0 + consumed)
+        return p
+
+
+def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUNK,
+                growable=False):
+    """Parse the atom lines in bytes ``[start, stop)`` of ``src`` into ``rows``.
+
+    Reads at most ``chunk_bytes`` (plus one line) at a time.
+
+    Returns
+    -------
+    lines : int
+        Lines consumed (blank lines included).
+    error : tuple or None
+        ``(line, message)``, the line counted from ``start`` (0-based).
+    """
+    parser = RowParser(plan, rows, max_rows, growable)
+    size = stop - start
+    buf = np.empty(max(min(chunk_bytes, size), 1 << 12), dtype=np.uint8)
+    carry = 0
+    off = start
+    while True:
+        want = min(len(buf) - carry, stop - off)
+        got = src.readinto_at(off, buf[carry:carry + want]) if want > 0 else 0
+        off += got
+        final = off >= stop or got < want
+        end = carry + got
+        p = parser.feed(buf, 0, end, final)
+        if parser.error is not None or final:
+            break
+        rem = end - p
+        if rem >= len(buf) // 2:
+            nb = np.empty(2 * len(buf), dtype=np.uint8)
+            nb[:rem] = buf[p:end]
+            buf = nb
+        else:
+            buf[:rem] = buf[p:end]
+        carry = rem
+    return parser.lines, parser.error

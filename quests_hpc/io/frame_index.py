@@ -1,0 +1,403 @@
+"""Frame index of a LAMMPS text dump: where every frame and its atom lines are.
+
+The index is built by scanning for ``ITEM: TIMESTEP`` at the start of a line (no
+assumption of a fixed frame length: the atom count may change between frames) and
+parsing each frame's header.  Per frame it stores the byte offsets of the frame, of its
+first atom line and of its end, the timestep, ``NUMBER OF ATOMS``, line numbers and the
+number of atom lines actually present.
+
+* Plain files are scanned in parallel when a communicator is given: each rank scans its
+  own byte range (counting newlines and parsing the headers that start in it), and one
+  ``allgather`` of the per-rank summaries gives everyone the same index.
+* Compressed files are scanned by one rank while decompressing (offsets are positions in
+  the decompressed stream), then the index is broadcast.
+* The index is cached (see :func:`cache_path`) and revalidated by file size and
+  modification time; a file that only grew (a running simulation) is rescanned from its
+  last indexed frame on.
+
+A last frame with fewer atom lines than ``NUMBER OF ATOMS`` (or a header cut short) is
+taken for a frame still being written: it is left out of the frame count and reported
+by :attr:`FrameIndex.truncated_tail`; the frames before it stay readable.
+"""
+
+import hashlib
+import json
+import os
+import warnings
+
+import numpy as np
+
+from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
+from .lammps_header import MARKER, HeaderError, HeaderIncomplete, parse_header, pre_item_start
+
+INDEX_VERSION = 1
+SCAN_CHUNK = 1 << 24
+_BACK = 1024
+
+# per-frame status
+OK, SHORT, LONG, BAD_HEADER = 0, 1, 2, 3
+
+_FIELDS = ("start", "data", "end", "timestep", "natoms", "line", "data_line", "nlines", "status")
+
+
+class FrameIndex:
+    """Offsets and sizes of the frames of one dump file.
+
+    Attributes
+    ----------
+    path : str
+    compressed : bool
+    file_size, mtime_ns : int
+        Of the file on disk when indexed (used to revalidate a cached index).
+    start, data, end : ndarray of int64
+        Byte offset of the frame's first line, of its first atom line, and of the end
+        of its atom lines (decompressed offsets for compressed files).
+    timestep, natoms : ndarray of int64
+    line, data_line : ndarray of int64
+        1-based line number of the frame's first line and of its first atom line.
+    nlines : ndarray of int64
+        Atom lines present (lines between ``data`` and ``end``).
+    status : ndarray of int8
+        ``OK``, ``SHORT`` (fewer lines than atoms), ``LONG`` or ``BAD_HEADER``.
+    errors : dict
+        Frame number -> message, for ``BAD_HEADER`` frames.
+    truncated_tail : dict or None
+        The frame being written at the end of the file (``start``, ``line``,
+        ``timestep`` or None, ``natoms`` or None, ``nlines``), not counted in ``len``.
+    """
+
+    def __init__(self, path, compressed, file_size, mtime_ns, arrays, errors, truncated_tail,
+                 data_size, head_hash=""):
+        self.path = path
+        self.compressed = compressed
+        self.file_size = int(file_size)
+        self.mtime_ns = int(mtime_ns)
+        self.data_size = int(data_size)
+        self.head_hash = head_hash
+        for f in _FIELDS:
+            setattr(self, f, np.asarray(arrays[f], dtype=np.int8 if f == "status" else np.int64))
+        self.errors = {int(k): v for k, v in errors.items()}
+        self.truncated_tail = truncated_tail
+
+    def __len__(self):
+        return len(self.start)
+
+    def __repr__(self):
+        tail = ", truncated tail" if self.truncated_tail else ""
+        return f"FrameIndex({self.path!r}, {len(self)} frames{tail})"
+
+    def where(self, i):
+        """``"<path>, frame i (timestep t)"`` for messages."""
+        ts = int(self.timestep[i])
+        return f"{self.path}, frame {i} (timestep {ts if ts >= 0 else '?'})"
+
+    def arrays(self):
+        return {f: getattr(self, f) for f in _FIELDS}
+
+
+# ----------------------------------------------------------------------------- scanning
+
+def _scan_range(src, a, b, where):
+    """Scan ``[a, b)``: markers starting there, their headers, newline counts.
+
+    Returns a dict of lists plus ``nl`` (newlines in ``[a, b)``) and ``tail`` (a header
+    cut by the end of the data, or None).
+    """
+    out = {k: [] for k in ("marker", "pre", "pre_lines", "nl_before", "hdr_bytes", "hdr_lines",
+                           "timestep", "natoms", "error")}
+    out["tail"] = None
+    nl = 0
+    pos = a
+    back = src.read_at(max(0, a - _BACK), a - max(0, a - _BACK)) if a > 0 else b""
+    buf = b""
+    m = len(MARKER)
+    while pos < b:
+        want = min(SCAN_CHUNK, b - pos)
+        if len(buf) < want + m - 1:
+            buf += src.read_at(pos + len(buf), want + m - 1 - len(buf))
+        want = min(want, len(buf))
+        if want == 0:
+            break
+        j = buf.find(MARKER, 0, want + m - 1)
+        while 0 <= j < want:
+            at_line_start = buf[j - 1] == 10 if j > 0 else (pos == 0 or back[-1:] == b"\n")
+            if at_line_start:
+                while True:
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            hdr = parse_header(buf, where, start=j)
+                        err = None
+                        break
+                    except HeaderIncomplete:
+                        more = src.read_at(pos + len(buf), 1 << 16)
+                        if not more:
+                            hdr, err = None, "incomplete"
+                            break
+                        buf += more
+                    except HeaderError as exc:
+                        hdr, err = None, exc
+                        break
+                win = (back + buf[:j])[-2 * _BACK:] if j < 2 * _BACK else buf[j - 2 * _BACK:j]
+                p0, pre_lines = pre_item_start(win, len(win), at_bof=(pos + j - len(win) == 0))
+                nlb = nl + buf.count(b"\n", 0, j)
+                if err == "incomplete":
+                    out["tail"] = dict(marker=pos + j, pre=pos + j - (len(win) - p0),
+                                       pre_lines=pre_lines, nl_before=nlb)
+                else:
+                    out["marker"].append(pos + j)
+                    out["pre"].append(pos + j - (len(win) - p0))
+                    out["pre_lines"].append(pre_lines)
+                    out["nl_before"].append(nlb)
+                    if err is None:
+                        out["hdr_bytes"].append(hdr.header_bytes)
+                        out["hdr_lines"].append(hdr.header_lines)
+                        out["timestep"].append(hdr.timestep)
+                        out["natoms"].append(hdr.natoms)
+                        out["error"].append(None)
+                    else:
+                        out["hdr_bytes"].append(0)
+                        out["hdr_lines"].append(0)
+                        out["timestep"].append(-1)
+                        out["natoms"].append(-1)
+                        out["error"].append((err.line, err.detail))
+            j = buf.find(MARKER, j + 1, want + m - 1)
+        nl += buf.count(b"\n", 0, want)
+        back = (back + buf[:want])[-_BACK:] if want < _BACK else buf[want - _BACK:want]
+        buf = buf[want:]
+        pos += want
+    out["nl"] = nl
+    out["last_byte"] = back[-1:]
+    return out
+
+
+def _assemble(path, compressed, size, mtime_ns, parts, data_size, head_hash, base=None):
+    """Global index from the per-range scan results (in file order)."""
+    nl0 = 0 if base is None else base["nl0"]
+    rec = {k: [] for k in ("marker", "pre", "pre_lines", "line_marker", "hdr_bytes", "hdr_lines",
+                           "timestep", "natoms", "error")}
+    tail = None
+    for part in parts:
+        for i in range(len(part["marker"])):
+            rec["marker"].append(part["marker"][i])
+            rec["pre"].append(part["pre"][i])
+            rec["pre_lines"].append(part["pre_lines"][i])
+            rec["line_marker"].append(nl0 + part["nl_before"][i] + 1)
+            for k in ("hdr_bytes", "hdr_lines", "timestep", "natoms", "error"):
+                rec[k].append(part[k][i])
+        if part["tail"] is not None:
+            t = part["tail"]
+            tail = dict(start=int(t["pre"]), line=int(nl0 + t["nl_before"] + 1 - t["pre_lines"]),
+                        timestep=None, natoms=None, nlines=0)
+        nl0 += part["nl"]
+    total_nl = nl0
+    ends_with_nl = parts[-1]["last_byte"] == b"\n" if parts else True
+    n = len(rec["marker"])
+    arr = {f: np.zeros(n, dtype=np.int64) for f in _FIELDS}
+    errors = {} if base is None else dict(base["errors"])
+    off = 0 if base is None else len(base["arrays"]["start"])
+    for i in range(n):
+        start = rec["pre"][i]
+        arr["start"][i] = start
+        arr["line"][i] = rec["line_marker"][i] - rec["pre_lines"][i]
+        arr["timestep"][i] = rec["timestep"][i]
+        arr["natoms"][i] = rec["natoms"][i]
+        if rec["error"][i] is not None:
+            line, detail = rec["error"][i]
+            errors[off + i] = f"line {rec['line_marker'][i] + line - 1}: {detail}"
+            arr["data"][i] = rec["marker"][i]
+            arr["data_line"][i] = rec["line_marker"][i]
+            arr["status"][i] = BAD_HEADER
+        else:
+            arr["data"][i] = rec["marker"][i] + rec["hdr_bytes"][i]
+            arr["data_line"][i] = rec["line_marker"][i] + rec["hdr_lines"][i]
+    for i in range(n):
+        if i + 1 < n:
+            arr["end"][i] = arr["start"][i + 1]
+            end_line = arr["line"][i + 1]
+        elif tail is not None:
+            arr["end"][i] = tail["start"]
+            end_line = tail["line"]
+        else:
+            arr["end"][i] = data_size
+            end_line = total_nl + 1 if ends_with_nl else total_nl + 2
+            if arr["data"][i] >= data_size:
+                end_line = arr["data_line"][i]
+        if arr["status"][i] != BAD_HEADER:
+            arr["nlines"][i] = end_line - arr["data_line"][i]
+            if arr["nlines"][i] < arr["natoms"][i]:
+                arr["status"][i] = SHORT
+            elif arr["nlines"][i] > arr["natoms"][i]:
+                arr["status"][i] = LONG
+    if base is not None:
+        arr = {f: np.concatenate([base["arrays"][f], arr[f]]) for f in _FIELDS}
+    # a last frame with too few lines is a frame still being written
+    if tail is None and len(arr["start"]) and arr["status"][-1] == SHORT:
+        k = len(arr["start"]) - 1
+        tail = dict(start=int(arr["start"][k]), line=int(arr["line"][k]),
+                    timestep=int(arr["timestep"][k]), natoms=int(arr["natoms"][k]),
+                    nlines=int(arr["nlines"][k]))
+        arr = {f: v[:k] for f, v in arr.items()}
+    return FrameIndex(path, compressed, size, mtime_ns, arr, errors, tail, data_size, head_hash)
+
+
+def _head_hash(src):
+    return hashlib.sha1(src.read_at(0, 4096)).hexdigest()
+
+
+def build_index(src, comm=None, resume=None):
+    """Scan ``src`` (a :mod:`.compressed` source) and return its :class:`FrameIndex`.
+
+    Collective when ``comm`` has more than one rank.  ``resume`` is an older index of the
+    same file that only grew: scanning restarts at its last frame.
+    """
+    rank, size = pcomm.rank_size(comm)
+    st = os.stat(src.path)
+    where = src.path
+    if src.compressed:
+        err, idx = None, None
+        if rank == 0:
+            try:
+                part = _scan_range(src, 0, 1 << 62, where)
+                data_size = src.size if src.size is not None else 0
+                idx = _assemble(src.path, True, st.st_size, st.st_mtime_ns, [part], data_size,
+                                _head_hash(src))
+            except QuestsInputError as exc:
+                err = exc
+        pcomm.raise_if_any(err, comm)
+        return pcomm.bcast(idx, comm)
+    data_size = src.size
+    base = None
+    a0 = 0
+    if resume is not None and len(resume):
+        k = len(resume) - 1
+        a0 = int(resume.start[k])
+        base = dict(arrays={f: v[:k] for f, v in resume.arrays().items()},
+                    errors={i: m for i, m in resume.errors.items() if i < k},
+                    nl0=int(resume.line[k]) - 1)
+    lo = a0 + (data_size - a0) * rank // size
+    hi = a0 + (data_size - a0) * (rank + 1) // size
+    err, part = None, None
+    try:
+        part = _scan_range(src, lo, hi, where)
+    except QuestsInputError as exc:
+        err = exc
+    pcomm.raise_if_any(err, comm)
+    parts = pcomm.allgather(part, comm)
+    return _assemble(src.path, False, st.st_size, st.st_mtime_ns, parts, data_size,
+                     _head_hash(src), base)
+
+
+# ------------------------------------------------------------------------------ caching
+
+def cache_path(path, where="auto"):
+    """Where the index of ``path`` is cached.
+
+    ``where``: ``"beside"`` (a hidden ``.<name>.quests-index.npz`` next to the dump),
+    ``"user"`` (``$QUESTS_HPC_CACHE_DIR``, else ``$XDG_CACHE_HOME/quests-hpc/index``,
+    else ``~/.cache/quests-hpc/index``), or ``"auto"`` (beside when the directory is
+    writable, else user).
+    """
+    path = os.path.abspath(str(path))
+    d, name = os.path.split(path)
+    beside = os.path.join(d, f".{name}.quests-index.npz")
+    if where == "beside" or (where == "auto" and os.access(d, os.W_OK)):
+        return beside
+    root = os.environ.get("QUESTS_HPC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "quests-hpc", "index")
+    key = hashlib.sha1(path.encode()).hexdigest()[:16]
+    return os.path.join(root, f"{key}-{name}.npz")
+
+
+def save_index(index, file):
+    """Write ``index`` to ``file`` (npz; atomic rename).  Returns False if not writable."""
+    meta = dict(version=INDEX_VERSION, path=index.path, compressed=index.compressed,
+                file_size=index.file_size, mtime_ns=index.mtime_ns, data_size=index.data_size,
+                head_hash=index.head_hash, errors={str(k): v for k, v in index.errors.items()},
+                truncated_tail=index.truncated_tail)
+    tmp = f"{file}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(file), exist_ok=True)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **index.arrays())
+        os.replace(tmp, file)
+        return True
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+
+
+def load_index(file):
+    """Read an index written by :func:`save_index`; None if missing or unreadable."""
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("version") != INDEX_VERSION:
+                return None
+            arrays = {f: z[f] for f in _FIELDS}
+    except (OSError, ValueError, KeyError):
+        return None
+    return FrameIndex(meta["path"], meta["compressed"], meta["file_size"], meta["mtime_ns"],
+                      arrays, meta["errors"], meta["truncated_tail"], meta["data_size"],
+                      meta.get("head_hash", ""))
+
+
+def get_index(src, comm=None, cache="auto", rebuild=False):
+    """The frame index of ``src``: from the cache when still valid, else scanned.
+
+    Parameters
+    ----------
+    src : RawSource or StreamSource
+    comm : mpi4py communicator, optional
+        Collective when given: rank 0 checks the cache, the scan is parallel (plain
+        files), rank 0 writes the cache, every rank gets the same index.
+    cache : {"auto", "beside", "user"} or False
+        Where to cache (see :func:`cache_path`); False: neither read nor write a cache.
+    rebuild : bool
+        Ignore a cached index.
+    """
+    rank, _ = pcomm.rank_size(comm)
+    cfile = cache_path(src.path, cache) if cache else None
+    decision = None
+    if rank == 0:
+        st = os.stat(src.path)
+        old = load_index(cfile) if (cfile and not rebuild) else None
+        if old is not None and old.path != os.path.abspath(src.path) and old.path != src.path:
+            old = None
+        if old is None:
+            decision = ("scan", None)
+        elif old.file_size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            decision = ("use", old)
+        elif (not old.compressed and st.st_size > old.file_size and len(old)
+              and old.head_hash == _head_hash(src) and _frame_still_there(src, old)):
+            decision = ("resume", old)
+        else:
+            decision = ("scan", None)
+    decision = pcomm.bcast(decision, comm)
+    if decision[0] == "use":
+        idx = decision[1]
+        idx.path = src.path
+        return idx
+    idx = build_index(src, comm, resume=decision[1])
+    if rank == 0 and cfile:
+        idx.path = os.path.abspath(src.path)
+        if not save_index(idx, cfile) and cache == "auto":
+            save_index(idx, cache_path(src.path, "user"))
+    idx.path = src.path
+    return idx
+
+
+def _frame_still_there(src, old):
+    """The last indexed frame still starts where it did (file appended, not rewritten)."""
+    k = len(old) - 1
+    head = src.read_at(int(old.start[k]), int(old.data[k] - old.start[k]))
+    try:
+        j = head.index(MARKER)
+        hdr = parse_header(head + b"\n", start=j)
+    except (ValueError, HeaderIncomplete, HeaderError):
+        return False
+    return hdr.timestep == int(old.timestep[k]) and hdr.natoms == int(old.natoms[k])

@@ -1,0 +1,480 @@
+"""LAMMPS text dumps (``dump atom`` / ``dump custom``): serial and MPI-parallel reading.
+
+Quick use::
+
+    from quests_hpc.io import read_lammps_dump, iread_lammps_dump, LammpsDump
+
+    frame = read_lammps_dump("dump.lammpstrj")              # last frame
+    frames = read_lammps_dump("dump.lammpstrj.gz", "0:100:5")
+    for f in iread_lammps_dump("dump.*.lammpstrj", "t=1000:5000"):  # by timestep
+        ...
+    with LammpsDump("big.lammpstrj", comm=MPI.COMM_WORLD) as dump:  # every rank
+        f = dump.read(-1)         # this rank's share: f.ids, f.positions, ...
+
+What is read (see :mod:`.lammps_header` for the format): every box style (orthogonal,
+restricted triclinic ``xy xz yz``, general triclinic ``abc origin``), boundary flags ->
+``pbc``, coordinates ``x`` / ``xs`` / ``xu`` / ``xsu`` (preferred in that order; scaled
+ones converted; positions wrapped into the cell along periodic axes unless
+``wrap=False``), ``id`` / ``type`` / ``element`` and any extra column asked for.
+Atoms always come out sorted by id.  A dump without ``id`` numbers its atoms by their
+position in the frame (1, 2, ...).
+
+Parallel reading (``comm`` with several ranks; every call is then collective):
+
+* plain files -- each rank reads and parses only its byte range of the frame's atom
+  lines (split at line boundaries), then the atoms go to their owners: by default
+  rank ``r`` gets atoms ``[r*N//P, (r+1)*N//P)`` of the frame sorted by id; an ``owner``
+  callable can impose another map (the MPI pipeline's spatial decomposition).  No rank
+  ever holds the whole frame, nor more text than one chunk (``chunk_bytes``).
+* compressed files (``.gz``, ``.bz2``, ``.xz``, ``.zst``) -- decompression is serial:
+  rank 0 decompresses and deals chunks of whole lines round-robin to all ranks, which
+  parse them in parallel; then the same ownership step.  The frame index of a
+  compressed file is built by rank 0 in one decompression pass.
+
+The frame index (:mod:`.frame_index`) is built once, cached and revalidated by size and
+modification time.  A truncated last frame (file still being written) is left out with a
+:class:`DumpWarning`; a truncated frame elsewhere, a wrong atom count, a malformed line,
+missing coordinate columns or duplicate ids raise
+:class:`~quests_hpc.errors.QuestsInputError` naming the file, the frame (index and
+timestep) and the line -- on every rank of an MPI read.
+"""
+
+import glob
+import os
+import re
+import warnings
+
+import numpy as np
+
+from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
+from . import _kernels as K
+from .atoms_block import DEFAULT_CHUNK, RowParser, Rows, parse_range
+from .compressed import open_source
+from .frame import Frame, decode_codes, map_types, normalize_type_map
+from .frame_index import BAD_HEADER, SHORT, get_index
+from .lammps_header import column_plan, old_style_columns, parse_header
+from .ownership import even_split_by_id, send_to_owners, sort_by_id
+from .selection import is_single, select_frames
+
+_TAG = 7301
+_SMALL_FILE = 4 << 20  # files below this size are indexed without a cache file
+
+
+class DumpWarning(UserWarning):
+    """Something in a dump was skipped (truncated last frame, unknown section)."""
+
+
+def expand_paths(path):
+    """The files of ``path``: one file, a list, or a glob (``dump.*.lammpstrj``).
+
+    Glob matches are sorted naturally (``dump.2`` before ``dump.10``).
+    """
+    if isinstance(path, (list, tuple)):
+        return [str(p) for p in path]
+    path = str(path)
+    if any(c in path for c in "*?[") and not os.path.exists(path):
+        files = glob.glob(path)
+        if not files:
+            raise QuestsInputError(f"{path}: no file matches")
+
+        def key(p):
+            return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p)]
+
+        return sorted(files, key=key)
+    if not os.path.exists(path):
+        raise QuestsInputError(f"{path}: no such file")
+    return [path]
+
+
+def _line_start_after(src, s, d0, d1):
+    """First line start at or after byte ``s`` within ``[d0, d1]``."""
+    if s <= d0:
+        return d0
+    if s >= d1:
+        return d1
+    off = s - 1
+    while off < d1:
+        blk = src.read_at(off, min(1 << 14, d1 - off))
+        if not blk:
+            return d1
+        j = blk.find(b"\n")
+        if j >= 0:
+            return min(off + j + 1, d1)
+        off += len(blk)
+    return d1
+
+
+class LammpsDump:
+    """An opened LAMMPS text dump (one file, a list of files or a glob pattern).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or list
+        Dump file(s); a pattern like ``dump.*.lammpstrj`` is expanded and sorted
+        naturally; frames of all files are numbered in that order.
+    comm : mpi4py communicator, optional
+        Read in parallel over this communicator (every method is then collective).
+    columns : sequence of str or "all"
+        Extra per-atom columns to return in ``Frame.arrays``.
+    type_map : dict, sequence or str, optional
+        LAMMPS type -> element (``{1: "Cu"}``, ``["Cu", "Ni"]`` or ``"Cu Ni"``); used
+        when the dump has no ``element`` column.
+    wrap : bool
+        Wrap positions into the cell along periodic axes (default True).
+    cache : {"auto", "beside", "user"} or False
+        Where to cache frame indices (see :func:`.frame_index.cache_path`).
+    rebuild_index : bool
+        Ignore cached indices.
+    chunk_bytes : int
+        Bytes of text a rank reads (or receives) at a time.
+    """
+
+    def __init__(self, path, comm=None, columns=(), type_map=None, wrap=True, cache="auto",
+                 rebuild_index=False, chunk_bytes=DEFAULT_CHUNK):
+        self.comm = comm
+        self.columns = columns
+        self.type_map = normalize_type_map(type_map)
+        self.wrap = wrap
+        self.chunk_bytes = int(chunk_bytes)
+        err, files = None, None
+        if pcomm.rank_size(comm)[0] == 0:
+            try:
+                files = expand_paths(path)
+            except QuestsInputError as exc:
+                err = exc
+        pcomm.raise_if_any(err, comm)
+        self.files = pcomm.bcast(files, comm)
+        self._src = {}
+        self.indices = []
+        for fno, f in enumerate(self.files):
+            src = self._source(fno)
+            small = os.path.getsize(f) < _SMALL_FILE
+            self.indices.append(get_index(src, comm, cache=False if small else cache,
+                                          rebuild=rebuild_index))
+        counts = [len(ix) for ix in self.indices]
+        self._file_of = np.repeat(np.arange(len(counts)), counts)
+        self._local = np.concatenate([np.arange(c) for c in counts]) if counts else np.zeros(0, int)
+        self.timesteps = (np.concatenate([ix.timestep for ix in self.indices])
+                          if counts else np.zeros(0, np.int64))
+        self.natoms = (np.concatenate([ix.natoms for ix in self.indices])
+                       if counts else np.zeros(0, np.int64))
+        if pcomm.rank_size(comm)[0] == 0:
+            for ix in self.indices:
+                t = ix.truncated_tail
+                if t:
+                    what = (f"{t['nlines']} of {t['natoms']} atom lines" if t.get("natoms") is not None
+                            else "header cut short")
+                    ts = t.get("timestep")
+                    warnings.warn(f"{ix.path}: last frame (timestep {ts if ts is not None else '?'}, "
+                                  f"line {t['line']}) is incomplete ({what}); it is left out "
+                                  "(file still being written?)", DumpWarning, stacklevel=2)
+
+    # -------------------------------------------------------------- bookkeeping
+    def _source(self, fno):
+        src = self._src.get(fno)
+        if src is None:
+            for other in list(self._src):
+                self._src.pop(other).close()
+            src = self._src[fno] = open_source(self.files[fno])
+        return src
+
+    def __len__(self):
+        return len(self.timesteps)
+
+    def __repr__(self):
+        return f"LammpsDump({self.files[0] if len(self.files) == 1 else self.files!r}, {len(self)} frames)"
+
+    def close(self):
+        for k in list(self._src):
+            self._src.pop(k).close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def select(self, selection=":", by="index"):
+        """Frame numbers selected (see :mod:`.selection`)."""
+        where = self.files[0] if len(self.files) == 1 else self.files[0] + " ..."
+        return select_frames(selection, len(self), self.timesteps, by, where)
+
+    def where(self, i):
+        fno, k = int(self._file_of[i]), int(self._local[i])
+        ix = self.indices[fno]
+        extra = f"; frame {i} of the sequence" if len(self.files) > 1 else ""
+        return f"{ix.path}, frame {k} (timestep {int(ix.timestep[k])}{extra})"
+
+    # ------------------------------------------------------------------ reading
+    def iread(self, selection=":", by="index", owner=None):
+        """Yield the selected frames (collective over ``comm``)."""
+        for i in self.select(selection, by):
+            yield self.read(int(i), owner=owner)
+
+    def __iter__(self):
+        return self.iread()
+
+    def read(self, i, owner=None):
+        """Read frame ``i`` (negative counts from the end); collective over ``comm``.
+
+        Parameters
+        ----------
+        i : int
+        owner : callable, optional
+            MPI only: ``owner(header, ids, positions) -> dest`` (int array, one rank per
+            atom, called on every rank with its parsed atoms, wrapped Cartesian
+            positions); default: even split of the id-sorted frame.
+
+        Returns
+        -------
+        Frame
+            Serially the whole frame; in an MPI read, this rank's share.
+        """
+        n = len(self)
+        if not -n <= i < n:
+            raise QuestsInputError(f"{self.files[0]}: frame index {i} out of range ({n} frames)")
+        i %= n
+        comm = self.comm
+        rank, size = pcomm.rank_size(comm)
+        fno, k = int(self._file_of[i]), int(self._local[i])
+        ix = self.indices[fno]
+        where = self.where(i)
+        d0, d1 = int(ix.data[k]), int(ix.end[k])
+        natoms, data_line = int(ix.natoms[k]), int(ix.data_line[k])
+
+        # 1. header and column plan (rank 0), shared
+        err, meta = None, None
+        if rank == 0:
+            try:
+                meta = self._header(fno, k, where)
+            except QuestsInputError as exc:
+                err = exc
+        pcomm.raise_if_any(err, comm)
+        hdr, plan = pcomm.bcast(meta, comm)
+
+        # 2. parse this rank's atom lines
+        src = self._source(fno) if (rank == 0 or not ix.compressed) else None
+        if size == 1 or not ix.compressed:
+            lo = _line_start_after(src, d0 + (d1 - d0) * rank // size, d0, d1)
+            hi = _line_start_after(src, d0 + (d1 - d0) * (rank + 1) // size, d0, d1)
+            cap = natoms if size == 1 else min(natoms, (hi - lo) // plan.min_line_bytes + 1)
+            rows = Rows(plan, cap)
+            try:
+                lines, perr = parse_range(src, lo, hi, plan, rows, cap, self.chunk_bytes)
+            except QuestsInputError as exc:
+                lines, perr = 0, (None, str(exc))
+            relative = True
+        else:
+            rows = Rows(plan, min(natoms, natoms // size * 5 // 4 + 1024))
+            lines, perr = _stream_parse(src, d0, d1, plan, rows, natoms, comm, self.chunk_bytes)
+            relative = False
+
+        # 3. errors and the atom count, on every rank
+        info = pcomm.allgather((rows.n, lines, perr), comm)
+        offsets = np.concatenate([[0], np.cumsum([t[1] for t in info])[:-1]]) if relative \
+            else np.zeros(size, dtype=np.int64)
+        for r, (_, _, e) in enumerate(info):
+            if e is not None and e[0] is None:
+                raise QuestsInputError(f"{where}: {e[1]}")
+            if e is not None:
+                raise QuestsInputError(f"{where}, line {data_line + int(offsets[r]) + e[0]}: {e[1]}")
+        total = sum(t[0] for t in info)
+        if total != natoms:
+            raise QuestsInputError(f"{where}: NUMBER OF ATOMS is {natoms} but {total} atom lines "
+                                   f"follow (from line {data_line})")
+        lines_are_rows = sum(t[1] for t in info) == total if relative else False
+
+        # 4. ids of dumps without an id column, coordinates
+        cols = rows.columns()
+        del rows
+        if not plan.has_id:
+            cols["ids"] += int(offsets[rank]) + 1
+        _to_cartesian(cols["pos"], hdr, plan, self.wrap)
+
+        # 5. ownership and order
+        if size == 1:
+            sort_by_id(cols, where, data_line, lines_are_rows)
+            first = 0
+        elif owner is None:
+            cols, first = even_split_by_id(cols, natoms, comm, where)
+        else:
+            err, dest = None, None
+            try:
+                dest = np.asarray(owner(hdr, cols["ids"], cols["pos"]), dtype=np.int64)
+                if dest.shape != cols["ids"].shape:
+                    raise QuestsInputError(f"owner returned shape {dest.shape}, expected "
+                                           f"{cols['ids'].shape}")
+            except QuestsInputError as exc:
+                err = exc
+            pcomm.raise_if_any(err, comm)
+            cols = send_to_owners(cols, dest, comm, where)
+            first = -1
+        return self._frame(cols, hdr, plan, i, fno, where, first)
+
+    def _header(self, fno, k, where):
+        ix = self.indices[fno]
+        if ix.status[k] == BAD_HEADER:
+            raise QuestsInputError(f"{where}: {ix.errors.get(k, 'malformed header')}")
+        if ix.status[k] == SHORT:
+            raise QuestsInputError(
+                f"{where}: truncated frame: NUMBER OF ATOMS is {int(ix.natoms[k])} but only "
+                f"{int(ix.nlines[k])} atom lines follow (lines {int(ix.data_line[k])}-"
+                f"{int(ix.data_line[k]) + int(ix.nlines[k]) - 1})")
+        src = self._source(fno)
+        start, data = int(ix.start[k]), int(ix.data[k])
+        raw = src.read_at(start, data - start)
+        hdr = parse_header(raw, where, first_line=int(ix.line[k]))
+        columns = hdr.columns
+        data_line = int(ix.data_line[k])
+        if columns is None:
+            first = src.read_at(data, 1 << 12).split(b"\n", 1)[0].decode("ascii", "replace")
+            columns = old_style_columns(first, where, data_line)
+            hdr.columns = columns
+        plan = column_plan(columns, self.columns, where, data_line - 1)
+        return hdr, plan
+
+    def _frame(self, cols, hdr, plan, i, fno, where, first):
+        arrays = {}
+        if "fext" in cols:
+            for j, name in enumerate(plan.float_names):
+                arrays[name] = cols["fext"][:, j]
+        if "iext" in cols:
+            for j, name in enumerate(plan.int_names):
+                arrays[name] = cols["iext"][:, j]
+        elements = None
+        if "sext" in cols:
+            for j, name in enumerate(plan.str_names):
+                strings = decode_codes(cols["sext"][:, j])
+                if j == plan.element_slot:
+                    elements = strings
+                else:
+                    arrays[name] = strings
+        types = cols.get("types")
+        if elements is None and self.type_map is not None and types is not None:
+            elements = map_types(types, self.type_map, where)
+        return Frame(timestep=hdr.timestep, natoms=hdr.natoms, cell=hdr.cell, origin=hdr.origin,
+                     pbc=hdr.pbc, ids=cols["ids"], positions=cols["pos"], types=types,
+                     elements=elements, arrays=arrays, columns=tuple(plan.columns), first=first,
+                     index=i, source=self.files[fno], units=hdr.units, time=hdr.time,
+                     boundary=hdr.boundary, box_style=hdr.box_style)
+
+
+def _to_cartesian(pos, hdr, plan, wrap):
+    """Scaled -> Cartesian, then wrap along periodic axes (in place)."""
+    pbc = np.asarray(hdr.pbc, dtype=np.bool_)
+    if plan.scaled:
+        K.scaled_to_cartesian_inplace(pos, hdr.origin, hdr.cell, pbc if wrap else np.zeros(3, bool))
+    elif wrap and pbc.any() and len(pos):
+        inv = np.linalg.inv(hdr.cell)
+        K.wrap_inplace(pos, hdr.origin, hdr.cell, inv, pbc)
+
+
+def _stream_parse(src, d0, d1, plan, rows, natoms, comm, chunk_bytes):
+    """Compressed file, several ranks: rank 0 decompresses and deals chunks round-robin.
+
+    Returns ``(lines, error)`` like :func:`.atoms_block.parse_range`, line numbers
+    counted from ``d0`` (absolute within the atom block).
+    """
+    from mpi4py import MPI
+
+    rank, size = pcomm.rank_size(comm)
+    parser = RowParser(plan, rows, natoms, growable=True)
+    if rank != 0:
+        buf = np.empty(0, dtype=np.uint8)
+        status = MPI.Status()
+        while True:
+            line0 = comm.recv(source=0, tag=_TAG)
+            if line0 is None:
+                break
+            comm.Probe(source=0, tag=_TAG + 1, status=status)
+            nb = status.Get_count(MPI.BYTE)
+            if len(buf) < nb:
+                buf = np.empty(nb, dtype=np.uint8)
+            comm.Recv([buf, nb, MPI.BYTE], source=0, tag=_TAG + 1)
+            parser.feed(buf, 0, nb, True, line0=line0)
+        return parser.lines, parser.error
+    err = None
+    buf = np.empty(max(chunk_bytes, 1 << 12), dtype=np.uint8)
+    carry, off, line, k = 0, d0, 0, 0
+    try:
+        while True:
+            want = min(len(buf) - carry, d1 - off)
+            got = src.readinto_at(off, buf[carry:carry + want]) if want > 0 else 0
+            off += got
+            end = carry + got
+            final = off >= d1 or got < want
+            cut = end
+            if not final:
+                nl = np.flatnonzero(buf[:end] == 10)
+                if len(nl) == 0:
+                    nb = np.empty(2 * len(buf), dtype=np.uint8)
+                    nb[:end] = buf[:end]
+                    buf, carry = nb, end
+                    continue
+                cut = int(nl[-1]) + 1
+            if cut > 0:
+                target = k % size
+                k += 1
+                if target == 0:
+                    parser.feed(buf, 0, cut, True, line0=line)
+                else:
+                    comm.send(line, dest=target, tag=_TAG)
+                    comm.Send([buf, cut, MPI.BYTE], dest=target, tag=_TAG + 1)
+                line += int(np.count_nonzero(buf[:cut] == 10))
+            if final:
+                break
+            rem = end - cut
+            buf[:rem] = buf[cut:end]
+            carry = rem
+    except QuestsInputError as exc:
+        err = exc
+    for r in range(1, size):
+        comm.send(None, dest=r, tag=_TAG)
+    if err is not None:
+        return parser.lines, (None, str(err))
+    return parser.lines, parser.error
+
+
+def read_lammps_dump(path, index=-1, *, by="index", comm=None, owner=None, **kwargs):
+    """Read one frame or a selection of frames of a LAMMPS text dump.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or list
+        A dump (plain or compressed), a list of dumps or a glob pattern.
+    index : int, str, slice or sequence
+        Frame selection (:mod:`.selection`): ``-1`` (default, the last frame), ``"all"``,
+        ``"0:100:5"``, ``"3,5,8"``, ``"t=1000"`` (by timestep) ...
+    by : {"index", "timestep"}
+    comm : mpi4py communicator, optional
+        Parallel read (collective); each rank gets its share of every frame.
+    owner : callable, optional
+        See :meth:`LammpsDump.read`.
+    **kwargs
+        ``columns``, ``type_map``, ``wrap``, ``cache``, ``rebuild_index``,
+        ``chunk_bytes`` (see :class:`LammpsDump`).
+
+    Returns
+    -------
+    Frame or list of Frame
+        A single frame when ``index`` names one frame (an int or one number), else a list.
+    """
+    with LammpsDump(path, comm=comm, **kwargs) as dump:
+        sel = dump.select(index, by)
+        frames = [dump.read(int(i), owner=owner) for i in sel]
+    if is_single(index):
+        if not frames:
+            raise QuestsInputError(f"{path}: no frame selected by {index!r}")
+        return frames[0]
+    return frames
+
+
+def iread_lammps_dump(path, index=":", *, by="index", comm=None, owner=None, **kwargs):
+    """Iterate over the selected frames (one frame in memory at a time).
+
+    Same parameters as :func:`read_lammps_dump`.
+    """
+    with LammpsDump(path, comm=comm, **kwargs) as dump:
+        for i in dump.select(index, by):
+            yield dump.read(int(i), owner=owner)

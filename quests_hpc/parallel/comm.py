@@ -1,0 +1,227 @@
+"""Thin MPI communication layer: rank helpers, collective errors, numpy redistribution.
+
+Every function takes ``comm`` last; ``comm=None`` means a serial run (one rank, no MPI
+call, :mod:`mpi4py` not even imported), so the same code path serves serial and MPI
+callers.  Every function that takes a communicator is *collective*: all ranks call it,
+in the same order, whatever their data -- never call one from a rank-dependent branch.
+
+Errors: a rank that catches a :class:`~quests_hpc.errors.QuestsInputError` passes it to
+:func:`raise_if_any`, which every rank calls; then every rank raises the same error (the
+one of the lowest failing rank), so no rank is left waiting in a collective.
+
+Arrays are exchanged by rows (one contiguous MPI datatype per row of an ``(n, ...)``
+array), so element counts stay far below the 32-bit limit of classic MPI calls.
+"""
+
+import numpy as np
+
+from ..errors import QuestsInputError
+
+
+def world():
+    """``MPI.COMM_WORLD`` (imports :mod:`mpi4py.MPI`, which initialises MPI)."""
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def rank_size(comm=None):
+    """``(rank, size)`` of ``comm``; ``(0, 1)`` for None."""
+    if comm is None:
+        return 0, 1
+    return comm.Get_rank(), comm.Get_size()
+
+
+def is_parallel(comm=None):
+    """True when ``comm`` has more than one rank."""
+    return comm is not None and comm.Get_size() > 1
+
+
+def even_bounds(n, size):
+    """Bounds of an even split of ``n`` items over ``size`` parts.
+
+    Part ``r`` holds items ``[b[r], b[r+1])`` with ``b[r] = r * n // size``.
+
+    Returns
+    -------
+    ndarray of int64, shape (size + 1,)
+    """
+    r = np.arange(size + 1, dtype=np.int64)
+    return (r * np.int64(n)) // np.int64(size) if n < 2**62 // max(size, 1) else np.array(
+        [i * n // size for i in range(size + 1)], dtype=np.int64)
+
+
+def bcast(obj, comm=None, root=0):
+    """Broadcast a picklable object from ``root``."""
+    if not is_parallel(comm):
+        return obj
+    return comm.bcast(obj, root=root)
+
+
+def allgather(obj, comm=None):
+    """List of ``obj`` from every rank, in rank order."""
+    if not is_parallel(comm):
+        return [obj]
+    return comm.allgather(obj)
+
+
+def allreduce(values, op="sum", comm=None):
+    """Element-wise reduction of a numeric array (or scalar) over all ranks.
+
+    Parameters
+    ----------
+    values : array_like
+    op : {"sum", "min", "max"}
+
+    Returns
+    -------
+    ndarray (same shape as ``values``; a 0-d input gives a numpy scalar)
+    """
+    a = np.ascontiguousarray(values)
+    if not is_parallel(comm):
+        return a.copy()[()]
+    from mpi4py import MPI
+
+    mop = {"sum": MPI.SUM, "min": MPI.MIN, "max": MPI.MAX}[op]
+    out = np.empty_like(a)
+    comm.Allreduce(a, out, op=mop)
+    return out[()]
+
+
+def exscan_sum(value, comm=None):
+    """Exclusive prefix sum of an integer over ranks (0 on rank 0)."""
+    if not is_parallel(comm):
+        return 0
+    counts = np.asarray(comm.allgather(int(value)), dtype=np.int64)
+    return int(counts[:comm.Get_rank()].sum())
+
+
+def raise_if_any(error, comm=None):
+    """Collective error check: raise on every rank if any rank passes an exception.
+
+    Parameters
+    ----------
+    error : BaseException or None
+        This rank's error (usually a caught :class:`QuestsInputError`).
+
+    Raises
+    ------
+    QuestsInputError
+        On every rank: this rank's own error if it has one, else the message of the
+        lowest failing rank (prefixed with that rank's number).
+    """
+    if not is_parallel(comm):
+        if error is not None:
+            raise error
+        return
+    msgs = comm.allgather(None if error is None else (type(error).__name__, str(error)))
+    if error is not None:
+        raise error
+    for r, m in enumerate(msgs):
+        if m is not None:
+            raise QuestsInputError(f"(from rank {r}) {m[1]}")
+
+
+def _row_type(arr):
+    from mpi4py import MPI
+
+    base = MPI._typedict[arr.dtype.char]
+    row = int(np.prod(arr.shape[1:], dtype=np.int64)) if arr.ndim > 1 else 1
+    t = base.Create_contiguous(row)
+    t.Commit()
+    return t
+
+
+def alltoallv_rows(arr, send_counts, comm=None, recv_counts=None):
+    """Send consecutive row blocks of ``arr`` to every rank (``MPI_Alltoallv``).
+
+    Parameters
+    ----------
+    arr : ndarray, shape (n, ...)
+        Rows grouped by destination: the first ``send_counts[0]`` rows go to rank 0, ...
+    send_counts : array_like of int, shape (size,)
+    comm : mpi4py communicator or None
+    recv_counts : array_like of int, optional
+        Rows coming from each rank, when known (saves an ``Alltoall``).
+
+    Returns
+    -------
+    recv : ndarray, shape (sum(recv_counts), ...)
+        Rows received, ordered by source rank (each source's rows in their order).
+    recv_counts : ndarray of int64
+    """
+    send_counts = np.asarray(send_counts, dtype=np.int64)
+    if int(send_counts.sum()) != len(arr):
+        raise ValueError(f"send_counts sum to {int(send_counts.sum())}, array has {len(arr)} rows")
+    if not is_parallel(comm):
+        return arr, send_counts.copy()
+    arr = np.ascontiguousarray(arr)
+    if recv_counts is None:
+        recv_counts = np.empty_like(send_counts)
+        comm.Alltoall(send_counts, recv_counts)
+    recv_counts = np.asarray(recv_counts, dtype=np.int64)
+    recv = np.empty((int(recv_counts.sum()),) + arr.shape[1:], dtype=arr.dtype)
+    sd = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
+    rd = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
+    t = _row_type(arr)
+    try:
+        comm.Alltoallv([arr, (send_counts, sd), t], [recv, (recv_counts, rd), t])
+    finally:
+        t.Free()
+    return recv, recv_counts
+
+
+def redistribute(arrays, dest, comm=None):
+    """Send row ``i`` of every array to rank ``dest[i]``; return the rows received.
+
+    Memory: the arrays are reordered *in place* (grouped by destination) and exchanged
+    one at a time; an input array is released as soon as it has been sent, provided the
+    caller holds no other reference to it (pass the list and drop your names).  Peak
+    extra memory is about one received array plus 9 bytes per row.
+
+    Parameters
+    ----------
+    arrays : list of ndarray
+        Same number of rows each; C-contiguous (1-D or 2-D); emptied on return.
+    dest : ndarray of int, shape (n,)
+        Destination rank of each row.
+    comm : mpi4py communicator or None
+
+    Returns
+    -------
+    list of ndarray
+        Received rows, ordered by source rank, each source's rows in their original
+        relative order (a stable grouping).
+    """
+    from ..io._kernels import apply_perm_inplace, group_perm
+
+    rank, size = rank_size(comm)
+    dest = np.ascontiguousarray(dest, dtype=np.int64)
+    n = len(dest)
+    if n and (dest.min() < 0 or dest.max() >= size):
+        raise ValueError(f"destination ranks must be in [0, {size}), got "
+                         f"[{int(dest.min())}, {int(dest.max())}]")
+    perm, counts = group_perm(dest, size)
+    visited = np.empty(n, dtype=np.uint8)
+    for a in arrays:
+        if len(a) != n:
+            raise ValueError(f"array of {len(a)} rows, expected {n}")
+        width = int(np.prod(a.shape[1:], dtype=np.int64))
+        if n and width:
+            apply_perm_inplace(a.reshape(n, width), perm, visited)
+    del perm, visited
+    if is_parallel(comm):
+        recv_counts = np.empty_like(counts)
+        comm.Alltoall(counts, recv_counts)
+    else:
+        recv_counts = counts
+    out = []
+    while arrays:
+        a = arrays.pop(0)
+        if int(np.prod(a.shape[1:], dtype=np.int64)) == 0:
+            r = np.empty((int(recv_counts.sum()),) + a.shape[1:], dtype=a.dtype)
+        else:
+            r, _ = alltoallv_rows(a, counts, comm, recv_counts)
+        del a
+        out.append(r)
+    return out
