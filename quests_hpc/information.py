@@ -1,0 +1,454 @@
+"""Information measures: kernel sums, dH, entropy, diversity, novelty and overlap.
+
+With the Gaussian kernel ``K(x, y) = exp(-|x - y|^2 / (2 h^2))`` and ``S(y) = sum_j
+K(y, X_j)`` (see ``SPEC.md``):
+
+* ``dH(y | X) = -log S(y)``                      (:func:`delta_entropy`)
+* ``H(X) = -(1/n) sum_i log(S(X_i) / n)``         (:func:`entropy`)
+* ``D(X) = log sum_i 1 / S(X_i)``                 (:func:`diversity`)
+* novelty / overlap: fraction of ``y`` with ``dH > 0`` / ``dH <= 0``.
+
+The argument order and defaults are upstream's (``quests.entropy``).  ``h`` is a float or
+a sequence of bandwidths; a sequence is handled in one pass over the distances and adds a
+leading axis of length ``len(h)`` to the result (dH: ``(n_h, n_y)``; H, D, novelty:
+``(n_h,)``).  Note: upstream's multi-bandwidth ``delta_entropy`` returns ``(n_y, n_h)``
+despite its docstring; ours follows the documented ``(n_h, n_y)``.
+
+Distributed use
+---------------
+:func:`log_kernel_sum` returns ``log S`` (accurate and finite, also where every term
+underflows), so sums against several reference shards combine exactly with
+``np.logaddexp``::
+
+    log_s = log_kernel_sum(y_local, x_shard_0, h)
+    for x_shard in other_shards:            # e.g. passed around an MPI ring
+        log_s = np.logaddexp(log_s, log_kernel_sum(y_local, x_shard, h))
+    dH = -log_s
+
+For H and D of a distributed data set ``X`` (``y_local`` = the rank's own rows of ``X``,
+the shards = all of ``X``): reduce ``sum(log_s)`` with MPI SUM and
+``logsumexp(-log_s)`` with a log-add-exp reduction, then
+``H = log(n) - total_sum / n`` and ``D = total_logsumexp``; or gather ``log_s`` and call
+:func:`entropy_from_log_sums` / :func:`diversity_from_log_sums`.
+
+Performance design
+------------------
+Blocks of ``G = Y_blk @ X_blk.T`` come from BLAS (one thread per block), then a Numba
+kernel turns them into ``d2 = |y|^2 + |x|^2 - 2 y.x`` and sums a vectorised ``exp``
+(:mod:`quests_hpc._kernel_sums`).  Each of ``quests_hpc.threads.get_num_threads()``
+Python threads takes whole blocks (BLAS product + kernel, both releasing the GIL), so a
+block stays in its core's cache; BLAS is held to one thread meanwhile (``threadpoolctl``).
+Memory is ``threads * block_rows * block_cols * 8`` bytes plus the outputs, whatever the
+input sizes.  :func:`entropy` and :func:`diversity` compute only the blocks ``i <= j``
+and add each term to its row and its column.
+"""
+
+import itertools
+import math
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+
+import numpy as np
+
+from . import threads as _threads
+from ._kernel_sums import rows_update, rows_update_truncated, sym_update
+from .errors import QuestsInputError
+
+DEFAULT_BANDWIDTH = 0.015
+
+#: Default block shape (test rows, reference rows) of :func:`log_kernel_sum`: a 1 MiB
+#: block of distances per thread, which fits the L2 cache.
+DEFAULT_BLOCK = (128, 1024)
+
+#: Default block edge of the symmetric sums (:func:`entropy`, :func:`diversity`).
+DEFAULT_SYM_BLOCK = 384
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _descriptors(a, name):
+    """Return ``a`` as a C-contiguous float64 (n, d) array with n, d >= 1, all finite."""
+    try:
+        arr = np.ascontiguousarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise QuestsInputError(f"{name} must be a numeric (n, d) array: {exc}") from None
+    if arr.ndim != 2:
+        raise QuestsInputError(
+            f"{name} must be a 2-D (n, d) array of descriptors, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise QuestsInputError(f"{name} is empty (shape {arr.shape})")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i, k = np.argwhere(~finite)[0]
+        raise QuestsInputError(
+            f"{name} contains a non-finite value: {name}[{i}, {k}] = {arr[i, k]!r}")
+    return arr
+
+
+def _same_width(y, x):
+    if y.shape[1] != x.shape[1]:
+        raise QuestsInputError(
+            f"y and x must have the same descriptor length, got y with {y.shape[1]} "
+            f"columns and x with {x.shape[1]}")
+
+
+def _bandwidths(h):
+    """Return (h as a 1-D float64 array, True if h was a scalar)."""
+    scalar = np.ndim(h) == 0
+    try:
+        hs = np.atleast_1d(np.asarray(h, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise QuestsInputError(f"h must be a positive number or a list of them, got {h!r}") \
+            from None
+    if hs.ndim != 1 or hs.size == 0:
+        raise QuestsInputError(f"h must be a positive number or a non-empty list, got {h!r}")
+    bad = ~(np.isfinite(hs) & (hs > 0))
+    if bad.any():
+        raise QuestsInputError(
+            f"bandwidth h must be finite and > 0, got h = {hs[bad][0]!r}"
+            + ("" if scalar else f" in {list(hs)!r}"))
+    return hs, scalar
+
+
+def _positive_int(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise QuestsInputError(f"{name} must be an integer >= 1, got {v!r}")
+    return int(v)
+
+
+def _block_shape(block_size, default):
+    """``None`` -> default; an int b -> (b, b); a pair -> as given."""
+    if block_size is None:
+        return default
+    if isinstance(block_size, (tuple, list)) and len(block_size) == 2:
+        return (_positive_int(block_size[0], "block_size[0]"),
+                _positive_int(block_size[1], "block_size[1]"))
+    b = _positive_int(block_size, "block_size")
+    return (b, b)
+
+
+def _d_max(d_max):
+    if d_max is None:
+        return np.inf
+    try:
+        v = float(d_max)
+    except (TypeError, ValueError):
+        raise QuestsInputError(f"d_max must be a number >= 0 or None, got {d_max!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise QuestsInputError(f"d_max must be a finite number >= 0 or None, got {d_max!r}")
+    return v * v
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def _blas_one_thread():
+    """Context that holds BLAS to one thread (each of our threads runs its own product)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _run(n_tasks, make_worker, nt):
+    """Run tasks ``0 .. n_tasks-1`` on ``nt`` threads, each pulling the next free task.
+
+    ``make_worker(t)`` returns the callable ``work(task)`` of thread ``t`` (so each thread
+    owns its scratch buffers).
+    """
+    nt = max(1, min(nt, n_tasks))
+    counter = itertools.count()  # next() is atomic under the GIL
+
+    def loop(t):
+        work = make_worker(t)
+        for task in iter(lambda: next(counter), None):
+            if task >= n_tasks:
+                return
+            work(task)
+
+    with _blas_one_thread():
+        if nt == 1:
+            loop(0)
+        else:
+            with ThreadPoolExecutor(max_workers=nt) as ex:
+                for f in [ex.submit(loop, t) for t in range(nt)]:
+                    f.result()
+
+
+# --------------------------------------------------------------------------- sums
+
+
+def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
+                   return_dropped=False):
+    """Log of the Gaussian kernel sum ``log S(y_i) = log sum_j exp(-|y_i - x_j|^2 / 2h^2)``.
+
+    Accurate and finite for every row: where all terms underflow (``S < 1e-308``) the
+    row is summed in log space (shifted by its largest term), so ``log S`` is as accurate
+    as it is for ordinary values.  Results for reference shards combine exactly with
+    ``np.logaddexp`` (see the module docstring).
+
+    Parameters
+    ----------
+    y : array_like, shape (n_y, d)
+        Test descriptors.
+    x : array_like, shape (n_x, d)
+        Reference descriptors.
+    h : float or sequence of float
+        Bandwidth(s), each finite and > 0.  All bandwidths share one pass over the
+        distances.
+    block_size : int or (int, int), optional
+        Rows of ``y`` and of ``x`` per block (default ``DEFAULT_BLOCK``).  Memory is about
+        ``threads * rows * cols * 8`` bytes; results do not depend on it (to rounding).
+    d_max : float, optional
+        Truncation (off by default): drop every reference point farther than ``d_max``
+        from ``y_i``.  A row with no point within ``d_max`` keeps its nearest point only
+        (so the result stays finite).  The truncated sum ``S_t`` is a lower bound of the
+        exact ``S``, hence ``dH_t = -log S_t >= dH`` (a conservative uncertainty), and::
+
+            0 <= dH_t - dH <= log(1 + n_dropped * exp(-d_max^2 / (2 h^2)) / S_t)
+
+        (every dropped term is at most ``exp(-d_max^2 / 2h^2)``).  This saves
+        exponentials only, not distance computations: expect little speed-up.
+    return_dropped : bool
+        With ``d_max``: also return ``n_dropped``, the number of reference points left
+        out per row (int64, shape (n_y,)), for the bound above.
+
+    Returns
+    -------
+    log_s : ndarray, shape (n_y,) or (n_h, n_y)
+        ``(n_y,)`` for a scalar ``h``, ``(len(h), n_y)`` for a sequence.
+    n_dropped : ndarray, shape (n_y,)
+        Only with ``return_dropped=True``.
+
+    Raises
+    ------
+    QuestsInputError
+        (a ``ValueError``) for a bandwidth <= 0 or not finite, empty arrays, NaN or inf
+        descriptors, ``y`` and ``x`` of different widths, a bad ``block_size``/``d_max``.
+    """
+    hs, scalar = _bandwidths(h)
+    y = _descriptors(y, "y")
+    x = _descriptors(x, "x")
+    _same_width(y, x)
+    bi, bj = _block_shape(block_size, DEFAULT_BLOCK)
+    dmax2 = _d_max(d_max)
+    truncate = bool(np.isfinite(dmax2))
+    cs = -0.5 / hs**2
+    n_y, n_x, n_h = y.shape[0], x.shape[0], hs.size
+    ny = np.einsum("ij,ij->i", y, y)
+    nx = np.einsum("ij,ij->i", x, x)
+    nt = _threads.get_num_threads()
+
+    bi = max(1, min(bi, -(-n_y // nt)))  # enough row blocks to keep every thread busy
+    bj = min(bj, n_x)
+    row_starts = range(0, n_y, bi)
+    col_starts = range(0, n_x, bj)
+    by_rows = len(row_starts) >= nt
+    # Row tasks share one state (threads own disjoint rows); when there are too few row
+    # blocks, (row, column) block tasks with one state per thread, merged at the end.
+    n_states = 1 if by_rows else min(nt, len(row_starts) * len(col_starts))
+    M = np.zeros((n_states, n_h, n_y))
+    S = np.zeros((n_states, n_h, n_y))
+    dmin = np.full((n_states, n_y), np.inf)
+    nkept = np.zeros((n_states, n_y), dtype=np.int64)
+
+    def make_worker(t):
+        buf = np.empty(bi * bj)
+        st = 0 if by_rows else t
+
+        def block(i0, j0):
+            i1, j1 = min(i0 + bi, n_y), min(j0 + bj, n_x)
+            g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
+            np.matmul(y[i0:i1], x[j0:j1].T, out=g)
+            if truncate:
+                rows_update_truncated(g, y, x, i0, j0, ny, nx, cs, dmax2, M[st], S[st],
+                                      dmin[st], nkept[st])
+            else:
+                rows_update(g, y, x, i0, j0, ny, nx, cs, M[st], S[st])
+
+        def work(task):
+            if by_rows:
+                for j0 in col_starts:
+                    block(row_starts[task], j0)
+            else:
+                block(row_starts[task // len(col_starts)], col_starts[task % len(col_starts)])
+        return work
+
+    n_tasks = len(row_starts) if by_rows else len(row_starts) * len(col_starts)
+    _run(n_tasks, make_worker, nt)
+
+    with np.errstate(divide="ignore"):
+        log_s = np.logaddexp.reduce(M + np.log(S), axis=0)  # merge per-thread states
+    dmin = dmin.min(axis=0)
+    nkept = nkept.sum(axis=0)
+    if truncate:
+        empty = ~np.isfinite(log_s)  # no term within d_max: keep the nearest point only
+        if empty.any():
+            log_s[empty] = (cs[:, None] * dmin[None, :])[empty]
+            nkept[empty[0]] = 1
+    n_dropped = n_x - nkept if truncate else np.zeros(n_y, dtype=np.int64)
+    out = log_s[0] if scalar else log_s
+    return (out, n_dropped) if return_dropped else out
+
+
+def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
+    """``log S(x_i)`` of every row of ``x`` against ``x`` itself (self term included).
+
+    Uses the symmetry of the kernel: only the blocks ``i <= j`` are computed, each term
+    added to its row and its column (half the work of ``log_kernel_sum(x, x, h)``).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    h : float or sequence of float
+    block_size : int, optional
+        Block edge (default ``DEFAULT_SYM_BLOCK``); memory ``threads * (b^2 + n_h * n) * 8``
+        bytes.
+
+    Returns
+    -------
+    ndarray, shape (n,) or (n_h, n)
+    """
+    hs, scalar = _bandwidths(h)
+    x = _descriptors(x, "x")
+    if isinstance(block_size, (tuple, list)):
+        raise QuestsInputError(f"block_size must be one integer here, got {block_size!r}")
+    b = _block_shape(block_size, (DEFAULT_SYM_BLOCK,) * 2)[0]
+    cs = -0.5 / hs**2
+    n = x.shape[0]
+    nx = np.einsum("ij,ij->i", x, x)
+    nt = _threads.get_num_threads()
+    b = max(1, min(b, -(-n // max(1, 2 * nt))))
+    starts = list(range(0, n, b))
+    # larger (off-diagonal) tasks first, diagonal blocks at the end
+    pairs = [(i, j) for i in range(len(starts)) for j in range(i + 1, len(starts))]
+    pairs += [(i, i) for i in range(len(starts))]
+    n_acc = min(nt, len(pairs))
+    acc = np.zeros((n_acc, hs.size, n))
+
+    def make_worker(t):
+        buf = np.empty(b * b)
+
+        def work(task):
+            bi, bj = pairs[task]
+            i0, j0 = starts[bi], starts[bj]
+            i1, j1 = min(i0 + b, n), min(j0 + b, n)
+            g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
+            np.matmul(x[i0:i1], x[j0:j1].T, out=g)
+            sym_update(g, x, i0, j0, nx, cs, acc[t])
+        return work
+
+    _run(len(pairs), make_worker, nt)
+    log_s = np.log(acc.sum(axis=0))
+    return log_s[0] if scalar else log_s
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def entropy_from_log_sums(log_s, n=None):
+    """Entropy ``H = log n - mean_i log S(X_i)`` from precomputed ``log S`` of a data set.
+
+    Parameters
+    ----------
+    log_s : array_like, shape (n,) or (n_h, n)
+        ``log S(X_i)`` of every point of the data set against the whole set (self term
+        included), e.g. from :func:`self_log_kernel_sum` or from shard-wise
+        :func:`log_kernel_sum` results combined with ``np.logaddexp``.
+    n : int, optional
+        Size of the data set (defaults to the length of the last axis).
+
+    Returns
+    -------
+    float or ndarray of shape (n_h,)
+    """
+    log_s = np.asarray(log_s, dtype=np.float64)
+    n = log_s.shape[-1] if n is None else _positive_int(n, "n")
+    h = math.log(n) - log_s.mean(axis=-1)
+    return float(h) if np.ndim(h) == 0 else h
+
+
+def diversity_from_log_sums(log_s):
+    """Diversity ``D = log sum_i exp(-log S(X_i))`` from precomputed ``log S``.
+
+    Same input as :func:`entropy_from_log_sums`; float or ndarray of shape (n_h,).
+    """
+    log_s = np.asarray(log_s, dtype=np.float64)
+    d = np.logaddexp.reduce(-log_s, axis=-1)
+    return float(d) if np.ndim(d) == 0 else d
+
+
+def delta_entropy(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None):
+    """Differential entropy ``dH(y_i | X) = -log S(y_i)`` of every test row.
+
+    ``dH > 0``: ``y_i`` is novel with respect to ``x`` (extrapolation); ``dH <= 0``:
+    covered.  Always ``dH >= -log n_x``.  Finite everywhere: where every kernel term
+    underflows, dH is the large value ``-logsumexp(-d^2 / 2h^2)``.
+
+    Parameters
+    ----------
+    y : array_like, shape (n_y, d)
+        Test descriptors.
+    x : array_like, shape (n_x, d)
+        Reference descriptors.
+    h : float or sequence of float
+        Bandwidth(s) (default 0.015).
+    block_size, d_max
+        See :func:`log_kernel_sum` (``d_max`` truncation is off by default; with it,
+        dH is an overestimate with the bound stated there).
+
+    Returns
+    -------
+    ndarray, shape (n_y,) for a scalar ``h``, (n_h, n_y) for a sequence.
+    """
+    return -log_kernel_sum(y, x, h, block_size=block_size, d_max=d_max)
+
+
+def entropy(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
+    """Information entropy ``H(X) = -(1/n) sum_i log(S(X_i) / n)`` in nats.
+
+    ``0 <= H <= log n``; 0 when all environments are identical.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    h : float or sequence of float
+    block_size : int, optional
+        See :func:`self_log_kernel_sum`.
+
+    Returns
+    -------
+    float, or ndarray of shape (n_h,) for a sequence of bandwidths.
+    """
+    return entropy_from_log_sums(self_log_kernel_sum(x, h, block_size=block_size))
+
+
+def diversity(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
+    """Diversity ``D(X) = log sum_i 1 / S(X_i)``.
+
+    Parameters and return as :func:`entropy`.
+    """
+    return diversity_from_log_sums(self_log_kernel_sum(x, h, block_size=block_size))
+
+
+def novelty(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None):
+    """Fraction of the test rows ``y`` that are novel (``dH(y_i | x) > 0``).
+
+    Returns a float, or an ndarray of shape (n_h,) for a sequence of bandwidths.
+    Arguments as :func:`delta_entropy`.
+    """
+    dh = delta_entropy(y, x, h, block_size=block_size, d_max=d_max)
+    frac = np.mean(dh > 0, axis=-1)
+    return float(frac) if np.ndim(frac) == 0 else frac
+
+
+def overlap(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None):
+    """Fraction of the test rows ``y`` covered by ``x`` (``dH(y_i | x) <= 0``).
+
+    ``overlap = 1 - novelty``.  Arguments and return as :func:`novelty`.
+    """
+    dh = delta_entropy(y, x, h, block_size=block_size, d_max=d_max)
+    frac = np.mean(dh <= 0, axis=-1)
+    return float(frac) if np.ndim(frac) == 0 else frac
