@@ -17,6 +17,9 @@ Numerics
   ``[-708, 0]``; it returns exactly 0 below -708 (where ``exp`` is subnormal or 0).
   Numba's own ``math.exp`` compiles to a scalar libm call here (4.4 ns per value against
   about 1 ns for this one).
+* The caller centres the descriptors (subtracts a common vector, e.g. the mean of the
+  reference) before the BLAS product: the rounding error of ``|y|^2 + |x|^2 - 2 y.x`` is
+  about ``eps (|y|^2 + |x|^2)``, which centring shrinks by 10-50x for real descriptors.
 * Squared distances within rounding noise of zero (``d2 <= 32 eps (|y|^2 + |x|^2)``) are
   recomputed directly as ``sum (y_k - x_k)^2``, so identical descriptors are at distance
   exactly 0 (H of identical environments is exactly 0, dH of a training point against
@@ -165,19 +168,21 @@ def _shifted_row_sum(g, i, c, dmax2):
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def rows_update(g, y, x, i0, j0, ny, nx, cs, M, S):
+def rows_update(g, y, x, i0, j0, nyb, nx, cs, M, S):
     """Accumulate kernel sums of a block of test rows against a block of reference rows.
 
     Parameters
     ----------
     g : (bi, bj) float64, C-contiguous
-        ``y[i0:i0+bi] @ x[j0:j0+bj].T``; overwritten with squared distances.
+        ``(y[i0:i0+bi] - mu) @ (x[j0:j0+bj] - mu).T`` for any centre ``mu``;
+        overwritten with squared distances.
     y, x : (n_y, d), (n_x, d) float64
-        Full test and reference arrays (read only for near-zero refinement).
+        Full test and reference arrays, uncentred (read only, for the direct
+        recomputation of near-zero distances).
     i0, j0 : int
         Offsets of the block in ``y`` and ``x``.
-    ny, nx : (n_y,), (n_x,) float64
-        Squared row norms of ``y`` and ``x``.
+    nyb, nx : (bi,), (n_x,) float64
+        Squared norms of the centred rows of the block of ``y`` and of all of ``x``.
     cs : (n_h,) float64
         ``-1 / (2 h^2)`` per bandwidth.
     M, S : (n_h, n_y) float64
@@ -188,7 +193,7 @@ def rows_update(g, y, x, i0, j0, ny, nx, cs, M, S):
     nh = cs.shape[0]
     for i in range(bi):
         r = i0 + i
-        _row_sqdist(g, i, y, x, r, j0, ny[r], nx[j0:])
+        _row_sqdist(g, i, y, x, r, j0, nyb[i], nx[j0:])
         for h in range(nh):
             c = cs[h]
             s = 0.0
@@ -201,7 +206,7 @@ def rows_update(g, y, x, i0, j0, ny, nx, cs, M, S):
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def rows_update_truncated(g, y, x, i0, j0, ny, nx, cs, dmax2, M, S, dmin, nkept):
+def rows_update_truncated(g, y, x, i0, j0, nyb, nx, cs, dmax2, M, S, dmin, nkept):
     """:func:`rows_update` keeping only the terms with ``d2 <= dmax2``.
 
     Extra parameters
@@ -218,7 +223,7 @@ def rows_update_truncated(g, y, x, i0, j0, ny, nx, cs, dmax2, M, S, dmin, nkept)
     nh = cs.shape[0]
     for i in range(bi):
         r = i0 + i
-        _row_sqdist(g, i, y, x, r, j0, ny[r], nx[j0:])
+        _row_sqdist(g, i, y, x, r, j0, nyb[i], nx[j0:])
         m = dmin[r]
         cnt = 0
         for j in range(bj):
@@ -249,16 +254,16 @@ def sym_update(g, x, i0, j0, nx, cs, acc):
     Parameters
     ----------
     g : (bi, bj) float64, C-contiguous
-        ``x[i0:i0+bi] @ x[j0:j0+bj].T`` with ``i0 <= j0``; overwritten with squared
-        distances.
+        ``xc[i0:i0+bi] @ xc[j0:j0+bj].T`` with ``i0 <= j0`` (``xc = x - mu`` for any
+        centre ``mu``); overwritten with squared distances.
     x : (n, d) float64
-        The data set (read only for near-zero refinement).
+        The data set, uncentred (read only, for near-zero refinement).
     i0, j0 : int
         Block offsets.  For ``i0 == j0`` (a diagonal block) only row sums are added, as
         the block holds both orders of every pair; otherwise each term is added to its
         row ``i0 + i`` and to its column ``j0 + j``.
     nx : (n,) float64
-        Squared row norms.
+        Squared norms of the rows of ``xc``.
     cs : (n_h,) float64
         ``-1 / (2 h^2)`` per bandwidth.
     acc : (n_h, n) float64
