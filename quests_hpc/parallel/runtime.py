@@ -24,6 +24,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import threads as _threads
+from ..errors import QuestsInputError
 
 ENV_THREADS = "QUESTS_HPC_NUM_THREADS"
 
@@ -42,6 +43,14 @@ class RankFailedError(RuntimeError):
         r, msg = self.failures[0]
         more = f" (and {len(self.failures) - 1} more rank(s))" if len(self.failures) > 1 else ""
         super().__init__(f"rank {r} failed: {msg}{more}")
+
+
+class RankInputError(RankFailedError, QuestsInputError):
+    """:class:`RankFailedError` where the failed rank's error was bad input.
+
+    Also a :class:`~quests_hpc.errors.QuestsInputError` (a ``ValueError``), so callers
+    (the CLI) handle it on every rank as they handle the input error itself.
+    """
 
 
 def node_comm(comm=None):
@@ -210,7 +219,8 @@ def collective_errors(comm):
     """Collective context manager: if the block raises on any rank, it raises on all.
 
     The failing rank re-raises its own exception; the others raise
-    :class:`RankFailedError` naming the failed ranks.  One ``allgather`` of a short
+    :class:`RankInputError` (a ``QuestsInputError``) when the first failure was bad input,
+    else :class:`RankFailedError`, naming the failed ranks.  One ``allgather`` of a short
     message at the end of the block (whether or not it failed).
     """
     failure = None
@@ -218,12 +228,15 @@ def collective_errors(comm):
         yield
     except Exception as e:  # noqa: BLE001 -- shared with every rank below
         failure = e
-    msg = None if failure is None else f"{type(failure).__name__}: {failure}"
+    msg = None
+    if failure is not None:
+        msg = (f"{type(failure).__name__}: {failure}", isinstance(failure, QuestsInputError))
     failures = [(r, m) for r, m in enumerate(comm.allgather(msg)) if m is not None]
     if failure is not None:
         raise failure
     if failures:
-        raise RankFailedError(failures)
+        cls = RankInputError if failures[0][1][1] else RankFailedError
+        raise cls([(r, m[0]) for r, m in failures])
 
 
 def peak_memory_bytes():

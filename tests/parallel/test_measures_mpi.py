@@ -1,0 +1,127 @@
+"""Distributed H, diversity, novelty/overlap and the reference layouts equal serial."""
+
+import mpi_frames
+import numpy as np
+import pytest
+
+from quests_hpc import information
+from quests_hpc.descriptors import descriptors_from_arrays
+
+MPI = pytest.importorskip("mpi4py.MPI")
+
+H = [0.015, 0.4]
+TOL = 1e-12
+
+
+def _data():
+    """(frame descriptors, reference descriptors), the same on every rank."""
+    f = mpi_frames.orthogonal(seed=31)
+    x = descriptors_from_arrays(f["positions"], f["cell"], f["pbc"])
+    return x, mpi_frames.reference_descriptors()
+
+
+def _uneven_rows(n, comm):
+    """Row slices of an uneven split (rank r gets a share growing with r; some may be empty)."""
+    w = np.arange(comm.size) ** 2 + (0 if comm.size > 2 else 1)
+    b = np.concatenate([[0], np.cumsum(np.floor(n * w / w.sum()).astype(int))])
+    b[-1] = n
+    return slice(int(b[comm.rank]), int(b[comm.rank + 1]))
+
+
+@pytest.mark.mpi
+def test_entropy_and_diversity_of_distributed_rows_equal_serial():
+    from quests_hpc.parallel import measures
+
+    comm = MPI.COMM_WORLD
+    x, _ = _data()
+    mine = x[_uneven_rows(len(x), comm)]
+    h_par, d_par = measures.entropy_and_diversity(comm, mine, H)
+    h1 = measures.entropy(comm, mine, 0.4)
+    d1 = measures.diversity(comm, mine, 0.4)
+    np.testing.assert_allclose(h_par, information.entropy(x, H), rtol=0, atol=TOL)
+    np.testing.assert_allclose(d_par, information.diversity(x, H), rtol=0, atol=TOL)
+    assert isinstance(h1, float) and abs(h1 - information.entropy(x, 0.4)) <= TOL
+    assert isinstance(d1, float) and abs(d1 - information.diversity(x, 0.4)) <= TOL
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("layout", ["distributed", "shared", "sharded"])
+def test_overlap_novelty_and_dh_equal_serial(layout):
+    """Test rows and reference both spread over ranks, or a shared / sharded reference."""
+    from quests_hpc.parallel import measures
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    x, ref = _data()
+    mine = x[np.array_split(np.arange(len(x)), comm.size)[comm.rank]]
+    if layout == "distributed":
+        reference = ref[_uneven_rows(len(ref), comm)]
+    else:
+        reference = SharedReference.from_root(comm, ref if comm.rank == 0 else None,
+                                              layout=layout)
+    for h in (0.4, 2.0):
+        dh = measures.delta_entropy(comm, mine, reference, h)
+        ov = measures.overlap(comm, mine, reference, h)
+        nv = measures.novelty(comm, mine, reference, h)
+        serial_dh = information.delta_entropy(mine, ref, h)
+        assert np.abs(dh - serial_dh).max() <= TOL
+        assert abs(ov - information.overlap(x, ref, h)) <= TOL
+        assert abs(nv - information.novelty(x, ref, h)) <= TOL
+        assert abs(ov + nv - 1.0) <= TOL
+    if layout != "distributed":
+        reference.free()
+
+
+@pytest.mark.mpi
+def test_shared_reference_is_one_copy_per_node():
+    from quests_hpc.parallel.runtime import node_comm
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    _, ref = _data()
+    with SharedReference.from_root(comm, ref if comm.rank == 0 else None) as R:
+        same = bool(np.array_equal(R.local, ref))
+        held = comm.allgather(R.local_nbytes())
+        nc = node_comm(comm)
+        nodes = comm.allreduce(1 if nc.rank == 0 else 0)
+        nc.Free()
+        layout = R.layout
+    assert layout == "shared" and same
+    assert sum(held) == nodes * ref.nbytes  # the node's first rank holds the window
+
+
+@pytest.mark.mpi
+def test_memory_budget_shards_the_reference():
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    _, ref = _data()
+    R = SharedReference.from_root(comm, ref if comm.rank == 0 else None,
+                                  memory_budget=ref.nbytes - 1)
+    rows = comm.allgather(len(R.local))
+    firsts = comm.allgather(R.local[:1].copy())
+    R.free()
+    assert R.layout == "sharded" and sum(rows) == len(ref)
+    assert max(rows) - min(rows) <= 1
+    got = np.concatenate([f for f, r in zip(firsts, rows) if r])
+    starts = np.concatenate([[0], np.cumsum(rows)[:-1]])[np.array(rows) > 0]
+    np.testing.assert_array_equal(got, ref[starts])
+
+
+@pytest.mark.mpi
+def test_from_shards_and_empty_ranks():
+    """A reference read in slices (some ranks empty) and test rows absent on some ranks."""
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    x, ref = _data()
+    shard = ref[_uneven_rows(len(ref), comm)]
+    y = x[:5] if comm.rank == comm.size - 1 else x[:0]
+    out = {}
+    for layout in ("shared", "sharded"):
+        with SharedReference.from_shards(comm, shard, layout=layout) as R:
+            out[layout] = -R.log_kernel_sum(y, H)
+    serial = information.delta_entropy(y, ref, H) if len(y) else np.empty((2, 0))
+    for layout in out:
+        assert out[layout].shape == (2, len(y))
+        assert np.abs(out[layout] - serial).max(initial=0.0) <= TOL
