@@ -261,24 +261,24 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
         buf = np.empty(bi * bj)
         st = 0 if by_rows else t
 
-        def block(i0, j0):
-            i1, j1 = min(i0 + bi, n_y), min(j0 + bj, n_x)
-            g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
-            yb = y[i0:i1] - mu
-            nyb = np.einsum("ij,ij->i", yb, yb)
-            np.matmul(yb, xc[j0:j1].T, out=g)
-            if truncate:
-                rows_update_truncated(g, y, x, i0, j0, nyb, nx, cs, dmax2, M[st], S[st],
-                                      dmin[st], nkept[st])
-            else:
-                rows_update(g, y, x, i0, j0, nyb, nx, cs, M[st], S[st])
-
         def work(task):
             if by_rows:
-                for j0 in col_starts:
-                    block(row_starts[task], j0)
+                i0, cols = row_starts[task], col_starts
             else:
-                block(row_starts[task // len(col_starts)], col_starts[task % len(col_starts)])
+                i0 = row_starts[task // len(col_starts)]
+                cols = (col_starts[task % len(col_starts)],)
+            i1 = min(i0 + bi, n_y)
+            yb = y[i0:i1] - mu
+            nyb = np.einsum("ij,ij->i", yb, yb)
+            for j0 in cols:
+                j1 = min(j0 + bj, n_x)
+                g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
+                np.matmul(yb, xc[j0:j1].T, out=g)
+                if truncate:
+                    rows_update_truncated(g, y, x, i0, j0, nyb, nx, cs, dmax2, M[st], S[st],
+                                          dmin[st], nkept[st])
+                else:
+                    rows_update(g, y, x, i0, j0, nyb, nx, cs, M[st], S[st])
         return work
 
     n_tasks = len(row_starts) if by_rows else len(row_starts) * len(col_starts)

@@ -1,0 +1,324 @@
+#!/usr/bin/env python
+"""Benchmark of the serial core against upstream quests (not a test).
+
+Runs upstream ``quests`` and ``quests_hpc`` on the same inputs and prints a table of
+wall times (median of ``--repeat`` runs after a warm-up call), the ratio
+upstream / ours, the peak resident memory of each, and the largest difference between
+their results.  Every (case, implementation) runs in its own child process, so peak
+memory (``ru_maxrss`` of the child: imports included, see the ``base`` column) is not
+polluted by other cases.
+
+Cases (``--only``):
+
+a  desc     descriptors of a 108,000-atom FCC Cu cell (a = 3.61 A, 0.1 A Gaussian
+            displacements), 1 thread and ``--threads`` threads
+b  cluster  descriptors of a non-periodic Cu cluster of about 30,000 atoms; upstream is
+            O(N^2) in time and memory, so it runs on a 16,384-atom cluster (stated in
+            the table) unless ``--upstream-full-cluster``
+c  dh       dH of 100,000 environments against 10,000 (h = 0.015)
+d  entropy  H of 20,000 environments (h = 0.015)
+e  matmul   this machine's float64 matrix-multiply rate (the same shapes as the kernel
+            sums), and the fraction of it that cases c and d reach, counting
+            2 * n_y * n_x * d flops for the distance product (n^2 d for H: half the
+            pairs, as symmetry is used)
+
+Usage::
+
+    .venv/bin/python scripts/bench_core.py                 # everything, 2 threads
+    .venv/bin/python scripts/bench_core.py --quick         # small sizes, smoke run
+    .venv/bin/python scripts/bench_core.py --only dh --repeat 5
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+H = 0.015
+FULL = dict(fcc_rep=30, cluster_n=30000, cluster_up_n=16384, n_test=100000, n_ref=10000,
+            n_ent=20000)
+QUICK = dict(fcc_rep=8, cluster_n=3000, cluster_up_n=3000, n_test=10000, n_ref=2000,
+             n_ent=4000)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def fcc_atoms(rep, seed, stdev=0.1):
+    from ase.build import bulk
+    at = bulk("Cu", "fcc", a=3.61, cubic=True) * (rep, rep, rep)
+    rng = np.random.default_rng(seed)
+    at.positions += rng.normal(0.0, stdev, at.positions.shape)
+    return at
+
+
+def cluster_atoms(n, seed=3, stdev=0.1):
+    """Non-periodic, roughly spherical FCC Cu cluster of exactly ``n`` atoms."""
+    from ase import Atoms
+    rep = int(np.ceil((n / 4 * 6 / np.pi) ** (1 / 3))) + 2
+    at = fcc_atoms(rep, seed, stdev=0.0)
+    pos = at.positions - at.positions.mean(axis=0)
+    order = np.argsort(np.einsum("ij,ij->i", pos, pos), kind="stable")[:n]
+    rng = np.random.default_rng(seed)
+    pos = pos[order] + rng.normal(0.0, stdev, (n, 3))
+    return Atoms("Cu%d" % n, positions=pos, pbc=False)
+
+
+def ours_descriptors():
+    try:
+        from quests_hpc import get_descriptors
+    except ImportError:
+        return None
+    return get_descriptors
+
+
+# ----------------------------------------------------------------------------- child
+
+
+def _rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _timed(fn, repeat):
+    times = []
+    out = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), [round(v, 3) for v in times], out
+
+
+def child(spec):
+    """Run one (case, impl) in this process; print one JSON line."""
+    import numba
+    numba.set_num_threads(spec["threads"])
+    impl, case, repeat = spec["impl"], spec["case"], spec["repeat"]
+    if impl == "ours":
+        import quests_hpc.information as qi
+        from quests_hpc import threads as qthreads
+        qthreads.set_num_threads(spec["threads"])
+    else:
+        import quests.entropy as qe
+        from quests.descriptor import get_descriptors as up_desc
+    res = {}
+    if case in ("desc", "cluster"):
+        atoms = (fcc_atoms(spec["rep"], 1) if case == "desc" else cluster_atoms(spec["n"]))
+        fn = ours_descriptors() if impl == "ours" else up_desc
+        fn([fcc_atoms(2, 9)] if case == "desc" else [cluster_atoms(200)])  # compile / load
+        base = _rss_mb()
+        t, ts, out = _timed(lambda: fn([atoms], k=32, cutoff=5.0), repeat)
+        res.update(size=len(atoms))
+    elif case == "dh":
+        y = np.load(spec["y"])
+        x = np.load(spec["x"])
+        f = qi.delta_entropy if impl == "ours" else qe.delta_entropy
+        f(y[:50], x[:50], H)
+        base = _rss_mb()
+        with np.errstate(divide="ignore"):
+            t, ts, out = _timed(lambda: f(y, x, H), repeat)
+        res.update(size=f"{len(y)} x {len(x)}", flops=2.0 * len(y) * len(x) * y.shape[1])
+    elif case == "entropy":
+        x = np.load(spec["x"])
+        f = qi.entropy if impl == "ours" else qe.entropy
+        f(x[:50], H)
+        base = _rss_mb()
+        t, ts, out = _timed(lambda: np.atleast_1d(f(x, H)), repeat)
+        res.update(size=len(x), flops=1.0 * len(x) * len(x) * x.shape[1])
+    else:
+        raise SystemExit(f"unknown case {case}")
+    np.save(spec["out"], np.asarray(out))
+    res.update(time=t, times=ts, peak_mb=_rss_mb(), base_mb=base)
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def run_child(spec, threads):
+    env = dict(os.environ)
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS", "QUESTS_HPC_NUM_THREADS"):
+        env[var] = str(threads)
+    spec = dict(spec, threads=threads)
+    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+                       env=env, capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    sys.stderr.write(p.stdout[-2000:] + p.stderr[-4000:])
+    return None
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+def matmul_rate(threads, repeat=7):
+    """float64 GFLOP/s of the kernel sums' BLAS shapes (1 thread per product) and of a
+    large product on ``threads`` BLAS threads."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    out = {}
+    for label, (m, n, nthr) in {"128x63 @ 63x1024, 1 thread": (128, 1024, 1),
+                                "384x63 @ 63x384, 1 thread": (384, 384, 1),
+                                f"4096x63 @ 63x10000, {threads} threads": (4096, 10000,
+                                                                          threads)}.items():
+        a, b = rng.random((m, 63)), rng.random((n, 63))
+        c = np.empty((m, n))
+        inner = max(1, int(4e9 / (2 * m * n * 63)))
+        with threadpool_limits(limits=nthr, user_api="blas"):
+            np.matmul(a, b.T, out=c)
+            ts = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                for _ in range(inner):
+                    np.matmul(a, b.T, out=c)
+                ts.append((time.perf_counter() - t) / inner)
+        out[label] = 2.0 * m * n * 63 / float(np.median(ts)) / 1e9
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def fmt(v, spec="{:.2f}"):
+    return "-" if v is None else spec.format(v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--only", action="append",
+                    choices=["a", "b", "c", "d", "e", "desc", "cluster", "dh", "entropy",
+                             "matmul"])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--upstream-full-cluster", action="store_true",
+                    help="run upstream on the full-size cluster too (O(N^2) memory)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(json.loads(args.child))
+
+    alias = dict(a="desc", b="cluster", c="dh", d="entropy", e="matmul")
+    only = {alias.get(c, c) for c in (args.only or alias.values())}
+    P = QUICK if args.quick else FULL
+    nt = args.threads
+    rows = []
+    tmp = tempfile.mkdtemp(prefix="bench_core_")
+    get_desc = ours_descriptors()
+    print(f"# bench_core: threads={nt} repeat={args.repeat} quick={args.quick} "
+          f"python={sys.version.split()[0]} numpy={np.__version__}", flush=True)
+
+    def compare(name, size, threads, specs, note=""):
+        r = {}
+        for impl, spec in specs.items():
+            spec = dict(spec, impl=impl, repeat=args.repeat,
+                        out=os.path.join(tmp, f"{name}_{impl}_{threads}.npy"))
+            r[impl] = run_child(spec, threads)
+        diff = None
+        if r.get("ours") and r.get("upstream"):
+            a = np.load(os.path.join(tmp, f"{name}_ours_{threads}.npy"))
+            b = np.load(os.path.join(tmp, f"{name}_upstream_{threads}.npy"))
+            if a.shape != b.shape:
+                b = b.T
+            fin = np.isfinite(b)
+            diff = float(np.max(np.abs(a[fin] - b[fin]))) if a.shape == b.shape else None
+        rows.append(dict(name=name, size=size, threads=threads, note=note, r=r, diff=diff))
+        u, o = r.get("upstream"), r.get("ours")
+        print(f"  done {name} threads={threads}: upstream {fmt(u and u['time'])} s, "
+              f"ours {fmt(o and o['time'])} s", flush=True)
+
+    if "desc" in only:
+        if get_desc is None:
+            print("SKIP a (descriptors): quests_hpc.get_descriptors is not importable yet")
+        else:
+            spec = dict(case="desc", rep=P["fcc_rep"])
+            for t in sorted({1, nt}):
+                compare("a descriptors FCC", 4 * P["fcc_rep"] ** 3, t,
+                        dict(upstream=spec, ours=spec))
+    if "cluster" in only:
+        if get_desc is None:
+            print("SKIP b (cluster): quests_hpc.get_descriptors is not importable yet")
+        else:
+            n_up = P["cluster_n"] if args.upstream_full_cluster else P["cluster_up_n"]
+            ours = dict(case="cluster", n=P["cluster_n"])
+            up = dict(case="cluster", n=n_up)
+            r_up = run_child(dict(up, impl="upstream", repeat=1,
+                                  out=os.path.join(tmp, "cl_up.npy")), nt)
+            r_o = run_child(dict(ours, impl="ours", repeat=args.repeat,
+                                 out=os.path.join(tmp, "cl_o.npy")), nt)
+            r_os = run_child(dict(up, impl="ours", repeat=args.repeat,
+                                  out=os.path.join(tmp, "cl_os.npy")), nt)
+            diff = None
+            if r_up and r_os:
+                diff = float(np.abs(np.load(os.path.join(tmp, "cl_up.npy"))
+                                    - np.load(os.path.join(tmp, "cl_os.npy"))).max())
+            rows.append(dict(name="b cluster (same N)", size=n_up, threads=nt,
+                             r=dict(upstream=r_up, ours=r_os), diff=diff, note=""))
+            note = "" if n_up == P["cluster_n"] else f"upstream at N={n_up} (O(N^2))"
+            rows.append(dict(name="b cluster", size=P["cluster_n"], threads=nt,
+                             r=dict(upstream=r_up, ours=r_o), diff=None, note=note))
+            print(f"  done cluster: upstream {fmt(r_up and r_up['time'])} s (N={n_up}), ours "
+                  f"{fmt(r_o and r_o['time'])} s (N={P['cluster_n']})", flush=True)
+    if only & {"dh", "entropy"}:
+        t0 = time.perf_counter()
+        if get_desc is None:
+            from quests.descriptor import get_descriptors as get_desc
+        rep_t = int(np.ceil((P["n_test"] / 4) ** (1 / 3)))
+        rep_r = int(np.ceil((P["n_ref"] / 4) ** (1 / 3)))
+        y = get_desc([fcc_atoms(rep_t, 11)])[:P["n_test"]]
+        x = get_desc([fcc_atoms(rep_r, 12)])[:P["n_ref"]]
+        np.save(os.path.join(tmp, "y.npy"), y)
+        np.save(os.path.join(tmp, "x.npy"), x)
+        np.save(os.path.join(tmp, "xe.npy"), y[:P["n_ent"]])
+        print(f"  inputs: FCC descriptors {y.shape} and {x.shape} "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        if "dh" in only:
+            spec = dict(case="dh", y=os.path.join(tmp, "y.npy"), x=os.path.join(tmp, "x.npy"))
+            compare("c dH", f"{len(y)} x {len(x)}", nt, dict(upstream=spec, ours=spec))
+        if "entropy" in only:
+            spec = dict(case="entropy", x=os.path.join(tmp, "xe.npy"))
+            compare("d H", P["n_ent"], nt, dict(upstream=spec, ours=spec))
+    rates = matmul_rate(nt) if "matmul" in only else {}
+
+    # ------------------------------------------------------------------ table
+    print()
+    hdr = (f"{'case':22s} {'size':>16s} {'thr':>3s} {'upstream s':>10s} {'ours s':>8s} "
+           f"{'ratio':>6s} {'up peak MB':>10s} {'ours peak MB':>12s} {'base MB':>9s} "
+           f"{'max|diff|':>9s}  note")
+    print(hdr)
+    print("-" * len(hdr))
+    for row in rows:
+        u, o = row["r"].get("upstream"), row["r"].get("ours")
+        ratio = u["time"] / o["time"] if u and o else None
+        base = "/".join(fmt(v and v["base_mb"], "{:.0f}") for v in (u, o))
+        print(f"{row['name']:22s} {str(row['size']):>16s} {row['threads']:>3d} "
+              f"{fmt(u and u['time']):>10s} {fmt(o and o['time']):>8s} {fmt(ratio, '{:.1f}x'):>6s} "
+              f"{fmt(u and u['peak_mb'], '{:.0f}'):>10s} {fmt(o and o['peak_mb'], '{:.0f}'):>12s} "
+              f"{base:>9s} {fmt(row['diff'], '{:.1e}'):>9s}  {row['note']}")
+    print("(times: median of --repeat runs after a warm-up call; peak MB: ru_maxrss of the "
+          "child process, base MB: its RSS after imports and warm-up, upstream/ours)")
+    if rates:
+        print()
+        for k, v in rates.items():
+            print(f"e matmul float64 {k:38s} {v:7.1f} GFLOP/s")
+        per_core = max(rates[k] for k in rates if "1 thread" in k)
+        for row in rows:
+            o = row["r"].get("ours")
+            if o and "flops" in o:
+                rate = o["flops"] / o["time"] / 1e9
+                print(f"e {row['name']:6s} ours: {rate:6.1f} GFLOP/s (distance product) = "
+                      f"{100 * rate / (per_core * row['threads']):.0f}% of {row['threads']} x "
+                      f"the 1-thread matmul rate ({per_core:.1f} GFLOP/s per core)")
+    for row in rows:
+        for impl, v in row["r"].items():
+            if v:
+                print(f"  raw {row['name']} {impl} t={row['threads']}: times {v['times']}")
+
+
+if __name__ == "__main__":
+    main()
