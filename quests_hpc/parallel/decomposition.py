@@ -23,7 +23,7 @@ from mpi4py import MPI
 
 from .. import geometry
 from ..errors import QuestsInputError
-from .exchange import alltoallv_rows
+from . import comm as pcomm
 from .runtime import collective_errors
 
 BALANCE_MODES = ("uniform", "atoms")
@@ -304,17 +304,16 @@ def distribute(comm, grid, ids, positions, types=None):
             raise QuestsInputError(f"types ({len(types)}) and ids ({len(ids)}) differ in length")
         if len(pos):
             pos = geometry.check_positions(pos)
-            pos = geometry.wrap_positions(pos, grid.cell, grid.pbc)
+        pos = geometry.wrap_positions(pos, grid.cell, grid.pbc) if len(pos) else pos.copy()
         owner = grid.owner(grid.fractional(pos)) if len(pos) else np.empty(0, np.int64)
-    order = np.argsort(owner, kind="stable")
-    counts = np.bincount(owner, minlength=comm.size).astype(np.int64)
-    r_ids, recv_counts = alltoallv_rows(comm, ids[order], counts)
-    r_pos, _ = alltoallv_rows(comm, pos[order], counts, recv_counts)
     has_types = comm.allreduce(types is not None, op=MPI.LAND)
-    r_types = None
+    arrays = [ids.copy(), pos]
     if has_types:
-        t = np.ascontiguousarray(types).reshape(-1)
-        r_types, _ = alltoallv_rows(comm, t[order], counts, recv_counts)
+        arrays.append(np.array(types).reshape(-1))
+    del pos
+    received = pcomm.redistribute(arrays, owner, comm)  # grouped in place, one array at a time
+    r_ids, r_pos = received[0], received[1]
+    r_types = received[2] if has_types else None
     srt = np.argsort(r_ids, kind="stable")
     return OwnedAtoms(
         ids=r_ids[srt], positions=np.ascontiguousarray(r_pos[srt]),

@@ -1,9 +1,10 @@
-"""Row-wise numpy exchanges used by the decomposition, halo and ring passes.
+"""Gathers and broadcasts of numpy arrays that :mod:`quests_hpc.parallel.comm` lacks.
 
-Every function here is collective over ``comm`` (all ranks call it, in the same order,
-whatever their data).  Arrays are exchanged by *rows*: an ``(n, ...)`` array is sent as
-``n`` items of one contiguous MPI datatype covering a whole row, so counts stay far below
-the 32-bit limit of classic MPI calls even for multi-GB arrays.
+(Alltoallv and redistribution come from :mod:`~quests_hpc.parallel.comm`; these two could
+move there.)  Every function here is collective over ``comm`` (all ranks call it, in the
+same order, whatever their data).  Arrays are moved by *rows* (one contiguous MPI
+datatype per row) or in byte chunks, so counts stay below the 32-bit limit of classic
+MPI calls even for multi-GB arrays.
 """
 
 import numpy as np
@@ -19,57 +20,10 @@ def _row_type(arr):
     return t
 
 
-def exchange_counts(comm, send_counts):
-    """All-to-all of one int64 per destination rank; returns the counts received."""
-    send = np.ascontiguousarray(send_counts, dtype=np.int64)
-    if send.shape != (comm.size,):
-        raise ValueError(f"send_counts must have one entry per rank ({comm.size}), got {send.shape}")
-    recv = np.empty_like(send)
-    comm.Alltoall(send, recv)
-    return recv
-
-
 def _displacements(counts):
     d = np.zeros(len(counts), dtype=np.int64)
     np.cumsum(counts[:-1], out=d[1:])
     return d
-
-
-def alltoallv_rows(comm, arr, send_counts, recv_counts=None):
-    """Send consecutive row blocks of ``arr`` to every rank (``MPI_Alltoallv``).
-
-    Parameters
-    ----------
-    comm : mpi4py.MPI.Comm
-    arr : ndarray, shape (n, ...)
-        Rows ordered by destination: the first ``send_counts[0]`` rows go to rank 0, etc.
-    send_counts : array_like of int, shape (comm.size,)
-    recv_counts : array_like of int, optional
-        Rows coming from each rank, when already known (saves one ``Alltoall``).
-
-    Returns
-    -------
-    recv : ndarray, shape (sum(recv_counts), ...)
-        Rows received, ordered by source rank.
-    recv_counts : ndarray of int64
-    """
-    arr = np.ascontiguousarray(arr)
-    send_counts = np.asarray(send_counts, dtype=np.int64)
-    if int(send_counts.sum()) != len(arr):
-        raise ValueError(f"send_counts sum to {int(send_counts.sum())}, array has {len(arr)} rows")
-    if recv_counts is None:
-        recv_counts = exchange_counts(comm, send_counts)
-    recv_counts = np.asarray(recv_counts, dtype=np.int64)
-    recv = np.empty((int(recv_counts.sum()),) + arr.shape[1:], dtype=arr.dtype)
-    t = _row_type(arr)
-    try:
-        comm.Alltoallv(
-            [arr, (send_counts, _displacements(send_counts)), t],
-            [recv, (recv_counts, _displacements(recv_counts)), t],
-        )
-    finally:
-        t.Free()
-    return recv, recv_counts
 
 
 def gather_rows(comm, arr, root=0):

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import QuestsInputError
 from ._halo_kernel import halo_targets
-from .exchange import alltoallv_rows
+from . import comm as pcomm
 
 # Relative and absolute slack on the fractional margin: rounding of fractional
 # coordinates must never drop a neighbour (extra ghosts are harmless).
@@ -156,6 +156,8 @@ def exchange_halo(comm, grid, owned, cutoff):
     atom, dest, shift = ghost_targets(grid, frac, comm.rank, cutoff)
     counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
     send_pos = shifted_positions(owned.positions, grid.cell, atom, shift)
-    r_ids, recv_counts = alltoallv_rows(comm, owned.ids[atom], counts)
-    r_pos, _ = alltoallv_rows(comm, send_pos, counts, recv_counts)
+    recv_counts = np.empty_like(counts)
+    comm.Alltoall(counts, recv_counts)
+    r_ids, _ = pcomm.alltoallv_rows(owned.ids[atom], counts, comm, recv_counts)
+    r_pos, _ = pcomm.alltoallv_rows(send_pos, counts, comm, recv_counts)
     return Ghosts(ids=r_ids, positions=r_pos, n_sent=len(atom))

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from mpi4py import MPI
 
+from .. import geometry
 from ..descriptors import DEFAULT_CUTOFF, DEFAULT_K, check_parameters, local_descriptors
 from ..information import DEFAULT_BANDWIDTH
 from . import measures
-from .decomposition import build_grid, distribute, imbalance
+from .decomposition import OwnedAtoms, build_grid, distribute, imbalance
 from .exchange import gather_rows
 from .halo import exchange_halo
 from .runtime import collective_errors, current_memory_bytes, peak_memory_bytes
@@ -61,6 +62,7 @@ class FrameResult:
     grid: object
     summary: dict = None
     memory: dict = field(default_factory=dict)
+    timestep: int = None
 
 
 class _Stages:
@@ -141,11 +143,72 @@ def run_frame(comm, ids, positions, cell, pbc, reference=None, *, types=None, k=
     stages = _Stages(comm, sync_timings)
     if timings:
         stages.times.update(timings)
-
     grid = build_grid(comm, positions, cell, pbc, dims=dims, balance=balance)
     owned = distribute(comm, grid, ids, positions, types)
     stages.done("distribute")
+    return _finish(comm, grid, owned, reference, stages, k=k, cutoff=cutoff, h=h,
+                   keep_descriptors=keep_descriptors, threshold=threshold, root=root,
+                   **sum_kwargs)
 
+
+def run_dump_frame(comm, dump, index=-1, reference=None, *, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF,
+                   h=DEFAULT_BANDWIDTH, dims=None, balance="uniform", keep_descriptors=True,
+                   threshold=0.0, sync_timings=True, root=0, **sum_kwargs):
+    """Read frame ``index`` of a LAMMPS dump in parallel and run the pipeline on it.
+
+    The parallel reader (:class:`quests_hpc.io.LammpsDump` opened with ``comm``) parses a
+    byte range per rank and sends every atom straight to its owner in the decomposition
+    (its ``owner`` hook builds the grid from the parsed atoms), so the stage ``read``
+    covers parsing and distribution; ``distribute`` is not reported separately.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    dump : quests_hpc.io.LammpsDump
+        Opened with the same ``comm`` (and ``wrap=True``, the default).
+    index : int
+        Frame number (negative counts from the end).
+    reference, k, cutoff, h, dims, balance, keep_descriptors, threshold, sync_timings, root
+        As in :func:`run_frame`.
+
+    Returns
+    -------
+    FrameResult
+        With ``timestep`` set from the dump.
+    """
+    k, cutoff = check_parameters(k, cutoff)
+    stages = _Stages(comm, sync_timings)
+    holder = {}
+
+    def owner(header, ids, positions):
+        grid = build_grid(comm, positions, header.cell, header.pbc, dims=dims, balance=balance)
+        holder["grid"] = grid
+        if len(positions) == 0:
+            return np.empty(0, dtype=np.int64)
+        wrapped = geometry.wrap_positions(positions, grid.cell, grid.pbc)
+        return grid.owner(grid.fractional(wrapped))
+
+    frame = dump.read(index, owner=owner if comm.size > 1 else None)
+    grid = holder.get("grid")
+    if grid is None:  # one rank: the reader does not ask for owners
+        grid = build_grid(comm, frame.positions, frame.cell, frame.pbc, dims=dims,
+                          balance=balance)
+    pos = frame.positions
+    if len(pos):  # the serial core wraps the same way (idempotent on wrapped input)
+        pos = geometry.wrap_positions(pos, grid.cell, grid.pbc)
+    owned = OwnedAtoms(ids=frame.ids, positions=np.ascontiguousarray(pos), types=frame.types)
+    del frame, pos
+    stages.done("read")
+    res = _finish(comm, grid, owned, reference, stages, k=k, cutoff=cutoff, h=h,
+                  keep_descriptors=keep_descriptors, threshold=threshold, root=root,
+                  **sum_kwargs)
+    res.timestep = int(dump.timesteps[index])
+    return res
+
+
+def _finish(comm, grid, owned, reference, stages, *, k, cutoff, h, keep_descriptors,
+            threshold, root, **sum_kwargs):
+    """Halo, descriptors, kernel sums and reductions of distributed owned atoms."""
     ghosts = exchange_halo(comm, grid, owned, cutoff)
     stages.done("halo")
 
