@@ -13,7 +13,8 @@ Python's ``float``):
   handed back to the caller as a *fix-up* (row, column, byte range) and converted there
   with Python's ``float``.
 
-All kernels are pure functions on arrays and are compiled with ``cache=True``.
+The other kernels group rows by destination rank in place, scatter rows by id, and wrap
+or convert positions.  All kernels are pure functions on arrays (``cache=True``).
 """
 
 import math
@@ -94,9 +95,13 @@ def _dd_to_double(m, k):
     return s, True
 
 
-@njit(cache=True, inline="always")
-def _parse_float(buf, b, e):
-    """Parse ``buf[b:e]`` as a float; returns ``(value, ok)`` (ok False: use Python)."""
+@njit(cache=True)
+def _parse_float_careful(buf, b, e):
+    """Parse the number starting at ``buf[b]`` (not beyond ``e``), any digit count.
+
+    Returns ``(value, end, ok)``: ``end`` is the first byte after the digits, exponent
+    included; ``ok`` is False when the caller must convert the token in Python.
+    """
     j = b
     neg = False
     c = buf[j]
@@ -140,7 +145,7 @@ def _parse_float(buf, b, e):
                 trunc = True
             j += 1
     if ndig == 0:
-        return 0.0, False
+        return 0.0, j, False
     if j < e and (buf[j] == 101 or buf[j] == 69):
         j += 1
         eneg = False
@@ -160,14 +165,12 @@ def _parse_float(buf, b, e):
             nexp += 1
             j += 1
         if nexp == 0:
-            return 0.0, False
+            return 0.0, j, False
         dexp += -ev if eneg else ev
-    if j != e:
-        return 0.0, False
     if m == 0:
-        return (-0.0 if neg else 0.0), True
+        return (-0.0 if neg else 0.0), j, True
     if trunc:
-        return 0.0, False
+        return 0.0, j, False
     v = 0.0
     if m <= _TWO53 and -22 <= dexp <= 22:
         if dexp >= 0:
@@ -179,23 +182,99 @@ def _parse_float(buf, b, e):
     elif -44 <= dexp < 0:
         v, ok = _dd_to_double(m, -dexp)
         if not ok:
-            return 0.0, False
+            return 0.0, j, False
     elif m <= _TWO53 and 22 < dexp <= 37:
         # m * 10**(dexp-22) is still an exact integer below 2**53: one rounding.
         mm = m
         for _ in range(dexp - 22):
             mm = mm * np.uint64(10)
             if mm > _TWO53:
-                return 0.0, False
+                return 0.0, j, False
         v = float(mm) * _POW10[22]
     else:
-        return 0.0, False
-    return (-v if neg else v), True
+        return 0.0, j, False
+    return (-v if neg else v), j, True
+
+
+@njit(cache=True, inline="always")
+def _parse_float(buf, b, e):
+    """Parse the number starting at ``buf[b]`` (not beyond ``e``).
+
+    Returns ``(value, end, ok)``: ``end`` is the first byte after the digits, exponent
+    included; ``ok`` is False when the caller must convert the token in Python.  The
+    common case (at most 19 digits) takes a branch-light loop; longer mantissas go to
+    :func:`_parse_float_careful`.
+    """
+    j = b
+    neg = False
+    c = buf[j]
+    if c == 45:
+        neg = True
+        j += 1
+    elif c == 43:
+        j += 1
+    d0 = j
+    m = np.uint64(0)
+    while j < e:
+        d = np.uint64(buf[j]) - np.uint64(48)
+        if d > 9:
+            break
+        m = m * np.uint64(10) + d
+        j += 1
+    ndig = j - d0
+    dexp = 0
+    if j < e and buf[j] == 46:
+        j += 1
+        f0 = j
+        while j < e:
+            d = np.uint64(buf[j]) - np.uint64(48)
+            if d > 9:
+                break
+            m = m * np.uint64(10) + d
+            j += 1
+        dexp = f0 - j
+        ndig += j - f0
+    if ndig == 0 or ndig > 19:
+        return _parse_float_careful(buf, b, e)
+    if j < e and (buf[j] == 101 or buf[j] == 69):
+        j += 1
+        eneg = False
+        if j < e and buf[j] == 45:
+            eneg = True
+            j += 1
+        elif j < e and buf[j] == 43:
+            j += 1
+        x0 = j
+        ev = 0
+        while j < e:
+            d = np.int64(buf[j]) - 48
+            if d < 0 or d > 9:
+                break
+            if ev < 100000:
+                ev = ev * 10 + d
+            j += 1
+        if j == x0:
+            return 0.0, j, False
+        dexp += -ev if eneg else ev
+    if m == 0:
+        return (-0.0 if neg else 0.0), j, True
+    v = 0.0
+    if m <= _TWO53 and -22 <= dexp <= 22:
+        if dexp >= 0:
+            v = float(m) * _POW10[dexp]
+        else:
+            v = float(m) / _POW10[-dexp]
+    else:
+        return _parse_float_careful(buf, b, e)
+    return (-v if neg else v), j, True
 
 
 @njit(cache=True, inline="always")
 def _parse_int(buf, b, e):
-    """Parse ``buf[b:e]`` as a signed decimal integer (at most 18 digits)."""
+    """Parse the signed decimal integer at ``buf[b]`` (at most 18 digits, not beyond ``e``).
+
+    Returns ``(value, end, ok)``.
+    """
     j = b
     neg = False
     if buf[j] == 45:
@@ -203,16 +282,17 @@ def _parse_int(buf, b, e):
         j += 1
     elif buf[j] == 43:
         j += 1
-    if j >= e or e - j > 18:
-        return 0, False
+    j0 = j
     v = 0
     while j < e:
         d = np.int64(buf[j]) - 48
         if d < 0 or d > 9:
-            return 0, False
+            break
         v = v * 10 + d
         j += 1
-    return (-v if neg else v), True
+    if j == j0 or j - j0 > 18:
+        return 0, j, False
+    return (-v if neg else v), j, True
 
 
 @njit(cache=True, nogil=True)
@@ -287,14 +367,15 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
             if i >= limit or buf[i] == 10 or buf[i] == 13:
                 return rows, line_start, lines, ERR_FEW_COLUMNS, c, nfix
             b = i
-            while i < limit and buf[i] > 32:
-                i += 1
             k = kinds[c]
-            if k == SKIP:
-                continue
             if k == POS or k == FLOAT:
-                v, ok = _parse_float(buf, b, i)
-                if not ok:
+                v, j, ok = _parse_float(buf, b, limit)
+                if ok and (j >= limit or buf[j] <= 32):
+                    i = j
+                else:
+                    i = b
+                    while i < limit and buf[i] > 32:
+                        i += 1
                     fix[nfix, 0] = r
                     fix[nfix, 1] = c
                     fix[nfix, 2] = b
@@ -305,17 +386,12 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
                     pos[r, slots[c]] = v
                 else:
                     fext[r, slots[c]] = v
-            elif k == STR:
-                if i - b > 8:
-                    return rows, line_start, lines, ERR_LONG_STRING, c, nfix
-                code = 0
-                for q in range(i - b):
-                    code |= np.int64(buf[b + q]) << (8 * q)
-                sext[r, slots[c]] = code
-            else:
-                iv, ok = _parse_int(buf, b, i)
-                if not ok:
+                continue
+            if k == ID or k == TYPE or k == INT:
+                iv, j, ok = _parse_int(buf, b, limit)
+                if not ok or (j < limit and buf[j] > 32):
                     return rows, line_start, lines, ERR_BAD_INT, c, nfix
+                i = j
                 if k == ID:
                     ids[r] = iv
                 elif k == TYPE:
@@ -324,6 +400,16 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
                     types[r] = iv
                 else:
                     iext[r, slots[c]] = iv
+                continue
+            while i < limit and buf[i] > 32:
+                i += 1
+            if k == STR:
+                if i - b > 8:
+                    return rows, line_start, lines, ERR_LONG_STRING, c, nfix
+                code = 0
+                for q in range(i - b):
+                    code |= np.int64(buf[b + q]) << (8 * q)
+                sext[r, slots[c]] = code
         while i < limit and (buf[i] == 32 or buf[i] == 9 or buf[i] == 13):
             i += 1
         if i < limit:
@@ -336,24 +422,27 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
 
 
 @njit(cache=True, nogil=True)
-def dense_gather_perm(ids, base, n):
-    """Gather permutation sorting ``ids`` when they are exactly ``base .. base+n-1``.
+def dense_check(ids, base, n):
+    """Check that ``ids`` are exactly ``base .. base+n-1``, each once.
 
-    Returns ``(perm, bad)``: ``perm[j]`` is the row holding id ``base + j``; ``bad`` is
-    -1, or the first id that is out of range or duplicated.
+    Returns -1 when they are; otherwise the first id out of range or repeated, or
+    ``base - 1`` when the count differs but no id repeats (impossible unless some
+    other rank holds a duplicate).
     """
-    perm = np.full(n, -1, dtype=np.int64)
+    seen = np.zeros(n, dtype=np.uint8)
     for i in range(ids.shape[0]):
         j = ids[i] - base
-        if j < 0 or j >= n or perm[j] != -1:
-            return perm, ids[i]
-        perm[j] = i
-    return perm, -1
+        if j < 0 or j >= n or seen[j]:
+            return ids[i]
+        seen[j] = 1
+    if ids.shape[0] != n:
+        return base - 1
+    return -1
 
 
 @njit(cache=True, nogil=True)
 def first_duplicate_sorted(ids):
-    """First value repeated in a sorted array, or -1 (ids are >= 0 here; see caller)."""
+    """Index of the first entry equal to its predecessor in a sorted array, or -1."""
     for i in range(1, ids.shape[0]):
         if ids[i] == ids[i - 1]:
             return i
@@ -361,49 +450,84 @@ def first_duplicate_sorted(ids):
 
 
 @njit(cache=True, nogil=True)
-def apply_perm_inplace(a, perm, visited):
-    """In place ``a[:] = a[perm]`` for a 2-D array (rows), following cycles.
-
-    ``visited`` is a uint8 scratch array of ``len(perm)`` entries (reset here).
-    """
-    n = perm.shape[0]
-    ncol = a.shape[1]
-    visited[:] = 0
-    tmp = np.empty(ncol, dtype=a.dtype)
-    for i in range(n):
-        if visited[i] or perm[i] == i:
-            visited[i] = 1
-            continue
-        for c in range(ncol):
-            tmp[c] = a[i, c]
-        j = i
-        while True:
-            visited[j] = 1
-            k = perm[j]
-            if k == i:
-                for c in range(ncol):
-                    a[j, c] = tmp[c]
-                break
-            for c in range(ncol):
-                a[j, c] = a[k, c]
-            j = k
+def scatter_rows(src, ids, base, out):
+    """``out[ids[i] - base] = src[i]`` row by row (ids checked by :func:`dense_check`)."""
+    w = src.shape[1]
+    for i in range(src.shape[0]):
+        j = ids[i] - base
+        for c in range(w):
+            out[j, c] = src[i, c]
 
 
 @njit(cache=True, nogil=True)
-def group_perm(dest, nparts):
-    """Stable counting-sort permutation grouping rows by ``dest``; also the counts."""
+def dense_dest(ids, gmin, natoms, nparts):
+    """Owner rank of each id for ids ``gmin .. gmin+natoms-1`` split evenly (int32).
+
+    Rank ``r`` owns sorted positions ``[r*N//P, (r+1)*N//P)``; the position of id ``i``
+    is ``i - gmin`` and its owner is ``((pos + 1) * P - 1) // N``.
+    """
+    out = np.empty(ids.shape[0], dtype=np.int32)
+    for i in range(ids.shape[0]):
+        out[i] = ((ids[i] - gmin + 1) * nparts - 1) // natoms
+    return out
+
+
+@njit(cache=True, nogil=True)
+def splitter_dest(ids, split):
+    """Owner of each id: the number of splitters <= id (``searchsorted(..., 'right')``)."""
+    out = np.empty(ids.shape[0], dtype=np.int32)
+    m = split.shape[0]
+    for i in range(ids.shape[0]):
+        lo, hi = 0, m
+        v = ids[i]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if split[mid] <= v:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[i] = lo
+    return out
+
+
+@njit(cache=True, nogil=True)
+def partition_rows(d, a, nparts):
+    """Group the rows of ``a`` by ``d`` in place (American flag sort); ``d`` is permuted too.
+
+    Not stable, but deterministic: the same ``d`` gives the same permutation, so several
+    arrays are grouped consistently from copies of one destination array.  Each row is
+    moved at most once into its final bucket, with one sequential write stream per
+    bucket (cache friendly, unlike cycle-following).  Returns the bucket counts.
+    """
+    n = d.shape[0]
     counts = np.zeros(nparts, dtype=np.int64)
-    for i in range(dest.shape[0]):
-        counts[dest[i]] += 1
-    start = np.zeros(nparts, dtype=np.int64)
-    for p in range(1, nparts):
-        start[p] = start[p - 1] + counts[p - 1]
-    perm = np.empty(dest.shape[0], dtype=np.int64)
-    for i in range(dest.shape[0]):
-        p = dest[i]
-        perm[start[p]] = i
-        start[p] += 1
-    return perm, counts
+    for i in range(n):
+        counts[d[i]] += 1
+    nxt = np.zeros(nparts, dtype=np.int64)
+    end = np.zeros(nparts, dtype=np.int64)
+    acc = 0
+    for p in range(nparts):
+        nxt[p] = acc
+        acc += counts[p]
+        end[p] = acc
+    w = a.shape[1]
+    for p in range(nparts):
+        while nxt[p] < end[p]:
+            i = nxt[p]
+            q = d[i]
+            if q == p:
+                nxt[p] += 1
+                continue
+            j = nxt[q]
+            while d[j] == q:
+                j += 1
+            nxt[q] = j + 1
+            d[i], d[j] = d[j], q
+            for c in range(w):
+                t = a[i, c]
+                a[i, c] = a[j, c]
+                a[j, c] = t
+    return counts
 
 
 @njit(cache=True, nogil=True)

@@ -42,6 +42,7 @@ timestep) and the line -- on every rank of an MPI read.
 import glob
 import os
 import re
+import time
 import warnings
 
 import numpy as np
@@ -146,6 +147,7 @@ class LammpsDump:
         pcomm.raise_if_any(err, comm)
         self.files = pcomm.bcast(files, comm)
         self._src = {}
+        self.timings = {}
         self.indices = []
         for fno, f in enumerate(self.files):
             src = self._source(fno)
@@ -231,6 +233,7 @@ class LammpsDump:
         Frame
             Serially the whole frame; in an MPI read, this rank's share.
         """
+        t0 = time.perf_counter()
         n = len(self)
         if not -n <= i < n:
             raise QuestsInputError(f"{self.files[0]}: frame index {i} out of range ({n} frames)")
@@ -253,6 +256,7 @@ class LammpsDump:
         pcomm.raise_if_any(err, comm)
         hdr, plan = pcomm.bcast(meta, comm)
 
+        t1 = time.perf_counter()
         # 2. parse this rank's atom lines
         src = self._source(fno) if (rank == 0 or not ix.compressed) else None
         if size == 1 or not ix.compressed:
@@ -270,6 +274,7 @@ class LammpsDump:
             lines, perr = _stream_parse(src, d0, d1, plan, rows, natoms, comm, self.chunk_bytes)
             relative = False
 
+        t2 = time.perf_counter()
         # 3. errors and the atom count, on every rank
         info = pcomm.allgather((rows.n, lines, perr), comm)
         offsets = np.concatenate([[0], np.cumsum([t[1] for t in info])[:-1]]) if relative \
@@ -292,6 +297,7 @@ class LammpsDump:
             cols["ids"] += int(offsets[rank]) + 1
         _to_cartesian(cols["pos"], hdr, plan, self.wrap)
 
+        t3 = time.perf_counter()
         # 5. ownership and order
         if size == 1:
             sort_by_id(cols, where, data_line, lines_are_rows)
@@ -310,7 +316,11 @@ class LammpsDump:
             pcomm.raise_if_any(err, comm)
             cols = send_to_owners(cols, dest, comm, where)
             first = -1
-        return self._frame(cols, hdr, plan, i, fno, where, first)
+        frame = self._frame(cols, hdr, plan, i, fno, where, first)
+        t4 = time.perf_counter()
+        self.timings = dict(header=t1 - t0, parse=t2 - t1, check_convert=t3 - t2,
+                            ownership=t4 - t3, total=t4 - t0)
+        return frame
 
     def _header(self, fno, k, where):
         ix = self.indices[fno]

@@ -171,53 +171,74 @@ def alltoallv_rows(arr, send_counts, comm=None, recv_counts=None):
     return recv, recv_counts
 
 
+def row_view(a):
+    """``a`` as a 2-D array of unsigned words, one row per leading index (a view).
+
+    The word size is the largest of 8, 4, 2, 1 bytes dividing the row size, so that
+    kernels moving rows handle every dtype with four compiled variants.
+    """
+    if not a.flags.c_contiguous:
+        raise ValueError("row_view needs a C-contiguous array")
+    n = a.shape[0]
+    rowbytes = a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64))
+    for size, dt in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):
+        if rowbytes % size == 0:
+            break
+    if rowbytes == 0:
+        return np.empty((n, 0), dtype=np.uint8)
+    return a.reshape(n * rowbytes // a.itemsize).view(dt).reshape(n, rowbytes // size)
+
+
 def redistribute(arrays, dest, comm=None):
     """Send row ``i`` of every array to rank ``dest[i]``; return the rows received.
 
-    Memory: the arrays are reordered *in place* (grouped by destination) and exchanged
-    one at a time; an input array is released as soon as it has been sent, provided the
-    caller holds no other reference to it (pass the list and drop your names).  Peak
-    extra memory is about one received array plus 9 bytes per row.
+    Memory: each array is grouped by destination *in place* (a cache-friendly
+    partition, see :func:`quests_hpc.io._kernels.partition_rows`) and exchanged one
+    at a time; an input array is released once sent, provided the caller holds no
+    other reference to it (pass the list and drop your own names).  Peak extra memory:
+    one received array plus 4 bytes per row.
 
     Parameters
     ----------
     arrays : list of ndarray
-        Same number of rows each; C-contiguous (1-D or 2-D); emptied on return.
-    dest : ndarray of int, shape (n,)
+        Same number of rows each, C-contiguous; the list is emptied.
+    dest : array_like of int, shape (n,)
         Destination rank of each row.
     comm : mpi4py communicator or None
 
     Returns
     -------
     list of ndarray
-        Received rows, ordered by source rank, each source's rows in their original
-        relative order (a stable grouping).
+        Received rows, grouped by source rank; the order within a source's block is
+        unspecified (identical for every array).
     """
-    from ..io._kernels import apply_perm_inplace, group_perm
+    from ..io._kernels import partition_rows
 
-    rank, size = rank_size(comm)
-    dest = np.ascontiguousarray(dest, dtype=np.int64)
+    _, size = rank_size(comm)
+    dest = np.asarray(dest)
     n = len(dest)
-    if n and (dest.min() < 0 or dest.max() >= size):
+    if n and (int(dest.min()) < 0 or int(dest.max()) >= size):
         raise ValueError(f"destination ranks must be in [0, {size}), got "
                          f"[{int(dest.min())}, {int(dest.max())}]")
-    perm, counts = group_perm(dest, size)
-    visited = np.empty(n, dtype=np.uint8)
     for a in arrays:
         if len(a) != n:
             raise ValueError(f"array of {len(a)} rows, expected {n}")
-        width = int(np.prod(a.shape[1:], dtype=np.int64))
-        if n and width:
-            apply_perm_inplace(a.reshape(n, width), perm, visited)
-    del perm, visited
-    if is_parallel(comm):
-        recv_counts = np.empty_like(counts)
-        comm.Alltoall(counts, recv_counts)
-    else:
-        recv_counts = counts
+    if not is_parallel(comm):
+        out = list(arrays)
+        arrays.clear()
+        return out
+    counts = np.bincount(dest, minlength=size).astype(np.int64)
+    recv_counts = np.empty_like(counts)
+    comm.Alltoall(counts, recv_counts)
     out = []
     while arrays:
         a = arrays.pop(0)
+        v = row_view(a)
+        if n and v.shape[1]:
+            d = dest.astype(np.int32)
+            partition_rows(d, v, size)
+            del d
+        del v
         if int(np.prod(a.shape[1:], dtype=np.int64)) == 0:
             r = np.empty((int(recv_counts.sum()),) + a.shape[1:], dtype=a.dtype)
         else:
