@@ -1,13 +1,28 @@
 """Command-line interface: ``quests-hpc <command> ...``.
 
-Each sub-command lives in a small function that parses nothing itself: the argparse
-parser below documents every option and its default (``quests-hpc <command> --help``).
-User errors (:class:`~quests_hpc.errors.QuestsInputError`) print one clear line and exit
-with status 2; any other exception prints its traceback and exits with status 1.
+Commands (``quests-hpc <command> --help`` documents every option and its default):
+
+``example``      the bundled example (serial, no MPI needed)
+``run``          a YAML campaign (restartable; results in one HDF5 file)
+``descriptors``  per-atom descriptors of the frames of a file -> HDF5
+``dh``           per-atom dH of the frames of a file against a reference -> HDF5
+``entropy``      entropy H and diversity D of a data set (printed)
+``overlap``      overlap / novelty of a data set against a reference (printed)
+``info``         describe a results file
+
+Every command except ``example`` and ``info`` runs serially or under
+``mpiexec -n N`` / ``srun`` / ``mpirun`` unchanged.  Exit status: 0 success, 2 bad input
+(file, argument, campaign: one message listing every problem), 1 failure while running
+(e.g. disk full: the message says so; finished frames stay intact), 130 interrupted.
+Set ``QUESTS_HPC_TRACEBACK=1`` to get the Python traceback of any error.
+Under MPI a failure on some ranks only ends every rank (``MPI_Abort``) within seconds.
 """
 
 import argparse
+import os
 import sys
+import time
+import traceback
 
 from . import __version__
 from .errors import QuestsInputError
@@ -17,28 +32,82 @@ quests-hpc: QUESTS information entropy and model-free uncertainty (dH) for atomi
 structures -- per-atom novelty of environments against a reference (training) set,
 dataset entropy and diversity.  Descriptors: k nearest neighbours within a cutoff
 (SPEC: k=32, r_c=5.0 A); Gaussian kernel of bandwidth h=0.015 1/A.
+
+Run any command except `example` and `info` under MPI as is, e.g.
+  mpiexec -n 64 quests-hpc run campaign.yaml
+  srun quests-hpc dh dump.lammpstrj --reference train.xyz -o dh.h5
 """
 
+INPUT_HELP = ("a LAMMPS text dump (plain, .gz, .bz2, .xz, .zst; a glob like "
+              "'dump.*.lammpstrj' for a sequence) or any file ASE reads (extxyz, "
+              "LAMMPS data, VASP, ...)")
+SEL_HELP = ("frame selection: all, -1 (last), 0:10:2 (slice), 3,5,8 (list), "
+            "t=1000:5000 (by timestep, both ends included)")
+REF_HELP = ("reference (training) set: a LAMMPS dump, any file ASE reads, or a descriptor "
+            "file (a results file written by `quests-hpc descriptors`)")
 
-def _add_common(p):
-    p.add_argument("-k", type=int, default=32, help="neighbours per environment (default: 32)")
-    p.add_argument("--cutoff", type=float, default=5.0,
+_CLI_NAMES = {
+    "parameters.k": "-k", "parameters.cutoff": "--cutoff",
+    "parameters.bandwidth": "--bandwidth", "parameters.threshold": "--threshold",
+    "inputs[0].frames": "--frames", "inputs[0].path": "INPUT", "inputs[0]": "INPUT",
+    "references[0].frames": "--reference-frames", "references[0].path": "--reference",
+    "references[0]": "--reference", "output.path": "-o/--output", "run.threads": "--threads",
+}
+
+
+# ------------------------------------------------------------------------ options
+
+
+def _params(p, bandwidth=True, threshold=False):
+    p.add_argument("-k", type=int, default=32, metavar="K",
+                   help="neighbours per environment (default: 32)")
+    p.add_argument("--cutoff", type=float, default=5.0, metavar="RC",
                    help="cutoff radius in Angstrom (default: 5.0)")
-    p.add_argument("--bandwidth", type=float, nargs="+", default=[0.015], metavar="H",
-                   help="kernel bandwidth(s) h in 1/Angstrom; several give one result "
-                        "per bandwidth from one pass (default: 0.015)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="Numba threads (default: QUESTS_HPC_NUM_THREADS, else all cores)")
+    if bandwidth:
+        p.add_argument("--bandwidth", type=float, nargs="+", default=[0.015], metavar="H",
+                       help="kernel bandwidth(s) h in 1/Angstrom; several give one result "
+                            "per bandwidth from one pass (default: 0.015)")
+    if threshold:
+        p.add_argument("--threshold", type=float, default=0.0,
+                       help="an environment is novel when dH > THRESHOLD (default: 0.0)")
+
+
+def _exec(p):
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="Numba threads per MPI rank (default: QUESTS_HPC_NUM_THREADS, else "
+                        "cores on the node / ranks on the node, at least 1)")
+
+
+def _outputs(p):
+    p.add_argument("-o", "--output", required=True, metavar="OUT.h5",
+                   help="results file (HDF5, layout in docs/results-layout.md); rerunning "
+                        "the same command resumes an interrupted run (required)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT.h5 if it was written by a different command or "
+                        "inputs (default: refuse)")
+    p.add_argument("--positions", action="store_true",
+                   help="also store positions and types of every atom (default: off)")
+    p.add_argument("--backend", choices=("auto", "mpio", "gather"), default="auto",
+                   help="HDF5 writing: mpio (parallel HDF5, needs h5py with MPI), gather "
+                        "(ranks send to rank 0 in bounded chunks) or auto = mpio when "
+                        "available (default: auto)")
+    p.add_argument("--progress", choices=("auto", "lines", "tty", "off"), default="auto",
+                   help="progress output on rank 0: lines (one per frame, for batch logs), "
+                        "tty (one updating line), off; auto = tty on a terminal else lines "
+                        "(default: auto)")
 
 
 def build_parser():
     """The ``quests-hpc`` argument parser."""
+    from .campaign.schema import schema_help
+
     parser = argparse.ArgumentParser(
         prog="quests-hpc", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"quests-hpc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    fmt = argparse.RawDescriptionHelpFormatter
 
     ex = sub.add_parser(
         "example", help="run the bundled example: dH of a Cu slab against bulk FCC Cu",
@@ -46,27 +115,312 @@ def build_parser():
                     "with a vacancy and an interstitial, periodic along x and y) against "
                     "the bundled reference (bulk FCC Cu with thermal-like displacements), "
                     "and print a summary and a timing table.")
-    _add_common(ex)
-    ex.set_defaults(func=_cmd_example)
+    _params(ex)
+    ex.add_argument("--threads", type=int, default=None,
+                    help="Numba threads (default: QUESTS_HPC_NUM_THREADS, else all cores)")
+    ex.set_defaults(func=_cmd_example, mpi=False)
+
+    run = sub.add_parser(
+        "run", help="run (or resume) a YAML campaign", formatter_class=fmt,
+        description="Run the campaign described by CAMPAIGN.yaml: every selected frame of "
+                    "every input, dH against every reference, summaries, learning curve; "
+                    "results in one HDF5 file.  Validated before any work starts (every "
+                    "problem listed, exit status 2).  Rerunning the same campaign skips "
+                    "finished frames; a campaign whose YAML or inputs changed is refused "
+                    "unless --overwrite.  Relative paths in the YAML are relative to the "
+                    "YAML file.",
+        epilog="campaign keys (key: default  # meaning):\n  "
+               + "\n  ".join(schema_help()) + "\n\nExamples: configs/*.yaml")
+    run.add_argument("campaign", metavar="CAMPAIGN.yaml", help="the campaign file")
+    run.add_argument("-o", "--output", default=None, metavar="OUT.h5",
+                     help="results file, overriding output.path (default: from the YAML)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an output written by a different campaign (default: "
+                          "output.overwrite from the YAML, false)")
+    run.add_argument("--backend", choices=("auto", "mpio", "gather"), default=None,
+                     help="HDF5 writing back end, overriding output.backend (default: from "
+                          "the YAML, auto)")
+    run.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="Numba threads per rank, overriding run.threads (default: from "
+                          "the YAML, else cores / ranks per node)")
+    run.add_argument("--progress", choices=("auto", "lines", "tty", "off"), default=None,
+                     help="progress output, overriding run.progress (default: auto)")
+    run.add_argument("--check", action="store_true",
+                     help="validate the campaign and stop (no MPI work; default: run)")
+    run.set_defaults(func=_cmd_run, mpi=True)
+
+    de = sub.add_parser(
+        "descriptors", help="per-atom descriptors of the frames of a file -> HDF5",
+        description="Compute the descriptor (length 2k-1) of every atom of the selected "
+                    "frames and write them, sorted by atom id, to OUT.h5.  The file can "
+                    "serve as a reference (--reference OUT.h5) for later runs.")
+    de.add_argument("input", metavar="INPUT", help=INPUT_HELP)
+    de.add_argument("--frames", default="all", metavar="SEL", help=SEL_HELP + " (default: all)")
+    _params(de, bandwidth=False)
+    _outputs(de)
+    _exec(de)
+    de.set_defaults(func=_cmd_descriptors, mpi=True)
+
+    dh = sub.add_parser(
+        "dh", help="per-atom dH against a reference -> HDF5",
+        description="Compute dH (differential entropy, nats) of every atom of the selected "
+                    "frames of TEST against the reference set and write it, sorted by atom "
+                    "id, to OUT.h5 with per-frame summaries (novelty fraction, mean/min/max "
+                    "dH).  dH > 0: novel environment (extrapolation).")
+    dh.add_argument("input", metavar="TEST", help=INPUT_HELP)
+    dh.add_argument("--reference", required=True, metavar="REF", help=REF_HELP + " (required)")
+    dh.add_argument("--frames", default="all", metavar="SEL", help=SEL_HELP + " (default: all)")
+    dh.add_argument("--reference-frames", default="all", metavar="SEL",
+                    help="frames of REF to use, same syntax (default: all)")
+    _params(dh, threshold=True)
+    dh.add_argument("--descriptors", action="store_true",
+                    help="also store the descriptors (default: off)")
+    dh.add_argument("--entropy", action="store_true",
+                    help="also compute H and D of every frame (O(n^2); default: off)")
+    _outputs(dh)
+    _exec(dh)
+    dh.set_defaults(func=_cmd_dh, mpi=True)
+
+    en = sub.add_parser(
+        "entropy", help="entropy H and diversity D of a data set (printed)",
+        description="Entropy H = -(1/n) sum log(S(X_i)/n) and diversity D of the data set "
+                    "made of every environment of the selected frames (one data set, not "
+                    "per frame), printed for each bandwidth.")
+    en.add_argument("input", metavar="INPUT", help=INPUT_HELP)
+    en.add_argument("--frames", default="all", metavar="SEL", help=SEL_HELP + " (default: all)")
+    _params(en)
+    _exec(en)
+    en.set_defaults(func=_cmd_entropy, mpi=True)
+
+    ov = sub.add_parser(
+        "overlap", help="overlap / novelty of a data set against a reference (printed)",
+        description="Fraction of the environments of the selected frames of TEST covered "
+                    "by the reference (overlap: dH <= threshold) and novel (novelty: dH > "
+                    "threshold), for each bandwidth.")
+    ov.add_argument("input", metavar="TEST", help=INPUT_HELP)
+    ov.add_argument("--reference", required=True, metavar="REF", help=REF_HELP + " (required)")
+    ov.add_argument("--frames", default="all", metavar="SEL", help=SEL_HELP + " (default: all)")
+    ov.add_argument("--reference-frames", default="all", metavar="SEL",
+                    help="frames of REF to use (default: all)")
+    _params(ov, threshold=True)
+    _exec(ov)
+    ov.set_defaults(func=_cmd_overlap, mpi=True)
+
+    info = sub.add_parser(
+        "info", help="describe a results file",
+        description="Print what a results file holds: parameters, references, software "
+                    "versions, frames (complete or not) with their summaries, the overlap "
+                    "table and the learning curve.")
+    info.add_argument("results", metavar="RESULTS.h5", help="a quests-hpc results file")
+    info.add_argument("--frames", type=int, default=50, metavar="N",
+                      help="list at most N frames (default: 50)")
+    info.set_defaults(func=_cmd_info, mpi=False)
     return parser
 
 
-def _cmd_example(args):
+# ------------------------------------------------------------------------ commands
+
+
+def _cmd_example(args, comm=None):
     from .example import run_example
 
     run_example(k=args.k, cutoff=args.cutoff, bandwidths=args.bandwidth, threads=args.threads)
     return 0
 
 
+def _cmd_info(args, comm=None):
+    from .results.reader import describe
+
+    print(describe(args.results, max_frames=args.frames))
+    return 0
+
+
+def _cmd_run(args, comm):
+    from .campaign.runner import run_campaign
+    from .campaign.schema import load_campaign
+
+    over = {"output": {}, "run": {}}
+    if args.output:
+        over["output"]["path"] = os.path.abspath(args.output)
+    if args.backend:
+        over["output"]["backend"] = args.backend
+    if args.threads is not None:
+        over["run"]["threads"] = args.threads
+    if args.progress:
+        over["run"]["progress"] = args.progress
+    c = load_campaign(args.campaign, overrides=over)
+    if args.check:
+        if comm.rank == 0:
+            print(f"{args.campaign}: valid ({len(c['inputs'])} input(s), "
+                  f"{len(c['references'])} reference(s), output {c['output']['path']})")
+        return 0
+    run_campaign(c, comm, overwrite=args.overwrite)
+    return 0
+
+
+def _one_off_campaign(args, references, measures, source):
+    """A campaign dict for the ``descriptors`` / ``dh`` commands (validated)."""
+    import yaml
+
+    from .campaign.schema import CampaignError, validate
+
+    raw = {
+        "name": args.command,
+        "parameters": {"k": args.k, "cutoff": args.cutoff,
+                       "bandwidth": getattr(args, "bandwidth", [0.015]),
+                       "threshold": getattr(args, "threshold", 0.0)},
+        "references": references,
+        "inputs": [{"path": args.input, "frames": args.frames}],
+        "measures": measures,
+        "output": {"path": args.output, "overwrite": args.overwrite, "backend": args.backend},
+        "run": {"threads": args.threads, "progress": args.progress},
+    }
+    try:
+        c = validate(raw, os.getcwd(), source=source)
+    except CampaignError as exc:
+        raise CampaignError(source, [_cli_names(p) for p in exc.problems]) from None
+    c["yaml"] = "# " + " ".join(["quests-hpc"] + sys.argv[1:]) + "\n" + yaml.safe_dump(raw)
+    return c
+
+
+def _cli_names(problem):
+    for key in sorted(_CLI_NAMES, key=len, reverse=True):
+        if problem.startswith(key):
+            return _CLI_NAMES[key] + problem[len(key):]
+    return problem
+
+
+def _cmd_descriptors(args, comm):
+    from .campaign.runner import run_campaign
+
+    c = _one_off_campaign(args, [], {"descriptors": True, "positions": args.positions,
+                                     "delta_entropy": False}, "quests-hpc descriptors")
+    run_campaign(c, comm, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_dh(args, comm):
+    from .campaign.runner import run_campaign
+
+    refs = [{"path": args.reference, "frames": args.reference_frames}]
+    c = _one_off_campaign(args, refs, {"delta_entropy": True, "descriptors": args.descriptors,
+                                       "positions": args.positions, "entropy": args.entropy,
+                                       "diversity": args.entropy}, "quests-hpc dh")
+    run_campaign(c, comm, overwrite=args.overwrite)
+    return 0
+
+
+def _sources_and_params(args, with_reference):
+    from .campaign.schema import CampaignError, validate_parameters, validate_source
+
+    problems, out = [], {}
+    for label, raw in ([("INPUT", {"path": args.input, "frames": args.frames})]
+                       + ([("--reference", {"path": args.reference,
+                                            "frames": args.reference_frames})]
+                          if with_reference else [])):
+        try:
+            out[label] = validate_source(raw, os.getcwd(), label)
+        except CampaignError as exc:
+            problems += exc.problems
+    try:
+        out["params"] = validate_parameters({
+            "k": args.k, "cutoff": args.cutoff, "bandwidth": args.bandwidth,
+            "threshold": getattr(args, "threshold", 0.0)})
+    except CampaignError as exc:
+        problems += [_cli_names(p) for p in exc.problems]
+    if problems:
+        raise CampaignError(f"quests-hpc {args.command}", problems)
+    out["params"]["balance"] = "uniform"
+    return out
+
+
+def _prepare(comm, threads):
+    from .parallel.runtime import configure_threads, warm_up
+
+    configure_threads(comm, threads)
+    warm_up(comm)
+
+
+def _cmd_entropy(args, comm):
+    from .campaign.oneoff import entropy_of
+
+    s = _sources_and_params(args, False)
+    _prepare(comm, args.threads)
+    entropy_of(comm, s["INPUT"], s["params"], out=lambda t: print(t, flush=True))
+    return 0
+
+
+def _cmd_overlap(args, comm):
+    from .campaign.oneoff import overlap_of
+
+    s = _sources_and_params(args, True)
+    _prepare(comm, args.threads)
+    overlap_of(comm, s["INPUT"], s["--reference"], s["params"],
+               out=lambda t: print(t, flush=True))
+    return 0
+
+
+# ------------------------------------------------------------------------ errors, MPI
+
+#: Seconds the ranks wait for each other after an error before aborting the job.
+ERROR_SYNC_SECONDS = 10.0
+
+
+def _status_of(exc):
+    from .results.writer import ResultsIOError
+
+    if isinstance(exc, QuestsInputError):
+        return 2, f"quests-hpc: error: {exc}", False
+    if isinstance(exc, ResultsIOError):
+        return 1, f"quests-hpc: error: {exc}", False
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "quests-hpc: interrupted", False
+    name = type(exc).__name__
+    if name in ("RankFailedError", "RankInputError"):
+        return 2 if "Input" in name else 1, f"quests-hpc: error: {exc}", False
+    return 1, f"quests-hpc: internal error: {name}: {exc}", True
+
+
+def _fail(comm, exc):
+    """Report ``exc`` and decide the exit status without hanging (see the module doc).
+
+    All ranks failing together (the usual case: errors are shared collectively) -> one
+    message from rank 0 and a clean exit.  Otherwise -> the failing rank prints its
+    message with its rank number and aborts every rank.
+    """
+    code, msg, tb = _status_of(exc)
+    tb = tb or bool(os.environ.get("QUESTS_HPC_TRACEBACK"))
+    text = msg + ("\n" + "".join(traceback.format_exception(exc)) if tb else "")
+    if comm is None or comm.size == 1:
+        print(text, file=sys.stderr, flush=True)
+        return code
+    req = comm.Ibarrier()
+    deadline = time.monotonic() + ERROR_SYNC_SECONDS
+    while not req.Test():
+        if time.monotonic() > deadline:
+            sys.stderr.write(f"[rank {comm.rank}] {text}\n[rank {comm.rank}] other ranks did "
+                             "not fail with it: aborting all ranks\n")
+            sys.stderr.flush()
+            comm.Abort(code)
+        time.sleep(0.01)
+    if comm.rank == 0:
+        print(text, file=sys.stderr, flush=True)
+    return code
+
+
 def main(argv=None):
     """Entry point of the ``quests-hpc`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    comm = None
     try:
-        status = args.func(args)
-    except QuestsInputError as exc:
-        print(f"quests-hpc: error: {exc}", file=sys.stderr)
-        return 2
+        if args.mpi:
+            from mpi4py import MPI
+
+            comm = MPI.COMM_WORLD
+        status = args.func(args, comm)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported, exit status
+        return _fail(comm, exc)
     return 0 if status is None else int(status)
 
 

@@ -1,0 +1,32 @@
+"""Campaigns: one YAML file describing references, inputs, measures and outputs.
+
+Modules
+-------
+schema
+    The YAML schema; validation listing every problem (did-you-mean for unknown keys).
+sources
+    Frames of LAMMPS dumps / ASE files as per-rank, id-ordered shares (the I/O adapter).
+references
+    Reference descriptors computed or loaded once, shared across ranks.
+frames
+    One frame: MPI pipeline, dH per reference, H / D, results back in id order.
+learning
+    Learning curve (H of random subsets) and the asymptote fit.
+progress
+    Progress lines and the end-of-run timing table.
+runner
+    :func:`run_campaign`: plan, checks, restart, frames, summaries.
+oneoff
+    Dataset-level ``entropy`` and ``overlap`` commands (no results file).
+"""
+
+from .schema import CampaignError, load_campaign, validate
+
+__all__ = ["CampaignError", "load_campaign", "validate", "run_campaign"]
+
+
+def run_campaign(*args, **kwargs):
+    """See :func:`quests_hpc.campaign.runner.run_campaign` (imports MPI on first use)."""
+    from .runner import run_campaign as _run
+
+    return _run(*args, **kwargs)

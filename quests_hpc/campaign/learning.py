@@ -1,0 +1,197 @@
+"""Learning curve: entropy of random subsets of a data set, and the asymptote fit.
+
+SPEC.md (after the paper's Methods, Eq. 9): H(N) of random subsets of size N is fitted
+by ``f(N) = a - b exp(-c (log N)^2)`` with ``a, b, c >= 0``, dropping the first and the
+last three points; the information gap is ``a - H(N)``.
+
+:func:`fit_asymptote` needs no SciPy: for a fixed ``c`` the model is linear in ``a`` and
+``b``, so the best non-negative ``(a, b)`` is a 2-variable constrained least-squares
+problem solved exactly (interior solution, else the best boundary solution); the
+remaining 1-D problem in ``c`` is solved on a log-spaced grid refined by golden-section
+search (variable projection).  The tests compare it with ``scipy.optimize.curve_fit``.
+
+:func:`learning_curve` is collective: subsets are drawn with one seeded generator (the
+same indices on every rank); each subset's rows are split over the ranks and its
+entropy is a ring pass (:func:`quests_hpc.parallel.measures.entropy`), so no rank holds
+the ``N x N`` kernel.
+"""
+
+import math
+
+import numpy as np
+
+from ..errors import QuestsInputError
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def subset_sizes(n, num=12, min_size=16):
+    """``num`` log-spaced distinct integer sizes from ``min(min_size, n)`` to ``n``."""
+    n = int(n)
+    lo = max(2, min(int(min_size), n))
+    if n < 2:
+        raise QuestsInputError(f"a learning curve needs a data set of at least 2 points, got {n}")
+    sizes = np.unique(np.round(np.geomspace(lo, n, int(num))).astype(np.int64))
+    return [int(s) for s in sizes]
+
+
+def _ab(g, y):
+    """Best ``a, b >= 0`` for ``y ~ a - b g`` (least squares); returns (a, b, sse)."""
+    n = len(y)
+    sg, sgg, sy, sgy = g.sum(), g @ g, y.sum(), g @ y
+    cands = []
+    det = n * sgg - sg * sg
+    if det > 1e-300 * max(1.0, n * sgg):
+        a = (sgg * sy - sg * sgy) / det
+        b = (sg * sy - n * sgy) / det  # model a - b g: coefficient of g is -b
+        if a >= 0 and b >= 0:
+            cands.append((a, b))
+    cands.append((max(sy / n, 0.0), 0.0))                        # b = 0
+    cands.append((0.0, max(-sgy / sgg, 0.0) if sgg > 0 else 0.0))  # a = 0
+    best = None
+    for a, b in cands:
+        r = y - (a - b * g)
+        sse = float(r @ r)
+        if best is None or sse < best[2]:
+            best = (float(a), float(b), sse)
+    return best
+
+
+def fit_asymptote(sizes, entropies, drop=(3, 3)):
+    """Fit ``H(N) = a - b exp(-c (log N)^2)``, ``a, b, c >= 0`` (SPEC.md).
+
+    Parameters
+    ----------
+    sizes : array_like of int
+        Subset sizes N (increasing).
+    entropies : array_like
+        H at each size (e.g. the mean over repeats).
+    drop : (int, int)
+        Points left out at the start and at the end (SPEC.md: 3 and 3).
+
+    Returns
+    -------
+    a, b, c, rmse : float
+        Parameters and the root-mean-square residual over the fitted points.
+    """
+    n = np.asarray(sizes, dtype=np.float64)
+    y = np.asarray(entropies, dtype=np.float64)
+    lo, hi = int(drop[0]), len(n) - int(drop[1])
+    n, y = n[lo:hi], y[lo:hi]
+    if len(n) < 3:
+        raise QuestsInputError(f"the asymptote fit needs at least 3 points after dropping "
+                               f"{drop[0]} + {drop[1]}, got {len(n)}")
+    x = np.log(n) ** 2
+    xmax = max(float(x.max()), 1e-12)
+
+    def sse(u):  # u = c * xmax, so the grid does not depend on the units of N
+        return _ab(np.exp(-(u / xmax) * x), y)[2]
+
+    grid = np.concatenate([[0.0], np.geomspace(1e-4, 1e3, 400)])
+    vals = np.array([sse(u) for u in grid])
+    i = int(np.argmin(vals))
+    lo_u, hi_u = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    if hi_u > lo_u:
+        a_, b_ = lo_u, hi_u
+        c1, c2 = b_ - _GOLDEN * (b_ - a_), a_ + _GOLDEN * (b_ - a_)
+        f1, f2 = sse(c1), sse(c2)
+        for _ in range(100):
+            if f1 < f2:
+                b_, c2, f2 = c2, c1, f1
+                c1 = b_ - _GOLDEN * (b_ - a_)
+                f1 = sse(c1)
+            else:
+                a_, c1, f1 = c1, c2, f2
+                c2 = a_ + _GOLDEN * (b_ - a_)
+                f2 = sse(c2)
+            if b_ - a_ <= 1e-12 * max(1.0, b_):
+                break
+        u = c1 if f1 < f2 else c2
+        if min(f1, f2) > vals[i]:
+            u = grid[i]
+    else:
+        u = grid[i]
+    c = u / xmax
+    a, b, s = _ab(np.exp(-c * x), y)
+    return a, b, float(c), math.sqrt(s / len(y))
+
+
+def asymptote(sizes, a, b, c):
+    """The fitted curve ``a - b exp(-c (log N)^2)`` at ``sizes``."""
+    x = np.log(np.asarray(sizes, dtype=np.float64)) ** 2
+    return a - b * np.exp(-c * x)
+
+
+def _local_rows(comm, reference, idx):
+    """This rank's rows of the subset ``idx`` (global reference row numbers, sorted)."""
+    if reference.layout == "sharded":
+        n_local = len(reference.local)
+        off = int(sum(comm.allgather(n_local)[:comm.rank]))
+        mine = idx[(idx >= off) & (idx < off + n_local)] - off
+        return reference.local[mine]
+    r, p = comm.rank, comm.size
+    part = idx[len(idx) * r // p: len(idx) * (r + 1) // p]
+    return reference.local[part]
+
+
+def learning_curve(comm, reference, sizes, repeats, seed, bandwidths):
+    """Entropy of random subsets of a shared reference (collective).
+
+    Parameters
+    ----------
+    comm : mpi4py communicator
+    reference : quests_hpc.parallel.shared_reference.SharedReference
+    sizes : list of int
+        Subset sizes (each at most ``reference.n``).
+    repeats : int
+        Subsets per size (drawn without replacement, independently).
+    seed : int
+    bandwidths : list of float
+
+    Returns
+    -------
+    ndarray, shape (n_h, len(sizes), repeats)
+        H of every subset (nats); identical on every rank.
+    """
+    from ..parallel import measures
+
+    n = int(reference.n)
+    if max(sizes) > n:
+        raise QuestsInputError(f"learning-curve size {max(sizes)} exceeds the data set "
+                               f"({n} environments)")
+    rng = np.random.default_rng(int(seed))
+    out = np.empty((len(bandwidths), len(sizes), int(repeats)))
+    for j, size in enumerate(sizes):
+        for r in range(int(repeats)):
+            idx = np.sort(rng.choice(n, int(size), replace=False))
+            rows = _local_rows(comm, reference, idx)
+            out[:, j, r] = np.atleast_1d(measures.entropy(comm, rows, list(bandwidths)))
+    return out
+
+
+def summarize(sizes, entropies, fit=True, drop=(3, 3)):
+    """Mean, std, the fit per bandwidth and the information gap.
+
+    Parameters
+    ----------
+    sizes : list of int
+    entropies : ndarray (n_h, n_sizes, repeats)
+
+    Returns
+    -------
+    dict
+        ``mean``, ``std`` (n_h, n_s); ``fit`` (n_h, 3) [a, b, c] and ``fit_rmse`` (n_h,)
+        (NaN when ``fit`` is False); ``information_gap`` = a - mean (n_h, n_s).
+    """
+    e = np.asarray(entropies, dtype=np.float64)
+    mean, std = e.mean(axis=-1), e.std(axis=-1)
+    nh = e.shape[0]
+    params = np.full((nh, 3), np.nan)
+    rmse = np.full(nh, np.nan)
+    if fit:
+        for b in range(nh):
+            a_, b_, c_, r_ = fit_asymptote(sizes, mean[b], drop)
+            params[b] = (a_, b_, c_)
+            rmse[b] = r_
+    gap = params[:, :1] - mean
+    return {"mean": mean, "std": std, "fit": params, "fit_rmse": rmse, "information_gap": gap}

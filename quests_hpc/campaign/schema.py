@@ -1,0 +1,553 @@
+"""Campaign YAML: schema, validation and normalisation.
+
+:func:`load_campaign` reads a YAML file and returns the normalised campaign (plain dicts
+with every default filled in and every path absolute) or raises :class:`CampaignError`
+listing *every* problem found: syntax errors, unknown keys (with a did-you-mean
+suggestion), duplicate keys, wrong types, out-of-range values, missing files, bad frame
+selections and inconsistent choices, each with its location (``inputs[1].frames``) and
+YAML line.  The CLI prints the list and exits with status 2.
+
+The schema is the table :data:`SCHEMA`; :func:`schema_help` renders it for ``--help``
+and the docs.  Relative paths are relative to the YAML file's directory.
+"""
+
+import difflib
+import glob
+import math
+import os
+import re
+
+import yaml
+
+from ..errors import QuestsInputError
+from ..io.selection import parse_selection
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+FORMATS = ("auto", "lammps-dump", "ase", "descriptors")
+BACKENDS = ("auto", "mpio", "gather")
+LAYOUTS = ("auto", "shared", "sharded")
+BALANCE = ("uniform", "atoms")
+PROGRESS = ("auto", "lines", "tty", "off")
+
+
+class CampaignError(QuestsInputError):
+    """A campaign that cannot run; ``problems`` lists every reason (one line each)."""
+
+    def __init__(self, source, problems):
+        self.source = source
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{source}: {n} problem{'s' if n != 1 else ''}"
+        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+# --------------------------------------------------------------------- field checkers
+# Each checker: (value, ctx) -> normalised value, or raises _Bad(message).
+
+
+class _Bad(Exception):
+    pass
+
+
+def _int(lo=None, hi=None):
+    def check(v, ctx):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _Bad(f"must be an integer, got {type(v).__name__} {v!r}")
+        if lo is not None and v < lo:
+            raise _Bad(f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise _Bad(f"must be <= {hi}, got {v}")
+        return int(v)
+    check.type_name = "integer" + (f" >= {lo}" if lo is not None else "")
+    return check
+
+
+def _float(lo=None, strict=True, optional=False):
+    def check(v, ctx):
+        if v is None and optional:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _Bad(f"must be a number, got {type(v).__name__} {v!r}")
+        v = float(v)
+        if not math.isfinite(v):
+            raise _Bad(f"must be finite, got {v}")
+        if lo is not None and (v <= lo if strict else v < lo):
+            raise _Bad(f"must be {'>' if strict else '>='} {lo:g}, got {v:g}")
+        return v
+    check.type_name = "number" + (f" {'>' if strict else '>='} {lo:g}" if lo is not None else "")
+    return check
+
+
+def _bool(v, ctx):
+    if not isinstance(v, bool):
+        raise _Bad(f"must be true or false, got {v!r}")
+    return v
+
+
+_bool.type_name = "true/false"
+
+
+def _str(v, ctx):
+    if not isinstance(v, str):
+        raise _Bad(f"must be a string, got {type(v).__name__} {v!r}")
+    return v
+
+
+_str.type_name = "string"
+
+
+def _choice(options):
+    def check(v, ctx):
+        if v not in options:
+            hint = difflib.get_close_matches(str(v), options, n=1)
+            raise _Bad(f"must be one of {', '.join(options)}; got {v!r}"
+                       + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        return v
+    check.type_name = " | ".join(options)
+    return check
+
+
+def _name(v, ctx):
+    v = _str(v, ctx)
+    if not NAME_RE.match(v):
+        raise _Bad(f"{v!r} is not a valid name (letters, digits, '_', '.', '-')")
+    return v
+
+
+_name.type_name = "name"
+
+
+def _bandwidths(v, ctx):
+    vals = v if isinstance(v, list) else [v]
+    if not vals:
+        raise _Bad("must name at least one bandwidth")
+    out = [_float(0.0)(x, ctx) for x in vals]
+    if len(set(out)) != len(out):
+        raise _Bad(f"bandwidths repeat: {out}")
+    return out
+
+
+_bandwidths.type_name = "number > 0 or list of them"
+
+
+def _selection(v, ctx):
+    if isinstance(v, bool):
+        raise _Bad(f"must be a frame selection like all, -1, 0:10:2 or 3,5,8; got {v!r}")
+    if isinstance(v, list):
+        v = ",".join(str(x) for x in v)
+    if not isinstance(v, (str, int)):
+        raise _Bad(f"must be a frame selection like all, -1, 0:10:2 or 3,5,8; got {v!r}")
+    try:
+        parse_selection(v)
+    except QuestsInputError as exc:
+        raise _Bad(str(exc)) from None
+    return str(v)
+
+
+_selection.type_name = "frame selection (all, -1, 0:10:2, 3,5,8, t=1000:5000)"
+
+
+def _paths(v, ctx):
+    """One file, a glob pattern or a list of files; resolved against the YAML directory."""
+    vals = v if isinstance(v, list) else [v]
+    if not vals or not all(isinstance(x, str) and x for x in vals):
+        raise _Bad(f"must be a file name, a glob pattern or a list of file names; got {v!r}")
+    out = []
+    for x in vals:
+        p = os.path.normpath(os.path.join(ctx["base"], os.path.expanduser(x)))
+        if any(c in x for c in "*?[") and not os.path.exists(p):
+            if not glob.glob(p):
+                raise _Bad(f"no file matches {p}")
+        elif not os.path.isfile(p):
+            raise _Bad(f"file not found: {p}")
+        out.append(p)
+    return out if isinstance(v, list) else out[0]
+
+
+_paths.type_name = "file, glob pattern or list of files"
+
+
+def _out_path(v, ctx):
+    v = _str(v, ctx)
+    return os.path.normpath(os.path.join(ctx["base"], os.path.expanduser(v)))
+
+
+_out_path.type_name = "file name"
+
+
+def _type_map(v, ctx):
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v.replace(",", " ").split()
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return v
+    if isinstance(v, dict) and all(isinstance(k, int) and isinstance(x, str) for k, x in v.items()):
+        return {int(k): x for k, x in v.items()}
+    raise _Bad(f"must be a list of element symbols (type 1 first) or {{type: symbol}}; got {v!r}")
+
+
+_type_map.type_name = "element list [Cu, Ni] or {1: Cu}"
+
+
+def _sizes(v, ctx):
+    if v is None:
+        return None
+    if not isinstance(v, list) or not v:
+        raise _Bad(f"must be a list of subset sizes; got {v!r}")
+    out = [_int(2)(x, ctx) for x in v]
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise _Bad(f"must increase strictly; got {out}")
+    return out
+
+
+_sizes.type_name = "list of increasing integers >= 2"
+
+
+def _drop(v, ctx):
+    if not (isinstance(v, list) and len(v) == 2):
+        raise _Bad(f"must be [first, last], two integers >= 0; got {v!r}")
+    return [_int(0)(x, ctx) for x in v]
+
+
+_drop.type_name = "[first, last]"
+
+
+# --------------------------------------------------------------------- the schema
+# key -> (checker, default, help).  A default of REQUIRED means the key must be given.
+
+REQUIRED = object()
+
+SOURCE = {
+    "name": (_name, None, "name used in group names and tables (default: the file's stem)"),
+    "path": (_paths, REQUIRED, "file, glob pattern (dump.*.lammpstrj) or list of files"),
+    "frames": (_selection, "all", "frame selection: all, -1, 0:10:2, 3,5,8 or t=1000:5000"),
+    "format": (_choice(FORMATS), "auto", "auto (by name/content), lammps-dump, ase, "
+               "descriptors (a results file with descriptors; references only)"),
+    "ase_format": (_str, None, "ASE format name when ASE cannot guess it (e.g. extxyz)"),
+    "type_map": (_type_map, None, "LAMMPS type -> element, e.g. [Cu, Ni] (metadata only)"),
+}
+
+LEARNING_CURVE = {
+    "dataset": (_name, REQUIRED, "name of the reference whose learning curve to compute"),
+    "sizes": (_sizes, None, "subset sizes N (default: `num` sizes log-spaced up to n)"),
+    "num": (_int(2), 12, "number of log-spaced sizes when `sizes` is not given"),
+    "min_size": (_int(2), 16, "smallest subset size when `sizes` is not given"),
+    "repeats": (_int(1), 3, "random subsets per size"),
+    "seed": (_int(0), 0, "random seed of the subsets"),
+    "fit": (_bool, True, "fit H(N) = a - b exp(-c (log N)^2), a, b, c >= 0 (SPEC.md)"),
+    "drop": (_drop, [3, 3], "points dropped from the fit: [first, last] (SPEC.md: 3, 3)"),
+}
+
+SCHEMA = {
+    "name": (_str, None, "campaign name (default: the YAML file's stem)"),
+    "description": (_str, "", "free text, stored with the results"),
+    "parameters": ({
+        "k": (_int(1, 512), 32, "neighbours per environment"),
+        "cutoff": (_float(0.0), 5.0, "cutoff radius (Angstrom)"),
+        "bandwidth": (_bandwidths, [0.015], "kernel bandwidth(s) h (1/Angstrom)"),
+        "threshold": (_float(), 0.0, "an environment is novel when dH > threshold"),
+    }, {}, "descriptor and kernel parameters"),
+    "references": ([SOURCE], [], "reference (training) sets: dH is computed against each"),
+    "inputs": ([SOURCE], REQUIRED, "the data: LAMMPS dumps or ASE-readable files"),
+    "measures": ({
+        "delta_entropy": (_bool, None, "per-atom dH against every reference "
+                          "(default: true when there are references)"),
+        "descriptors": (_bool, False, "store per-atom descriptors (n x 2k-1 float64)"),
+        "positions": (_bool, False, "store per-atom positions and types"),
+        "entropy": (_bool, False, "entropy H of every frame (costs O(n^2) per frame)"),
+        "diversity": (_bool, False, "diversity D of every frame (same pass as H)"),
+        "overlap": (_bool, True, "table of overlap/novelty of every input vs every reference"),
+        "learning_curve": (LEARNING_CURVE, None, "H of random subsets of a reference and "
+                           "the asymptote fit"),
+    }, {}, "what to compute and store"),
+    "output": ({
+        "path": (_out_path, REQUIRED, "results HDF5 file"),
+        "overwrite": (_bool, False, "replace an existing file written by another campaign"),
+        "backend": (_choice(BACKENDS), "auto", "mpio (parallel HDF5), gather (through rank "
+                    "0) or auto (mpio when h5py has MPI)"),
+        "chunk_mb": (_float(0.0), 64.0, "largest message / write piece (MiB)"),
+        "fsync": (_bool, True, "fsync after every frame before marking it complete"),
+    }, REQUIRED, "where the results go"),
+    "run": ({
+        "threads": (_int(1), None, "Numba threads per rank (default: cores / ranks per node)"),
+        "reference_layout": (_choice(LAYOUTS), "auto", "shared (one copy per node) or "
+                             "sharded (ring pass); auto: shared unless over the budget"),
+        "reference_memory_gb": (_float(0.0, optional=True), None,
+                                "memory budget per node for the reference (GB)"),
+        "balance": (_choice(BALANCE), "uniform", "domain cuts: uniform or at atom quantiles"),
+        "progress": (_choice(PROGRESS), "auto", "progress output: lines, tty (one updating "
+                     "line), off; auto = tty on a terminal, else lines"),
+    }, {}, "execution settings (may change between restarts)"),
+}
+
+#: Sections that do not change results: left out of the campaign fingerprint.
+NOT_FINGERPRINTED = ("run", "output", "description", "name")
+
+
+# --------------------------------------------------------------------- validation
+
+
+def _loc(path):
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+class _Ctx(dict):
+    """Validation context: base directory, problems list, YAML line numbers."""
+
+    def problem(self, path, msg):
+        line = self["lines"].get(tuple(path))
+        where = _loc(path) + (f" (line {line})" if line else "")
+        self["problems"].append(f"{where}: {msg}")
+
+
+def _check_mapping(value, schema, path, ctx):
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        ctx.problem(path, f"must be a mapping of keys, got {type(value).__name__} {value!r}")
+        return None
+    out = {}
+    for key in value:
+        if key not in schema:
+            hint = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
+            ctx.problem(path + [key], "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint
+                                                       else f"; known keys: {', '.join(schema)}"))
+    for key, (checker, default, _) in schema.items():
+        if key not in value or value[key] is None and default is not REQUIRED:
+            if default is REQUIRED:
+                ctx.problem(path + [key], "required key missing")
+                out[key] = None
+                continue
+            if isinstance(checker, dict):
+                out[key] = None if default is None else _check_mapping(default, checker,
+                                                                         path + [key], ctx)
+            else:
+                out[key] = list(default) if isinstance(default, list) else default
+            continue
+        out[key] = _check_value(value[key], checker, path + [key], ctx)
+    return out
+
+
+def _check_value(v, checker, path, ctx):
+    if isinstance(checker, dict) and v is False:
+        return None  # an optional section switched off (`learning_curve: false`)
+    if isinstance(checker, dict):
+        return _check_mapping(v, checker, path, ctx)
+    if isinstance(checker, list):
+        if not isinstance(v, list):
+            v = [v]
+        return [_check_source(x, checker[0], path + [i], ctx) for i, x in enumerate(v)]
+    try:
+        return checker(v, ctx)
+    except _Bad as exc:
+        ctx.problem(path, str(exc))
+        return None
+
+
+def _check_source(v, schema, path, ctx):
+    if isinstance(v, (str, list)) and not (isinstance(v, list) and v and isinstance(v[0], dict)):
+        v = {"path": v}  # shorthand: just a file (or glob)
+    out = _check_mapping(v, schema, path, ctx)
+    if out and out.get("name") is None and out.get("path"):
+        p = out["path"][0] if isinstance(out["path"], list) else out["path"]
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(p).split(".")[0] or "data")
+        out["name"] = stem if NAME_RE.match(stem) else "d" + stem
+    return out
+
+
+def _line_numbers(text):
+    """Map key paths -> 1-based YAML line, and report duplicate keys."""
+    lines, dups = {}, []
+
+    def walk(node, path):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for k, v in node.value:
+                key = k.value
+                if key in seen:
+                    dups.append((path + [key], k.start_mark.line + 1))
+                seen.add(key)
+                lines[tuple(path + [key])] = k.start_mark.line + 1
+                walk(v, path + [key])
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                lines[tuple(path + [i])] = v.start_mark.line + 1
+                walk(v, path + [i])
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, [])
+    return lines, dups
+
+
+def validate(raw, base_dir, source="campaign", lines=None):
+    """Validate and normalise a campaign given as a dict (e.g. from YAML or the CLI).
+
+    Parameters
+    ----------
+    raw : dict
+    base_dir : str
+        Directory that relative paths are relative to.
+    source : str
+        Name for messages (the YAML file).
+    lines : dict, optional
+        Key path -> YAML line number.
+
+    Returns
+    -------
+    dict
+        The normalised campaign.
+
+    Raises
+    ------
+    CampaignError
+        Listing every problem.
+    """
+    ctx = _Ctx(base=base_dir, problems=[], lines=lines or {})
+    if not isinstance(raw, dict):
+        raise CampaignError(source, [f"the campaign must be a YAML mapping of sections "
+                                     f"({', '.join(SCHEMA)}), got {type(raw).__name__}"])
+    c = _check_mapping(raw, SCHEMA, [], ctx)
+    if c.get("name") is None:
+        c["name"] = os.path.splitext(os.path.basename(source))[0]
+    c["source"] = source
+    c["base_dir"] = base_dir
+    _cross_checks(c, ctx)
+    if ctx["problems"]:
+        raise CampaignError(source, ctx["problems"])
+    return c
+
+
+def _cross_checks(c, ctx):
+    refs = [r for r in (c.get("references") or []) if r]
+    ins = [r for r in (c.get("inputs") or []) if r]
+    if c.get("inputs") == []:
+        ctx.problem(["inputs"], "needs at least one input")
+    for what, items in (("references", refs), ("inputs", ins)):
+        names = [r.get("name") for r in items]
+        for i, n in enumerate(names):
+            if n is not None and names.index(n) != i:
+                ctx.problem([what, i, "name"], f"name {n!r} is used twice; give each a "
+                            "unique `name`")
+    for i, r in enumerate(ins):
+        if r.get("format") == "descriptors":
+            ctx.problem(["inputs", i, "format"], "inputs need atoms; `descriptors` files can "
+                        "only be references")
+    m = c.get("measures") or {}
+    if m.get("delta_entropy") is None:
+        m["delta_entropy"] = bool(refs)
+    elif m.get("delta_entropy") and not refs:
+        ctx.problem(["measures", "delta_entropy"], "needs at least one entry in `references`")
+    if m.get("overlap") and not refs:
+        m["overlap"] = False  # nothing to overlap with; not an error (default is true)
+    lc = m.get("learning_curve")
+    if lc:
+        names = [r.get("name") for r in refs]
+        if lc.get("dataset") is not None and lc["dataset"] not in names:
+            hint = difflib.get_close_matches(lc["dataset"], [n for n in names if n], n=1)
+            ctx.problem(["measures", "learning_curve", "dataset"],
+                        f"no reference named {lc['dataset']!r}"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else
+                           f"; references: {', '.join(n for n in names if n) or 'none'}"))
+        npts = len(lc["sizes"]) if lc.get("sizes") else lc.get("num")
+        drop = lc.get("drop") or [0, 0]
+        if lc.get("fit") and npts is not None and npts - sum(drop) < 3:
+            ctx.problem(["measures", "learning_curve"], f"the fit needs at least 3 points after "
+                        f"dropping {drop[0]} + {drop[1]}; got {npts} sizes")
+
+
+def load_campaign(path, overrides=None):
+    """Read, validate and normalise a campaign YAML file.
+
+    Parameters
+    ----------
+    path : str
+    overrides : dict, optional
+        ``{"output": {"path": ..., "overwrite": ...}}``-style values from the command line,
+        merged over the file's before validation.
+
+    Returns
+    -------
+    campaign : dict
+        Normalised (see :func:`validate`); ``campaign["yaml"]`` holds the file's text.
+
+    Raises
+    ------
+    CampaignError
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise CampaignError(path, [f"cannot read the campaign file: {exc.strerror or exc}"]) \
+            from None
+    try:
+        raw = yaml.safe_load(text)
+        lines, dups = _line_numbers(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CampaignError(path, [f"invalid YAML: {where}{problem}"]) from None
+    problems = [f"{_loc(p)} (line {ln}): duplicate key" for p, ln in dups]
+    for sec, vals in (overrides or {}).items():
+        if vals:
+            if not isinstance(raw, dict):
+                break
+            raw.setdefault(sec, {})
+            if isinstance(raw[sec], dict):
+                raw[sec].update(vals)
+    try:
+        c = validate(raw, os.path.dirname(os.path.abspath(path)), source=path, lines=lines)
+    except CampaignError as exc:
+        raise CampaignError(path, problems + exc.problems) from None
+    if problems:
+        raise CampaignError(path, problems)
+    c["yaml"] = text
+    return c
+
+
+def schema_help(schema=SCHEMA, indent=0):
+    """The schema as indented ``key: default -- help`` lines (for ``--help`` and docs)."""
+    out = []
+    pad = "  " * indent
+    for key, (checker, default, text) in schema.items():
+        if isinstance(checker, dict):
+            out.append(f"{pad}{key}:{'  (required)' if default is REQUIRED else ''}  # {text}")
+            out.extend(schema_help(checker, indent + 1))
+        elif isinstance(checker, list):
+            out.append(f"{pad}{key}:{'  (required)' if default is REQUIRED else ''}  # {text}; "
+                       "a list of:")
+            out.extend(schema_help(checker[0], indent + 2))
+        else:
+            d = "(required)" if default is REQUIRED else ("-" if default is None else default)
+            if isinstance(d, bool):
+                d = str(d).lower()
+            out.append(f"{pad}{key}: {d}  # {text}")
+    return out
+
+
+def validate_source(raw, base_dir, label, source="command line"):
+    """Validate one input / reference description (for the one-off commands).
+
+    ``raw`` is a dict with ``path`` and optionally ``frames``, ``format``, ``name`` ...;
+    problems are reported under ``label`` (e.g. ``--reference``).
+    """
+    ctx = _Ctx(base=base_dir, problems=[], lines={})
+    out = _check_source(raw, SOURCE, [label], ctx)
+    if ctx["problems"]:
+        raise CampaignError(source, ctx["problems"])
+    return out
+
+
+def validate_parameters(raw, source="command line"):
+    """Validate a ``parameters`` mapping (``k``, ``cutoff``, ``bandwidth``, ``threshold``)."""
+    ctx = _Ctx(base=".", problems=[], lines={})
+    out = _check_mapping(raw, SCHEMA["parameters"][0], ["parameters"], ctx)
+    if ctx["problems"]:
+        raise CampaignError(source, ctx["problems"])
+    return out

@@ -1,0 +1,219 @@
+"""Inputs of a campaign: frames of LAMMPS dumps or ASE-readable files, as per-rank shares.
+
+This is the one adapter between the campaign driver and the readers of
+:mod:`quests_hpc.io`:
+
+* LAMMPS dumps go through :class:`quests_hpc.io.LammpsDump` (parallel read: each rank
+  parses its byte range; rank ``r`` receives the atoms ``[r N/P, (r+1) N/P)`` of the
+  id-sorted frame);
+* anything else ASE reads is read on rank 0 (ASE is serial), sorted by id (the ``id``
+  array when the file has one, else 1..n in file order) and scattered in the same even,
+  id-sorted blocks.
+
+Either way a :class:`Share` is a contiguous block of the id-sorted frame, so ranks in
+order hold the frame in id order -- the layout the results writer needs.  All functions
+taking ``comm`` are collective.
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QuestsInputError
+from ..geometry import complete_cell, wrap_positions
+from ._mpi import scatter_blocks
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_DUMP_HINTS = (".lammpstrj", ".dump", ".lammps-dump", ".lmp-dump")
+
+
+@dataclass
+class Share:
+    """This rank's block of one frame (atoms sorted by id; blocks in rank order).
+
+    Attributes
+    ----------
+    ids : ndarray of int64, (n_local,)
+    positions : ndarray, (n_local, 3)
+        Wrapped into the cell along periodic axes.
+    types : ndarray of int32 or None
+        LAMMPS types (dumps) or atomic numbers (ASE files).
+    cell : ndarray (3, 3)
+    pbc : ndarray of bool (3,)
+    timestep : int
+        -1 when the format has none.
+    natoms : int
+        Atoms in the whole frame.
+    """
+
+    ids: np.ndarray
+    positions: np.ndarray
+    types: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    timestep: int
+    natoms: int
+
+
+def detect_format(path, declared="auto"):
+    """``"lammps-dump"``, ``"descriptors"`` (an HDF5 results file) or ``"ase"``."""
+    if declared != "auto":
+        return declared
+    p = str(path)
+    try:
+        with open(p, "rb") as f:
+            if f.read(8) == _HDF5_MAGIC:
+                return "descriptors"
+    except OSError:
+        pass
+    from ..io.compressed import compression_of
+
+    base = os.path.basename(p).lower()
+    comp = compression_of(base)
+    if comp:
+        base = base[: -len(comp) - 1]
+    if base.startswith("dump.") or any(base.endswith(s) for s in _DUMP_HINTS):
+        return "lammps-dump"
+    try:  # content: a dump starts with "ITEM:"
+        from ..io.compressed import open_source
+
+        with open_source(p) as src:
+            head = src.read_at(0, 256).lstrip()
+        if head.startswith(b"ITEM:"):
+            return "lammps-dump"
+    except Exception:  # noqa: BLE001 - fall back to ASE, which will report its own error
+        pass
+    return "ase"
+
+
+class InputSource:
+    """One input (a file, a glob or a list of files) opened for the campaign (collective).
+
+    Attributes
+    ----------
+    name : str
+    files : list of str
+    format : {"lammps-dump", "ase"}
+    timesteps : ndarray of int64
+        Per frame (-1 where the format has none).
+    natoms : ndarray of int64
+        Per frame.
+    frame_file : list of str
+        The file holding each frame.
+    """
+
+    def __init__(self, spec, comm):
+        self.comm = comm
+        self.name = spec["name"]
+        paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+        self.format = detect_format(paths[0], spec.get("format", "auto"))
+        self.type_map = spec.get("type_map")
+        self.ase_format = spec.get("ase_format")
+        self._dump = None
+        self._atoms = None
+        if self.format == "lammps-dump":
+            from ..io import LammpsDump
+
+            path = paths if len(paths) > 1 else paths[0]
+            self._dump = LammpsDump(path, comm=comm, type_map=self.type_map)
+            self.files = list(self._dump.files)
+            self.timesteps = np.asarray(self._dump.timesteps, dtype=np.int64)
+            self.natoms = np.asarray(self._dump.natoms, dtype=np.int64)
+            self.frame_file = [self.files[int(f)] for f in self._dump._file_of]
+        elif self.format == "ase":
+            self.files = _expand(paths)
+            meta, err = None, None
+            if comm.rank == 0:
+                try:
+                    self._atoms, frame_file = _read_ase(self.files, self.ase_format)
+                    meta = ([len(a) for a in self._atoms], frame_file)
+                except QuestsInputError as exc:
+                    err = str(exc)
+            err = comm.bcast(err, root=0)
+            if err:
+                raise QuestsInputError(err)
+            counts, self.frame_file = comm.bcast(meta, root=0)
+            self.natoms = np.asarray(counts, dtype=np.int64)
+            self.timesteps = np.full(len(counts), -1, dtype=np.int64)
+        else:
+            raise QuestsInputError(f"{paths[0]}: format {self.format!r} cannot be an input "
+                                   "(inputs need atoms)")
+
+    def __len__(self):
+        return len(self.natoms)
+
+    def select(self, selection):
+        """Frame numbers selected by ``selection`` (see :mod:`quests_hpc.io.selection`)."""
+        from ..io.selection import select_frames
+
+        ts = self.timesteps if (self.timesteps >= 0).all() else None
+        sel = select_frames(selection, len(self), ts, "index", self.files[0])
+        out, seen = [], set()
+        for i in sel.tolist():  # a frame selected twice is processed once
+            if i not in seen:
+                seen.add(i)
+                out.append(i)
+        return out
+
+    def read(self, i):
+        """This rank's :class:`Share` of frame ``i`` (collective)."""
+        comm = self.comm
+        if self._dump is not None:
+            fr = self._dump.read(int(i))
+            types = None if fr.types is None else np.asarray(fr.types, dtype=np.int32)
+            return Share(fr.ids, fr.positions, types, np.asarray(fr.cell, dtype=float),
+                         np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms))
+        meta, arrays = None, (None, None, None)
+        if comm.rank == 0:
+            a = self._atoms[int(i)]
+            ids = np.asarray(a.arrays["id"], dtype=np.int64) if "id" in a.arrays \
+                else np.arange(1, len(a) + 1, dtype=np.int64)
+            order = np.argsort(ids, kind="stable")
+            pos = a.get_positions()[order]
+            if a.pbc.any():
+                pos = wrap_positions(pos, complete_cell(a.cell.array, a.pbc), a.pbc)
+            arrays = (ids[order], pos, a.numbers[order].astype(np.int32))
+            meta = (a.cell.array.copy(), a.pbc.copy(), int(a.info.get("timestep", -1)), len(a))
+        cell, pbc, ts, n = comm.bcast(meta, root=0)
+        ids = scatter_blocks(comm, arrays[0], n)
+        pos = scatter_blocks(comm, arrays[1], n)
+        types = scatter_blocks(comm, arrays[2], n)
+        return Share(ids, pos, types, cell, pbc, ts, n)
+
+    def close(self):
+        if self._dump is not None:
+            self._dump.close()
+        self._atoms = None
+
+
+def _expand(paths):
+    from ..io.lammps_dump import expand_paths
+
+    out = []
+    for p in paths:
+        out.extend(expand_paths(p))
+    return out
+
+
+def _read_ase(files, fmt=None):
+    """All frames of ``files`` with ASE (rank 0); returns (atoms list, file of each frame)."""
+    from ase.io import read
+
+    frames, where = [], []
+    for f in files:
+        try:
+            got = read(f, index=":", format=fmt, parallel=False)  # ASE must not bcast
+        except Exception as exc:  # noqa: BLE001 - ASE raises many kinds
+            raise QuestsInputError(f"{f}: ASE cannot read it ({type(exc).__name__}: {exc}); "
+                                   "set `format` / `ase_format` if the type is not "
+                                   "recognised") from None
+        got = got if isinstance(got, list) else [got]
+        frames.extend(got)
+        where.extend([f] * len(got))
+    if not frames:
+        raise QuestsInputError(f"{files[0]}: no frames")
+    for k, a in enumerate(frames):
+        if len(a) == 0:
+            raise QuestsInputError(f"{where[k]}: frame {k} has no atoms")
+    return frames, where
