@@ -460,22 +460,20 @@ def scatter_rows(src, ids, base, out):
 
 
 @njit(cache=True, nogil=True)
-def dense_dest(ids, gmin, natoms, nparts):
-    """Owner rank of each id for ids ``gmin .. gmin+natoms-1`` split evenly (int32).
+def dense_dest(ids, gmin, natoms, nparts, out):
+    """Owner rank of each id for ids ``gmin .. gmin+natoms-1`` split evenly, into ``out``.
 
     Rank ``r`` owns sorted positions ``[r*N//P, (r+1)*N//P)``; the position of id ``i``
     is ``i - gmin`` and its owner is ``((pos + 1) * P - 1) // N``.
     """
-    out = np.empty(ids.shape[0], dtype=np.int32)
     for i in range(ids.shape[0]):
         out[i] = ((ids[i] - gmin + 1) * nparts - 1) // natoms
     return out
 
 
 @njit(cache=True, nogil=True)
-def splitter_dest(ids, split):
-    """Owner of each id: the number of splitters <= id (``searchsorted(..., 'right')``)."""
-    out = np.empty(ids.shape[0], dtype=np.int32)
+def splitter_dest(ids, split, out):
+    """Owner of each id, the number of splitters <= id, into ``out``."""
     m = split.shape[0]
     for i in range(ids.shape[0]):
         lo, hi = 0, m
@@ -528,6 +526,27 @@ def partition_rows(d, a, nparts):
                 a[i, c] = a[j, c]
                 a[j, c] = t
     return counts
+
+
+@njit(cache=True, nogil=True)
+def wrap_ortho_inplace(pos, origin, lengths, pbc):
+    """:func:`wrap_inplace` for an orthogonal cell with edge ``lengths``."""
+    nshift = 0
+    for i in range(pos.shape[0]):
+        moved = False
+        for a in range(3):
+            if pbc[a]:
+                x = pos[i, a] - origin[a]
+                if x < 0.0 or x >= lengths[a]:
+                    s = math.floor(x / lengths[a])
+                    v = pos[i, a] - s * lengths[a]
+                    if v - origin[a] >= lengths[a]:
+                        v -= lengths[a]
+                    pos[i, a] = v
+                    moved = True
+        if moved:
+            nshift += 1
+    return nshift
 
 
 @njit(cache=True, nogil=True)

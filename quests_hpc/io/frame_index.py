@@ -65,10 +65,12 @@ class FrameIndex:
     truncated_tail : dict or None
         The frame being written at the end of the file (``start``, ``line``,
         ``timestep`` or None, ``natoms`` or None, ``nlines``), not counted in ``len``.
+    units : str or None
+        ``ITEM: UNITS`` of the file (LAMMPS writes it in the first frame only).
     """
 
     def __init__(self, path, compressed, file_size, mtime_ns, arrays, errors, truncated_tail,
-                 data_size, head_hash=""):
+                 data_size, head_hash="", units=None):
         self.path = path
         self.compressed = compressed
         self.file_size = int(file_size)
@@ -79,6 +81,7 @@ class FrameIndex:
             setattr(self, f, np.asarray(arrays[f], dtype=np.int8 if f == "status" else np.int64))
         self.errors = {int(k): v for k, v in errors.items()}
         self.truncated_tail = truncated_tail
+        self.units = units
 
     def __len__(self):
         return len(self.start)
@@ -107,6 +110,7 @@ def _scan_range(src, a, b, where):
     out = {k: [] for k in ("marker", "pre", "pre_lines", "nl_before", "hdr_bytes", "hdr_lines",
                            "timestep", "natoms", "error")}
     out["tail"] = None
+    out["units"] = None
     nl = 0
     pos = a
     back = src.read_at(max(0, a - _BACK), a - max(0, a - _BACK)) if a > 0 else b""
@@ -151,6 +155,8 @@ def _scan_range(src, a, b, where):
                     out["pre_lines"].append(pre_lines)
                     out["nl_before"].append(nlb)
                     if err is None:
+                        if out["units"] is None and hdr.units is not None:
+                            out["units"] = hdr.units
                         out["hdr_bytes"].append(hdr.header_bytes)
                         out["hdr_lines"].append(hdr.header_lines)
                         out["timestep"].append(hdr.timestep)
@@ -239,7 +245,11 @@ def _assemble(path, compressed, size, mtime_ns, parts, data_size, head_hash, bas
                     timestep=int(arr["timestep"][k]), natoms=int(arr["natoms"][k]),
                     nlines=int(arr["nlines"][k]))
         arr = {f: v[:k] for f, v in arr.items()}
-    return FrameIndex(path, compressed, size, mtime_ns, arr, errors, tail, data_size, head_hash)
+    units = base.get("units") if base is not None else None
+    for part in parts:
+        units = units or part["units"]
+    return FrameIndex(path, compressed, size, mtime_ns, arr, errors, tail, data_size, head_hash,
+                      units)
 
 
 def _head_hash(src):
@@ -275,7 +285,7 @@ def build_index(src, comm=None, resume=None):
         a0 = int(resume.start[k])
         base = dict(arrays={f: v[:k] for f, v in resume.arrays().items()},
                     errors={i: m for i, m in resume.errors.items() if i < k},
-                    nl0=int(resume.line[k]) - 1)
+                    nl0=int(resume.line[k]) - 1, units=resume.units)
     lo = a0 + (data_size - a0) * rank // size
     hi = a0 + (data_size - a0) * (rank + 1) // size
     err, part = None, None
@@ -315,7 +325,7 @@ def save_index(index, file):
     meta = dict(version=INDEX_VERSION, path=index.path, compressed=index.compressed,
                 file_size=index.file_size, mtime_ns=index.mtime_ns, data_size=index.data_size,
                 head_hash=index.head_hash, errors={str(k): v for k, v in index.errors.items()},
-                truncated_tail=index.truncated_tail)
+                truncated_tail=index.truncated_tail, units=index.units)
     tmp = f"{file}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(file), exist_ok=True)
@@ -343,7 +353,7 @@ def load_index(file):
         return None
     return FrameIndex(meta["path"], meta["compressed"], meta["file_size"], meta["mtime_ns"],
                       arrays, meta["errors"], meta["truncated_tail"], meta["data_size"],
-                      meta.get("head_hash", ""))
+                      meta.get("head_hash", ""), meta.get("units"))
 
 
 def get_index(src, comm=None, cache="auto", rebuild=False):

@@ -335,6 +335,8 @@ class LammpsDump:
         start, data = int(ix.start[k]), int(ix.data[k])
         raw = src.read_at(start, data - start)
         hdr = parse_header(raw, where, first_line=int(ix.line[k]))
+        if hdr.units is None:
+            hdr.units = ix.units
         columns = hdr.columns
         data_line = int(ix.data_line[k])
         if columns is None:
@@ -376,8 +378,11 @@ def _to_cartesian(pos, hdr, plan, wrap):
     if plan.scaled:
         K.scaled_to_cartesian_inplace(pos, hdr.origin, hdr.cell, pbc if wrap else np.zeros(3, bool))
     elif wrap and pbc.any() and len(pos):
-        inv = np.linalg.inv(hdr.cell)
-        K.wrap_inplace(pos, hdr.origin, hdr.cell, inv, pbc)
+        cell = np.asarray(hdr.cell, dtype=float)
+        if np.count_nonzero(cell - np.diag(np.diag(cell))) == 0:
+            K.wrap_ortho_inplace(pos, hdr.origin, np.diag(cell).copy(), pbc)
+        else:
+            K.wrap_inplace(pos, hdr.origin, cell, np.linalg.inv(cell), pbc)
 
 
 def _stream_parse(src, d0, d1, plan, rows, natoms, comm, chunk_bytes):

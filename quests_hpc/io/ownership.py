@@ -137,13 +137,14 @@ def even_split_by_id(cols, natoms, comm, where=""):
     gmax = -negmax
     bounds = pcomm.even_bounds(natoms, size)
     dense = natoms > 0 and gmax - gmin + 1 == natoms
+    dest = np.empty(n, dtype=pcomm.rank_dtype(size))
     if dense:
-        dest = K.dense_dest(ids, gmin, natoms, size)
+        K.dense_dest(ids, gmin, natoms, size, dest)
     else:
         s = np.sort(ids)
         split = _sparse_splitters(s, natoms, gmin, gmax, comm)
         del s
-        dest = K.splitter_dest(ids, split)
+        K.splitter_dest(ids, split, dest)
     del ids
     names = list(cols)
     arrays = [cols.pop(k) for k in names]

@@ -51,6 +51,11 @@ def even_bounds(n, size):
         [i * n // size for i in range(size + 1)], dtype=np.int64)
 
 
+def rank_dtype(size):
+    """Smallest signed integer dtype holding ranks ``0 .. size-1``."""
+    return np.int16 if size <= 2**15 else np.int32
+
+
 def bcast(obj, comm=None, root=0):
     """Broadcast a picklable object from ``root``."""
     if not is_parallel(comm):
@@ -196,7 +201,7 @@ def redistribute(arrays, dest, comm=None):
     partition, see :func:`quests_hpc.io._kernels.partition_rows`) and exchanged one
     at a time; an input array is released once sent, provided the caller holds no
     other reference to it (pass the list and drop your own names).  Peak extra memory:
-    one received array plus 4 bytes per row.
+    one received array plus 2 bytes per row (4 beyond 32768 ranks).
 
     Parameters
     ----------
@@ -235,7 +240,7 @@ def redistribute(arrays, dest, comm=None):
         a = arrays.pop(0)
         v = row_view(a)
         if n and v.shape[1]:
-            d = dest.astype(np.int32)
+            d = dest.astype(rank_dtype(size))
             partition_rows(d, v, size)
             del d
         del v
