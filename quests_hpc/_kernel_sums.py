@@ -30,6 +30,7 @@ Numerics
 """
 
 import math
+import sys
 
 import numba as nb
 import numpy as np
@@ -294,3 +295,99 @@ def sym_update(g, x, i0, j0, nx, cs, acc):
                     s += e
                     col[j] += e
             acc[h, r] += s
+
+
+# --------------------------------------------------------------------------- compilation
+
+#: Signatures compiled at import (with 512-bit vectors where the CPU has AVX-512).
+_F = types.float64
+_A1 = types.Array(_F, 1, "C")
+_A2 = types.Array(_F, 2, "C")
+_A2A = types.Array(_F, 2, "A")
+_I = types.int64
+_SIGNATURES = {
+    rows_update: [(_A2, _A2, _A2, _I, _I, _A1, _A1, _A1, _A2, _A2)],
+    rows_update_truncated: [(_A2, _A2, _A2, _I, _I, _A1, _A1, _A1, _F, _A2, _A2, _A1,
+                             types.Array(_I, 1, "C"))],
+    sym_update: [(_A2, _A2, _I, _I, _A1, _A1, _A2)],
+}
+
+
+def _host_has_avx512():
+    try:
+        import llvmlite.binding as llvm
+        return "+avx512f" in llvm.get_host_cpu_features().flatten()
+    except Exception:  # pragma: no cover - feature query unsupported
+        return False
+
+
+class _LLVMRemarksFiltered:
+    """Context: drop LLVM's "remark:" lines from stderr (fd 2), pass everything else on.
+
+    Forcing the vector width makes LLVM report every loop it cannot vectorise (min
+    reductions, the rare-path loops) as a remark on stderr at compile time; they are not
+    errors.
+    """
+
+    def __enter__(self):
+        import os
+        import tempfile
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            self._tmp = tempfile.TemporaryFile()
+            os.dup2(self._tmp.fileno(), 2)
+        except (OSError, ValueError):  # no usable fd 2: leave stderr alone
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        import os
+        if self._saved is None:
+            return False
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        text = self._tmp.read().decode(errors="replace")
+        self._tmp.close()
+        kept = [ln for ln in text.splitlines(keepends=True) if not ln.startswith("remark: ")]
+        if kept:
+            sys.stderr.write("".join(kept))
+        return False
+
+
+def _compile_kernels():
+    """Compile (or load from Numba's cache) the kernels for their known signatures.
+
+    LLVM's cost model for these CPUs prefers 256-bit vectors; the exp-and-sum loops run
+    about 30 % faster with 512-bit ones (measured: 1.2 -> 0.85 ns per term on this
+    machine), so where the CPU has AVX-512 the vector width is forced to 8 doubles while
+    *these* kernels compile, and reset right after.  ``QUESTS_HPC_VECTOR_WIDTH`` overrides
+    the width (0: LLVM's choice).
+    """
+    import os
+
+    import llvmlite.binding as llvm
+    if not all(hasattr(fn, "compile") for fn in _SIGNATURES):  # NUMBA_DISABLE_JIT
+        return
+    env = os.environ.get("QUESTS_HPC_VECTOR_WIDTH")
+    try:
+        width = int(env) if env else (8 if _host_has_avx512() else 0)
+    except ValueError:
+        width = 0
+    if width <= 0:
+        for fn, sigs in _SIGNATURES.items():
+            for sig in sigs:
+                fn.compile(sig)
+        return
+    llvm.set_option("", f"--force-vector-width={width}")
+    try:
+        with _LLVMRemarksFiltered():
+            for fn, sigs in _SIGNATURES.items():
+                for sig in sigs:
+                    fn.compile(sig)
+    finally:
+        llvm.set_option("", "--force-vector-width=0")
+
+
+_compile_kernels()
