@@ -535,18 +535,35 @@ def wrap_ortho_inplace(pos, origin, lengths, pbc):
     for i in range(pos.shape[0]):
         moved = False
         for a in range(3):
-            if pbc[a]:
-                x = pos[i, a] - origin[a]
-                if x < 0.0 or x >= lengths[a]:
-                    s = math.floor(x / lengths[a])
-                    v = pos[i, a] - s * lengths[a]
-                    if v - origin[a] >= lengths[a]:
-                        v -= lengths[a]
-                    pos[i, a] = v
-                    moved = True
+            if not pbc[a]:
+                continue
+            L = lengths[a]
+            x = pos[i, a]
+            u = x - origin[a]
+            if 0.0 <= u < L:
+                continue
+            s = math.floor(u / L)
+            w = (x - s * L) - origin[a]
+            if w >= L:
+                s += 1.0
+            elif w < 0.0:
+                s -= 1.0
+            if s == 0.0:
+                continue  # within rounding of a face: keep the file's coordinate
+            v = x - s * L
+            w = v - origin[a]
+            if 0.0 <= w < L:
+                pos[i, a] = v
+                moved = True
         if moved:
             nshift += 1
     return nshift
+
+
+@njit(cache=True, inline="always")
+def _frac(p, origin, inv, a):
+    return ((p[0] - origin[0]) * inv[0, a] + (p[1] - origin[1]) * inv[1, a]
+            + (p[2] - origin[2]) * inv[2, a])
 
 
 @njit(cache=True, nogil=True)
@@ -554,30 +571,44 @@ def wrap_inplace(pos, origin, cell, inv, pbc):
     """Wrap positions into the cell along periodic axes, in place.
 
     Atoms already inside (fractional coordinate in [0, 1)) are left bit-for-bit
-    untouched; others are shifted by whole cell vectors.  Returns the number shifted.
+    untouched; others are shifted by whole cell vectors.  An atom within rounding error
+    of a face, for which no shift lands inside, keeps its coordinates (its fractional
+    coordinate is then ``-1e-16``-ish).  Returns the number of atoms shifted.
     """
     nshift = 0
-    f = np.empty(3)
+    p = np.empty(3)
+    q = np.empty(3)
     for i in range(pos.shape[0]):
-        for a in range(3):
-            f[a] = ((pos[i, 0] - origin[0]) * inv[0, a] + (pos[i, 1] - origin[1]) * inv[1, a]
-                    + (pos[i, 2] - origin[2]) * inv[2, a])
+        for b in range(3):
+            p[b] = pos[i, b]
         moved = False
         for a in range(3):
-            if pbc[a] and (f[a] < 0.0 or f[a] >= 1.0):
-                s = math.floor(f[a])
+            if not pbc[a]:
+                continue
+            f = _frac(p, origin, inv, a)
+            if 0.0 <= f < 1.0:
+                continue
+            s = math.floor(f)
+            for b in range(3):
+                q[b] = p[b] - s * cell[a, b]
+            g = _frac(q, origin, inv, a)
+            if g >= 1.0:
+                s += 1.0
+            elif g < 0.0:
+                s -= 1.0
+            if s == 0.0:
+                continue  # within rounding of a face: keep the file's coordinates
+            for b in range(3):
+                q[b] = p[b] - s * cell[a, b]
+            g = _frac(q, origin, inv, a)
+            if 0.0 <= g < 1.0:
                 for b in range(3):
-                    pos[i, b] -= s * cell[a, b]
+                    p[b] = q[b]
                 moved = True
         if moved:
             nshift += 1
-            for a in range(3):
-                if pbc[a]:
-                    fa = ((pos[i, 0] - origin[0]) * inv[0, a] + (pos[i, 1] - origin[1]) * inv[1, a]
-                          + (pos[i, 2] - origin[2]) * inv[2, a])
-                    if fa >= 1.0:
-                        for b in range(3):
-                            pos[i, b] -= cell[a, b]
+            for b in range(3):
+                pos[i, b] = p[b]
     return nshift
 
 

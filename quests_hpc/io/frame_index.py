@@ -145,6 +145,11 @@ def _scan_range(src, a, b, where):
                         break
                 win = (back + buf[:j])[-2 * _BACK:] if j < 2 * _BACK else buf[j - 2 * _BACK:j]
                 p0, pre_lines = pre_item_start(win, len(win), at_bof=(pos + j - len(win) == 0))
+                if pre_lines and out["units"] is None:
+                    pre = win[p0:].split(b"\n")
+                    for q in range(len(pre) - 1):
+                        if pre[q].strip() == b"ITEM: UNITS":
+                            out["units"] = pre[q + 1].decode("ascii", "replace").strip()
                 nlb = nl + buf.count(b"\n", 0, j)
                 if err == "incomplete":
                     out["tail"] = dict(marker=pos + j, pre=pos + j - (len(win) - p0),

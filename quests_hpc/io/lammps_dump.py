@@ -54,16 +54,12 @@ from .atoms_block import DEFAULT_CHUNK, RowParser, Rows, parse_range
 from .compressed import open_source
 from .frame import Frame, decode_codes, map_types, normalize_type_map
 from .frame_index import BAD_HEADER, SHORT, get_index
-from .lammps_header import column_plan, old_style_columns, parse_header
+from .lammps_header import DumpWarning, column_plan, old_style_columns, parse_header
 from .ownership import even_split_by_id, send_to_owners, sort_by_id
 from .selection import is_single, select_frames
 
 _TAG = 7301
 _SMALL_FILE = 4 << 20  # files below this size are indexed without a cache file
-
-
-class DumpWarning(UserWarning):
-    """Something in a dump was skipped (truncated last frame, unknown section)."""
 
 
 def expand_paths(path):
@@ -206,7 +202,8 @@ class LammpsDump:
         fno, k = int(self._file_of[i]), int(self._local[i])
         ix = self.indices[fno]
         extra = f"; frame {i} of the sequence" if len(self.files) > 1 else ""
-        return f"{ix.path}, frame {k} (timestep {int(ix.timestep[k])}{extra})"
+        ts = int(ix.timestep[k])
+        return f"{ix.path}, frame {k} (timestep {ts if ts >= 0 else '?'}{extra})"
 
     # ------------------------------------------------------------------ reading
     def iread(self, selection=":", by="index", owner=None):

@@ -54,6 +54,10 @@ _OLD_ATOM_COLUMNS = {5: ("id", "type", "xs", "ys", "zs"),
                      8: ("id", "type", "xs", "ys", "zs", "ix", "iy", "iz")}
 
 
+class DumpWarning(UserWarning):
+    """Something in a dump was skipped (truncated last frame, unknown section, ...)."""
+
+
 class HeaderIncomplete(Exception):
     """The bytes given end before the ``ITEM: ATOMS`` line (more data are needed)."""
 
@@ -252,8 +256,8 @@ def parse_header(data, where="", first_line=None, start=0):
             if len(flags) == 3:
                 boundary = tuple(f if len(f) == 2 else f * 2 for f in flags)
             elif not flags:
-                warnings.warn(f"{where}: BOX BOUNDS without boundary flags; assuming periodic (pp pp pp)",
-                              stacklevel=3)
+                warnings.warn(f"{where}: BOX BOUNDS without boundary flags; assuming periodic "
+                              "(pp pp pp)", DumpWarning, stacklevel=3)
                 boundary = ("pp", "pp", "pp")
             else:
                 _fail(where, box_line, f"BOX BOUNDS needs 3 boundary flags, got {flags}")
@@ -273,7 +277,8 @@ def parse_header(data, where="", first_line=None, start=0):
             break
         else:
             skipped.append(item)
-            warnings.warn(f"{where}: skipping unknown section ITEM: {item}", stacklevel=3)
+            warnings.warn(f"{where}: skipping unknown section ITEM: {item}", DumpWarning,
+                          stacklevel=3)
             # skip its lines up to the next ITEM: line
             while True:
                 nxt = data.find(b"\n", pos)

@@ -1,0 +1,148 @@
+"""Frame index: scanning (any split into ranges), caching, revalidation, growing files."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import data, small_dump, write_text
+
+from quests_hpc.io import LammpsDump, frame_index
+from quests_hpc.io.compressed import open_source
+from quests_hpc.io.frame_index import _assemble, _scan_range, cache_path, get_index
+
+FIELDS = ("start", "data", "end", "timestep", "natoms", "line", "data_line", "nlines", "status")
+
+
+def assert_same_index(a, b):
+    for f in FIELDS:
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    assert a.errors == b.errors and a.truncated_tail == b.truncated_tail and a.units == b.units
+
+
+def index_from_splits(src, cuts):
+    """What a parallel scan with ranges cut at ``cuts`` assembles."""
+    bounds = [0, *cuts, src.size]
+    parts = [_scan_range(src, a, b, src.path) for a, b in zip(bounds[:-1], bounds[1:])]
+    st = os.stat(src.path)
+    return _assemble(src.path, False, st.st_size, st.st_mtime_ns, parts, src.size, "")
+
+
+def test_index_of_lammps_file():
+    src = open_source(data("cu_unsorted.lammpstrj"))
+    ix = get_index(src, cache=False)
+    assert len(ix) == 5 and list(ix.timestep) == [0, 50, 100, 150, 200]
+    assert list(ix.natoms) == [256] * 5 and list(ix.nlines) == [256] * 5
+    assert ix.start[0] == 0 and ix.line[0] == 1 and ix.data_line[0] == 14  # UNITS, TIME first
+    assert ix.units == "metal" and ix.truncated_tail is None
+    text = open(src.path, "rb").read()
+    assert text.startswith(b"ITEM: UNITS\nmetal\nITEM: TIME\n")
+    for k in range(1, 5):
+        assert text[ix.start[k]:].startswith(b"ITEM: TIME\n")  # TIME belongs to its frame
+        assert text[ix.data[k] - 26:ix.data[k]] == b"ITEM: ATOMS id type x y z\n"
+        assert text.count(b"\n", 0, ix.data[k]) + 1 == ix.data_line[k]
+    assert ix.end[-1] == len(text)
+
+
+@pytest.mark.parametrize("name", ["cu_unsorted.lammpstrj", "cu_thresh.lammpstrj"])
+def test_any_split_into_ranges_gives_the_same_index(name):
+    """Cut points at every offset around frame boundaries and inside headers."""
+    src = open_source(data(name))
+    whole = get_index(src, cache=False)
+    offsets = set()
+    for k in range(len(whole)):
+        for base in (whole.start[k], whole.data[k]):
+            offsets.update(range(max(1, base - 40), min(src.size - 1, base + 40)))
+    rng = np.random.default_rng(0)
+    offsets.update(rng.integers(1, src.size - 1, 50).tolist())
+    for cut in sorted(offsets):
+        assert_same_index(index_from_splits(src, [cut]), whole)
+    for _ in range(20):
+        cuts = sorted(rng.choice(np.arange(1, src.size - 1), 3, replace=False).tolist())
+        assert_same_index(index_from_splits(src, cuts), whole)
+
+
+def test_small_scan_chunks(monkeypatch):
+    src = open_source(data("cu_unsorted.lammpstrj"))
+    whole = get_index(src, cache=False)
+    monkeypatch.setattr(frame_index, "SCAN_CHUNK", 301)
+    assert_same_index(get_index(src, cache=False), whole)
+    gz = open_source(data("cu_unsorted.lammpstrj.gz"))
+    ixz = get_index(gz, cache=False)
+    for f in FIELDS:
+        assert np.array_equal(getattr(ixz, f), getattr(whole, f))
+
+
+def test_cache_beside_reused_and_revalidated(tmp_path):
+    path = shutil.copy(data("cu_unsorted.lammpstrj"), tmp_path / "a.lammpstrj")
+    cfile = cache_path(path)
+    assert cfile == str(tmp_path / ".a.lammpstrj.quests-index.npz")
+    ix = get_index(open_source(path))
+    assert os.path.exists(cfile)
+    cached = frame_index.load_index(cfile)
+    assert_same_index(cached, ix)
+    # a hit does not rescan
+    calls = []
+    orig = frame_index.build_index
+    frame_index.build_index = lambda *a, **k: calls.append(1) or orig(*a, **k)
+    try:
+        get_index(open_source(path))
+        assert not calls
+        # rewritten file (same size, new mtime): rescanned
+        text = open(path).read()
+        write_text(path, text.replace("ITEM: TIMESTEP\n50\n", "ITEM: TIMESTEP\n51\n"))
+        os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+        ix2 = get_index(open_source(path))
+        assert calls and list(ix2.timestep) == [0, 51, 100, 150, 200]
+    finally:
+        frame_index.build_index = orig
+
+
+def test_growing_file_is_rescanned_from_its_last_frame(tmp_path):
+    text = open(data("cu_unsorted.lammpstrj")).read()
+    path = str(tmp_path / "grow.lammpstrj")
+    cut1 = text.index("ITEM: TIME", text.index("ITEM: ATOMS", text.index("TIMESTEP\n100")))
+    write_text(path, text[:cut1 + 700])  # frames 0..2 and a frame being written
+    ix0 = get_index(open_source(path), cache="beside")  # (LammpsDump caches big files only)
+    assert len(ix0) == 3 and ix0.truncated_tail["timestep"] == 150
+    with pytest.warns(UserWarning, match="incomplete"):
+        assert len(LammpsDump(path)) == 3
+    with open(path, "a") as fh:
+        fh.write(text[cut1 + 700:])
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    seen = []
+    orig = frame_index._scan_range
+    frame_index._scan_range = lambda src, a, b, w: seen.append(a) or orig(src, a, b, w)
+    try:
+        ix = get_index(open_source(path), cache="beside")
+    finally:
+        frame_index._scan_range = orig
+    assert seen and min(seen) > 0  # resumed, not rescanned from the start
+    assert_same_index(ix, get_index(open_source(path), cache=False))
+    assert len(ix) == 5
+
+
+def test_user_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUESTS_HPC_CACHE_DIR", str(tmp_path / "cache"))
+    path = shutil.copy(data("cu_unsorted.lammpstrj"), tmp_path / "b.lammpstrj")
+    cfile = cache_path(path, "user")
+    assert cfile.startswith(str(tmp_path / "cache")) and cfile.endswith("-b.lammpstrj.npz")
+    get_index(open_source(path), cache="user")
+    assert os.path.exists(cfile) and not os.path.exists(cache_path(path, "beside"))
+
+
+def test_corrupt_cache_is_ignored(tmp_path):
+    path = shutil.copy(data("cu_unsorted.lammpstrj"), tmp_path / "c.lammpstrj")
+    write_text(cache_path(path), "garbage")
+    ix = get_index(open_source(path))
+    assert len(ix) == 5
+
+
+def test_marker_not_at_line_start_is_ignored(tmp_path):
+    rows = ["1 1 0 0 0", "2 1 1 1 1"]
+    text = small_dump([(0, rows), (5, rows)]).replace("ITEM: ATOMS id type x y z",
+                                                      "ITEM: ATOMS id type x y z")
+    text = text.replace("2 1 1 1 1\nITEM: TIMESTEP\n5", "2 1 1 1 1\nITEM: TIMESTEP\n5", 1)
+    path = write_text(tmp_path / "m.lammpstrj", text.replace("ITEM: NUMBER", "ITEM: NUMBER", 1))
+    ix = get_index(open_source(path), cache=False)
+    assert list(ix.timestep) == [0, 5]
