@@ -1,0 +1,86 @@
+"""The thin MPI layer (quests_hpc.parallel.comm): serial behaviour and collectives."""
+
+import numpy as np
+import pytest
+
+from quests_hpc.errors import QuestsInputError
+from quests_hpc.parallel import comm as pc
+
+
+def test_serial_helpers():
+    assert pc.rank_size(None) == (0, 1) and not pc.is_parallel(None)
+    assert pc.even_bounds(10, 3).tolist() == [0, 3, 6, 10]
+    assert pc.even_bounds(2, 4).tolist() == [0, 0, 1, 1, 2]
+    assert pc.bcast({"a": 1}) == {"a": 1} and pc.allgather(3) == [3]
+    assert pc.allreduce(np.array([1, 2]), "max").tolist() == [1, 2] and pc.exscan_sum(5) == 0
+    assert pc.rank_dtype(4) == np.int16 and pc.rank_dtype(100000) == np.int32
+    pc.raise_if_any(None)
+    with pytest.raises(QuestsInputError, match="boom"):
+        pc.raise_if_any(QuestsInputError("boom"))
+
+
+def test_row_view_and_serial_redistribute():
+    a = np.arange(12, dtype=np.float64).reshape(4, 3)
+    v = pc.row_view(a)
+    assert v.shape == (4, 3) and v.dtype == np.uint64 and np.shares_memory(v, a)
+    assert pc.row_view(np.zeros(5, np.int32)).shape == (5, 1)
+    assert pc.row_view(np.zeros((5, 3), np.int16)).dtype == np.uint16
+    assert pc.row_view(np.zeros((5, 0))).shape == (5, 0)
+    with pytest.raises(ValueError, match="contiguous"):
+        pc.row_view(a[:, :2])
+    arrays = [a, np.arange(4)]
+    out = pc.redistribute(arrays, np.zeros(4, int))
+    assert arrays == [] and np.array_equal(out[0], np.arange(12.0).reshape(4, 3))
+    with pytest.raises(ValueError, match="destination ranks"):
+        pc.redistribute([np.zeros(2)], np.array([0, 1]))
+
+
+@pytest.mark.mpi
+def test_redistribute_every_dtype_and_shape():
+    MPI = pytest.importorskip("mpi4py.MPI")
+    comm = MPI.COMM_WORLD
+    rank, size = comm.rank, comm.size
+    rng = np.random.default_rng(rank)
+    n = 1000 + 37 * rank
+    gid = rank * 10**6 + np.arange(n)
+    dest = rng.integers(0, size, n)
+    arrays = [gid.astype(np.int64), (gid * 0.5).reshape(-1, 1).repeat(3, 1),
+              (gid % 30000).astype(np.int16), np.zeros((n, 0)), (gid % 7).astype(np.int8).reshape(-1, 1)]
+    everything = comm.allgather((gid, dest))
+    ids, pos, small, empty, tiny = pc.redistribute(arrays, dest, comm)
+    expected = np.concatenate([g[d == rank] for g, d in everything])
+    assert np.array_equal(np.sort(ids), np.sort(expected))
+    assert np.array_equal(pos, (ids * 0.5).reshape(-1, 1).repeat(3, 1))
+    assert np.array_equal(small, (ids % 30000).astype(np.int16))
+    assert np.array_equal(tiny[:, 0], (ids % 7).astype(np.int8))
+    assert empty.shape == (len(ids), 0)
+    # rows grouped by source rank
+    src = ids // 10**6
+    assert np.all(np.diff(src) >= 0)
+
+
+@pytest.mark.mpi
+def test_collectives():
+    MPI = pytest.importorskip("mpi4py.MPI")
+    comm = MPI.COMM_WORLD
+    rank, size = comm.rank, comm.size
+    assert pc.exscan_sum(rank + 1, comm) == rank * (rank + 1) // 2
+    assert pc.allreduce(np.array([rank, -rank]), "min", comm).tolist() == [0, -(size - 1)]
+    assert pc.bcast("x" if rank == 0 else None, comm) == "x"
+    send = np.full(size, rank, dtype=np.int64)
+    recv, counts = pc.alltoallv_rows(np.repeat(np.arange(size), 2).astype(float), np.full(size, 2),
+                                     comm)
+    assert counts.tolist() == [2] * size and np.all(recv == rank)
+    del send
+
+
+@pytest.mark.mpi
+def test_raise_if_any_on_every_rank():
+    MPI = pytest.importorskip("mpi4py.MPI")
+    comm = MPI.COMM_WORLD
+    bad = comm.size - 1
+    err = QuestsInputError("rank-local problem") if comm.rank == bad else None
+    with pytest.raises(QuestsInputError, match="rank-local problem"):
+        pc.raise_if_any(err, comm)
+    pc.raise_if_any(None, comm)  # and the communicator still works afterwards
+    assert pc.allgather(comm.rank, comm) == list(range(comm.size))
