@@ -43,23 +43,32 @@ def _print(text=""):
     print(text, flush=True)
 
 
-def _relative(obj, base):
-    """``obj`` with absolute paths under ``base`` made relative (for fingerprints)."""
+def _basenames(obj):
+    """``obj`` with every absolute path replaced by its file name (for fingerprints)."""
     if isinstance(obj, dict):
-        return {k: _relative(v, base) for k, v in obj.items()}
+        return {k: _basenames(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_relative(v, base) for v in obj]
+        return [_basenames(v) for v in obj]
     if isinstance(obj, str) and os.path.isabs(obj):
-        return os.path.relpath(obj, base)
+        return os.path.basename(obj)
     return obj
 
 
 def campaign_fingerprint(campaign):
-    """Fingerprint of what determines the results (not ``run`` / ``output`` settings)."""
-    base = campaign.get("base_dir") or os.getcwd()
+    """Fingerprint of what determines the results (not ``run`` / ``output`` settings).
+
+    Paths enter by file name only: the files' contents are fingerprinted separately
+    (:func:`inputs_fingerprint`), so a campaign directory may be moved or copied and
+    resumed.
+    """
     core = {k: v for k, v in campaign.items()
             if k not in NOT_FINGERPRINTED and k not in ("yaml", "base_dir", "source")}
-    return R.fingerprint(_relative(core, base))
+    return R.fingerprint(_basenames(core))
+
+
+def inputs_fingerprint(identities):
+    """Fingerprint of the contents (size, hash) of the input and reference files, in order."""
+    return R.fingerprint([[d["size"], d["sha256"]] for d in identities])
 
 
 class _Stages:
@@ -202,9 +211,9 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
         except QuestsInputError as exc:
             problems.append(str(exc))
             ins, refids = [], []
+        every = ins + [d for r in refids for d in r]
         expect = {"campaign_fingerprint": campaign_fingerprint(campaign),
-                  "inputs_fingerprint": R.fingerprint([ins, refids]),
-                  "inputs": ins + [d for r in refids for d in r]}
+                  "inputs_fingerprint": inputs_fingerprint(every), "inputs": every}
         decision = None
         if comm.rank == 0:
             probs = R.check_output_dir(path)

@@ -107,6 +107,15 @@ def _choice(options):
     return check
 
 
+def _progress(v, ctx):
+    if v is False:  # YAML 1.1 reads an unquoted `off` as false
+        return "off"
+    return _choice(PROGRESS)(v, ctx)
+
+
+_progress.type_name = " | ".join(PROGRESS)
+
+
 def _name(v, ctx):
     v = _str(v, ctx)
     if not NAME_RE.match(v):
@@ -276,7 +285,7 @@ SCHEMA = {
         "reference_memory_gb": (_float(0.0, optional=True), None,
                                 "memory budget per node for the reference (GB)"),
         "balance": (_choice(BALANCE), "uniform", "domain cuts: uniform or at atom quantiles"),
-        "progress": (_choice(PROGRESS), "auto", "progress output: lines, tty (one updating "
+        "progress": (_progress, "auto", "progress output: lines, tty (one updating "
                      "line), off; auto = tty on a terminal, else lines"),
     }, {}, "execution settings (may change between restarts)"),
 }

@@ -98,17 +98,17 @@ class ExistingOutput:
 
 
 def _changes(old_inputs, new_inputs):
-    """Which input/reference files differ between two ``inputs`` identity lists."""
-    old = {d["path"]: d for d in old_inputs}
-    new = {d["path"]: d for d in new_inputs}
+    """Which input/reference files differ between two identity lists (matched by order)."""
     out = []
-    for p in sorted(set(old) | set(new)):
-        if p not in old:
-            out.append(f"{p} is new")
-        elif p not in new:
-            out.append(f"{p} is no longer used")
-        elif old[p]["sha256"] != new[p]["sha256"] or old[p]["size"] != new[p]["size"]:
-            out.append(f"{p} changed (size {old[p]['size']} -> {new[p]['size']} bytes)")
+    for i in range(max(len(old_inputs), len(new_inputs))):
+        if i >= len(old_inputs):
+            out.append(f"{new_inputs[i]['path']} is new")
+        elif i >= len(new_inputs):
+            out.append(f"{old_inputs[i]['path']} is no longer used")
+        else:
+            o, n = old_inputs[i], new_inputs[i]
+            if o["sha256"] != n["sha256"] or o["size"] != n["size"]:
+                out.append(f"{n['path']} changed (size {o['size']} -> {n['size']} bytes)")
     return out
 
 

@@ -137,9 +137,9 @@ class ResultsWriter:
         err, f = None, None
         try:
             if backend == "mpio":
-                f = h5py.File(path, mode, driver="mpio", comm=comm)
+                f = _open_file(path, mode, comm)
             elif comm.rank == 0:
-                f = h5py.File(path, mode)
+                f = _open_file(path, mode, None)
         except Exception as exc:  # noqa: BLE001 - reported collectively below
             err = exc
         w = cls(path, comm, backend, f, chunk_bytes, fsync)
@@ -429,6 +429,33 @@ class ResultsWriter:
                     os.close(fd)
 
         self._on_writer(fl)
+
+
+def _open_file(path, mode, comm):
+    """``h5py.File`` with the raw-data sieve buffer off (``mpio`` when ``comm`` is given).
+
+    HDF5 buffers small writes to contiguous datasets in a "sieve" buffer that is written
+    when the dataset is closed -- where h5py ignores errors.  A full disk could then go
+    unnoticed and a frame be marked complete without its data; with no sieve buffer every
+    write reaches the file (or fails) in the call that makes it.
+    """
+    import h5py
+
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    fapl.set_sieve_buf_size(0)
+    if comm is not None:
+        from mpi4py import MPI
+
+        fapl.set_fapl_mpio(comm, MPI.INFO_NULL)
+    name = os.fsencode(os.fspath(path))
+    if mode == "w":
+        fid = h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fapl=fapl)
+    elif mode == "a":
+        fid = h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl)
+    else:
+        raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+    return h5py.File(fid)
 
 
 def _early_dcpl():

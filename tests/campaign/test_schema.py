@@ -1,0 +1,135 @@
+"""Campaign YAML validation: every problem at once, did-you-mean, line numbers, exit 2."""
+
+import os
+
+import pytest
+from conftest import REFERENCE, write_dump, write_yaml
+
+from quests_hpc.campaign.schema import CampaignError, load_campaign, schema_help, validate
+from quests_hpc.cli import main
+
+
+def _problems(path):
+    with pytest.raises(CampaignError) as ei:
+        load_campaign(path)
+    return ei.value.problems, str(ei.value)
+
+
+def test_valid_campaign_is_normalised(tmp_path):
+    write_dump(tmp_path / "a.lammpstrj", n_frames=2)
+    p = write_yaml(tmp_path / "c.yaml", f"""
+references: [{REFERENCE}]
+inputs:
+  - path: a.lammpstrj
+    frames: "0:2"
+output: {{path: out/../r.h5}}
+""")
+    c = load_campaign(p)
+    assert c["name"] == "c"
+    assert c["parameters"] == {"k": 32, "cutoff": 5.0, "bandwidth": [0.015], "threshold": 0.0}
+    assert c["inputs"][0]["path"] == str(tmp_path / "a.lammpstrj")
+    assert c["inputs"][0]["name"] == "a"
+    assert c["references"][0]["name"] == "cu_fcc_reference"
+    assert c["output"]["path"] == str(tmp_path / "r.h5")
+    assert c["measures"]["delta_entropy"] is True  # default with references
+    assert c["measures"]["learning_curve"] is None
+    assert c["run"]["progress"] == "auto"
+
+
+def test_every_problem_listed_with_suggestions_and_lines(tmp_path):
+    write_dump(tmp_path / "a.lammpstrj", n_frames=1)
+    p = write_yaml(tmp_path / "bad.yaml", """\
+parameters:
+  k: 32.5
+  cutof: 5.0
+  bandwidth: [0.015, -1]
+references:
+  - path: missing_ref.xyz
+inputs:
+  - path: a.lammpstrj
+    frmes: all
+  - path: nope_*.lammpstrj
+    frames: "1:x"
+measures:
+  learning_curve: {dataset: bluk}
+outptu: {path: r.h5}
+""")
+    problems, text = _problems(p)
+    joined = "\n".join(problems)
+    assert "parameters.k (line 2): must be an integer" in joined
+    assert "parameters.cutof (line 3): unknown key (did you mean 'cutoff'?)" in joined
+    assert "parameters.bandwidth (line 4): must be > 0, got -1" in joined
+    assert "references[0].path (line 6): file not found" in joined and "missing_ref.xyz" in joined
+    assert "inputs[0].frmes (line 9): unknown key (did you mean 'frames'?)" in joined
+    assert "inputs[1].path (line 10): no file matches" in joined
+    assert "inputs[1].frames (line 11)" in joined
+    assert "no reference named 'bluk'" in joined
+    assert "outptu (line 14): unknown key (did you mean 'output'?)" in joined
+    assert "output: required key missing" in joined
+    assert len(problems) >= 10
+    assert text.startswith(f"{p}: {len(problems)} problems:")
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    p = write_yaml(tmp_path / "syntax.yaml", "inputs:\n  - path: [a.dump\noutput: {path: x}\n")
+    problems, _ = _problems(p)
+    assert len(problems) == 1 and problems[0].startswith("invalid YAML: line")
+
+
+def test_duplicate_keys_and_wrong_section_types(tmp_path):
+    write_dump(tmp_path / "a.lammpstrj", n_frames=1)
+    p = write_yaml(tmp_path / "dup.yaml", """\
+inputs: [a.lammpstrj]
+measures: 3
+output: {path: r.h5}
+output: {path: s.h5}
+run: {threads: 0, progress: fancy, balance: atom}
+""")
+    problems, _ = _problems(p)
+    joined = "\n".join(problems)
+    assert "output (line 4): duplicate key" in joined
+    assert "measures (line 2): must be a mapping" in joined
+    assert "run.threads (line 5): must be >= 1, got 0" in joined
+    assert "run.progress (line 5): must be one of auto, lines, tty, off" in joined
+    assert "run.balance (line 5): must be one of uniform, atoms; got 'atom' (did you mean 'atoms'?)" \
+        in joined
+
+
+def test_cross_checks(tmp_path):
+    write_dump(tmp_path / "a.lammpstrj", n_frames=1)
+    raw = {"inputs": [{"path": "a.lammpstrj", "name": "x"}, {"path": "a.lammpstrj", "name": "x"},
+                      {"path": REFERENCE, "format": "descriptors"}],
+           "measures": {"delta_entropy": True, "learning_curve": {"dataset": "r", "num": 5}},
+           "output": {"path": "o.h5"}}
+    with pytest.raises(CampaignError) as ei:
+        validate(raw, str(tmp_path))
+    joined = "\n".join(ei.value.problems)
+    assert "inputs[1].name: name 'x' is used twice" in joined
+    assert "inputs[2].format: inputs need atoms" in joined
+    assert "measures.delta_entropy: needs at least one entry in `references`" in joined
+    assert "no reference named 'r'" in joined
+    assert "the fit needs at least 3 points after dropping 3 + 3; got 5 sizes" in joined
+
+
+def test_cli_exit_status_2_and_message(tmp_path, capsys):
+    p = write_yaml(tmp_path / "c.yaml", "inputs: [nothere.dump]\noutput: {path: r.h5}\nfoo: 1\n")
+    assert main(["run", p]) == 2
+    err = capsys.readouterr().err
+    assert "2 problems" in err and "file not found" in err and "foo (line 3): unknown key" in err
+    assert not os.path.exists(tmp_path / "r.h5")
+
+
+def test_cli_check_only(tmp_path, capsys):
+    write_dump(tmp_path / "a.lammpstrj", n_frames=1)
+    p = write_yaml(tmp_path / "c.yaml", "inputs: [a.lammpstrj]\noutput: {path: r.h5}\n")
+    assert main(["run", p, "--check"]) == 0
+    assert "valid" in capsys.readouterr().out
+    assert not os.path.exists(tmp_path / "r.h5")
+
+
+def test_schema_help_lists_every_key_with_default():
+    text = "\n".join(schema_help())
+    for key in ("k: 32", "cutoff: 5.0", "bandwidth: [0.015]", "threshold: 0.0", "frames: all",
+                "overwrite: false", "backend: auto", "repeats: 3", "drop: [3, 3]",
+                "progress: auto", "reference_layout: auto", "path: (required)"):
+        assert key in text, key
