@@ -80,11 +80,16 @@ def _descriptors(a, name):
             f"{name} must be a 2-D (n, d) array of descriptors, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise QuestsInputError(f"{name} is empty (shape {arr.shape})")
-    finite = np.isfinite(arr)
-    if not finite.all():
-        i, k = np.argwhere(~finite)[0]
-        raise QuestsInputError(
-            f"{name} contains a non-finite value: {name}[{i}, {k}] = {float(arr[i, k])!r}")
+    # row sums are finite unless a row holds NaN/inf (or overflows: then look closer);
+    # this keeps the check's memory at O(n) instead of an (n, d) boolean array
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = np.flatnonzero(~np.isfinite(arr.sum(axis=1)))
+    for i in suspect:
+        bad = np.flatnonzero(~np.isfinite(arr[i]))
+        if bad.size:
+            k = bad[0]
+            raise QuestsInputError(
+                f"{name} contains a non-finite value: {name}[{i}, {k}] = {float(arr[i, k])!r}")
     return arr
 
 
@@ -254,8 +259,9 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     n_states = 1 if by_rows else min(nt, len(row_starts) * len(col_starts))
     M = np.zeros((n_states, n_h, n_y))
     S = np.zeros((n_states, n_h, n_y))
-    dmin = np.full((n_states, n_y), np.inf)
-    nkept = np.zeros((n_states, n_y), dtype=np.int64)
+    n_tr = n_y if truncate else 1  # per-row truncation state only when truncating
+    dmin = np.full((n_states, n_tr), np.inf)
+    nkept = np.zeros((n_states, n_tr), dtype=np.int64)
 
     def make_worker(t):
         buf = np.empty(bi * bj)
@@ -285,15 +291,19 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     _run(n_tasks, make_worker, nt)
 
     with np.errstate(divide="ignore"):
-        log_s = np.logaddexp.reduce(M + np.log(S), axis=0)  # merge per-thread states
-    dmin = dmin.min(axis=0)
-    nkept = nkept.sum(axis=0)
+        log_s = np.log(S, out=S)  # in place: memory stays 2 * n_states * n_h * n_y
+    log_s += M
+    del M
+    log_s = log_s[0] if n_states == 1 else np.logaddexp.reduce(log_s, axis=0)
+    n_dropped = np.zeros(n_y, dtype=np.int64)
     if truncate:
+        dmin = dmin.min(axis=0)
+        nkept = nkept.sum(axis=0)
         empty = ~np.isfinite(log_s)  # no term within d_max: keep the nearest point only
         if empty.any():
             log_s[empty] = (cs[:, None] * dmin[None, :])[empty]
             nkept[empty[0]] = 1
-    n_dropped = n_x - nkept if truncate else np.zeros(n_y, dtype=np.int64)
+        n_dropped = n_x - nkept
     out = log_s[0] if scalar else log_s
     return (out, n_dropped) if return_dropped else out
 
