@@ -2,7 +2,11 @@
 """Benchmark: read a 1,000,000-atom LAMMPS dump with OVITO, ASE and quests-hpc.
 
     .venv/bin/python scripts/bench_io.py                 # makes the dump if missing
-    .venv/bin/python scripts/bench_io.py --repeat 9 --ranks 1 2
+    .venv/bin/python scripts/bench_io.py --repeat 9 --rounds 5 --ranks 1 2
+
+Every round runs each reader once (OVITO, ASE, ours on 1 and 2 ranks); the speed ratios
+are the median over rounds of the per-round ratios, which are robust to a shared
+machine's changing load.
 
 Each reader runs in a fresh process (ours also under ``mpiexec -n 2``), reads the frame
 ``--repeat`` times after one warm-up read (which also warms the page cache, Numba's
@@ -228,7 +232,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--file", default=os.path.join(OUT, "dump_1M.lammpstrj"))
     ap.add_argument("--atoms", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--lmp", default=os.path.join(ROOT, ".venv-lammps", "bin", "lmp"))
     ap.add_argument("--ovito-python", default=os.path.join(ROOT, ".venv-lammps", "bin", "python"))
@@ -252,52 +257,70 @@ def main():
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
           f"{args.repeat} repeats after 1 warm-up, medians\n", flush=True)
 
-    results = {}
-    results["index"] = run_worker(me + ["--worker", "index"])
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    runs = {}
     if not args.no_ovito:
         if os.path.exists(args.ovito_python):
-            results["ovito"] = run_worker([args.ovito_python] + me[1:] + ["--worker", "ovito"])
+            runs["ovito"] = [args.ovito_python] + me[1:] + ["--worker", "ovito"]
         else:
             print(f"(no OVITO: {args.ovito_python} missing)")
     if not args.no_ase:
-        results["ase"] = run_worker(me + ["--worker", "ase"])
-    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+        runs["ase"] = me + ["--worker", "ase"]
     for n in args.ranks:
         cmd = me + ["--worker", "ours"]
-        if n > 1:
-            cmd = ["timeout", "1800", mpiexec, "-n", str(n)] + cmd
-        results[f"ours-{n}"] = run_worker(cmd)
+        runs[f"ours-{n}"] = cmd if n == 1 else ["timeout", "1800", mpiexec, "-n", str(n)] + cmd
+    # Rounds: every reader once per round, so that each round compares readers under
+    # about the same machine load (the machine may be shared); per-round ratios are
+    # reported with their median.
+    rounds = []
+    for r in range(args.rounds):
+        rounds.append({name: run_worker(cmd) for name, cmd in runs.items()})
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(
+            f"{k} {statistics.median(v['times']):.3f} s" for k, v in rounds[-1].items()), flush=True)
+    index = run_worker(me + ["--worker", "index"])
 
-    t_ovito = statistics.median(results["ovito"]["times"]) if "ovito" in results else None
-    t_ase = statistics.median(results["ase"]["times"]) if "ase" in results else None
+    def med(name):
+        return statistics.median(statistics.median(rd[name]["times"]) for rd in rounds)
+
+    def ratio(a, b):
+        """Median over rounds of (median time of b) / (median time of a): speed of a vs b."""
+        if a not in runs or b not in runs:
+            return None
+        return statistics.median(statistics.median(rd[b]["times"]) / statistics.median(rd[a]["times"])
+                                 for rd in rounds)
+
     rows = []
-    hdr = (f"{'reader':<16}{'ranks':>6}{'median s':>10}{'min s':>8}{'first s':>9}{'x OVITO':>9}"
+    hdr = (f"{'reader':<22}{'ranks':>6}{'median s':>10}{'min s':>8}{'first s':>9}{'x OVITO':>9}"
            f"{'x ASE':>8}{'MB/s/rank':>11}{'peak MB/rank':>14}{'peak/pos':>10}")
+    print()
     print(hdr)
     print("-" * len(hdr))
-    for name, res in results.items():
-        if name == "index":
-            continue
+    for name in runs:
+        res = rounds[-1][name]
         ranks = len(res["n_local"])
-        t = statistics.median(res["times"])
-        mbs = block / 1e6 / ranks / t
-        peak = max(res["peaks"])
+        t = med(name)
+        tmin = min(min(rd[name]["times"]) for rd in rounds)
+        first = statistics.median(rd[name]["first"] for rd in rounds)
+        peak = max(max(rd[name]["peaks"]) for rd in rounds)
         pos_bytes = max(24 * n for n in res["n_local"])
-        label = {"ovito": "OVITO 3.17", "ase": "ASE"}.get(name, "quests-hpc")
-        if name == "ovito":
-            label += f" ({res['threads']} thr)"
-        rows.append(dict(name=name, ranks=ranks, median=t, min=min(res["times"]), first=res["first"],
-                         x_ovito=t_ovito / t if t_ovito else None, x_ase=t_ase / t if t_ase else None,
-                         mbs_per_rank=mbs, peak_mb=peak / 1e6, peak_over_positions=peak / pos_bytes))
-        r = rows[-1]
-        print(f"{label[:16]:<16}{ranks:>6}{t:>10.3f}{r['min']:>8.3f}{r['first']:>9.3f}"
+        label = {"ovito": f"OVITO ({res.get('threads', '')} thr)", "ase": "ASE"}.get(name, "quests-hpc")
+        r = dict(name=name, ranks=ranks, median=t, min=tmin, first=first,
+                 x_ovito=ratio(name, "ovito"), x_ase=ratio(name, "ase"), mbs_per_rank=block / 1e6 / ranks / t,
+                 peak_mb=peak / 1e6, peak_over_positions=peak / pos_bytes)
+        rows.append(r)
+        print(f"{label[:22]:<22}{ranks:>6}{t:>10.3f}{tmin:>8.3f}{first:>9.3f}"
               f"{(r['x_ovito'] or float('nan')):>9.2f}{(r['x_ase'] or float('nan')):>8.2f}"
-              f"{mbs:>11.1f}{peak / 1e6:>14.1f}{r['peak_over_positions']:>10.2f}")
-    ix = results["index"]
-    print(f"\nframe index: cold build {ix['cold']:.3f} s, cached {ix['warm'] * 1e3:.1f} ms")
-    for name, res in results.items():
-        if name.startswith("ours") and "stages" in res:
-            print(f"{name} stages (last read, per rank): {res['stages']}")
+              f"{r['mbs_per_rank']:>11.1f}{peak / 1e6:>14.1f}{r['peak_over_positions']:>10.2f}")
+    print(f"\nx OVITO / x ASE: median over rounds of the per-round speed ratio; times: median over "
+          f"rounds of the per-round median; peak: largest added RSS of any read and rank")
+    print(f"frame index: cold build {index['cold']:.3f} s, cached {index['warm'] * 1e3:.1f} ms")
+    for name in runs:
+        if name.startswith("ours"):
+            print(f"{name} stages (last read, per rank): {rounds[-1][name]['stages']}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    t_ovito = "ovito" in runs
+    t_ase = "ase" in runs
+    results = dict(rounds=rounds, index=index)
     ours1 = next((r for r in rows if r["name"] == "ours-1"), None)
     ours2 = next((r for r in rows if r["name"] == "ours-2"), None)
     print("\ntargets:")

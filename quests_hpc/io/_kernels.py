@@ -509,6 +509,22 @@ def partition_rows(d, a, nparts):
         acc += counts[p]
         end[p] = acc
     w = a.shape[1]
+    if nparts == 2:
+        # two pointers from both ends (Hoare): two sequential streams
+        i, j = 0, n - 1
+        while True:
+            while i < j and d[i] == 0:
+                i += 1
+            while i < j and d[j] != 0:
+                j -= 1
+            if i >= j:
+                break
+            d[i], d[j] = d[j], d[i]
+            for c in range(w):
+                t = a[i, c]
+                a[i, c] = a[j, c]
+                a[j, c] = t
+        return counts
     for p in range(nparts):
         while nxt[p] < end[p]:
             i = nxt[p]
@@ -525,6 +541,102 @@ def partition_rows(d, a, nparts):
                 t = a[i, c]
                 a[i, c] = a[j, c]
                 a[j, c] = t
+    return counts
+
+
+@njit(cache=True, inline="always")
+def _owner(v, mode, gmin, natoms, split, nparts):
+    if mode == 0:
+        return ((v - gmin + 1) * nparts - 1) // natoms
+    lo, hi = 0, split.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if split[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _swap_rows(i, j, ids, types, pos, fext, iext, sext, has_t, has_f, has_i, has_s):
+    t = ids[i]
+    ids[i] = ids[j]
+    ids[j] = t
+    if has_t:
+        t2 = types[i]
+        types[i] = types[j]
+        types[j] = t2
+    for c in range(3):
+        t3 = pos[i, c]
+        pos[i, c] = pos[j, c]
+        pos[j, c] = t3
+    if has_f:
+        for c in range(fext.shape[1]):
+            t3 = fext[i, c]
+            fext[i, c] = fext[j, c]
+            fext[j, c] = t3
+    if has_i:
+        for c in range(iext.shape[1]):
+            t = iext[i, c]
+            iext[i, c] = iext[j, c]
+            iext[j, c] = t
+    if has_s:
+        for c in range(sext.shape[1]):
+            t = sext[i, c]
+            sext[i, c] = sext[j, c]
+            sext[j, c] = t
+
+
+@njit(cache=True, nogil=True)
+def partition_columns(ids, types, pos, fext, iext, sext, mode, gmin, natoms, split, nparts):
+    """Group the parsed rows (all columns at once) by owner rank, in place.
+
+    The owner of a row follows from its id: ``mode`` 0 is the even split of dense ids
+    ``gmin .. gmin+natoms-1`` (see :func:`dense_dest`), mode 1 the splitters ``split``
+    (see :func:`splitter_dest`).  Arrays with zero rows are absent columns.  Two ranks:
+    a two-pointer partition; more: an American flag sort.  Returns the counts per rank.
+    """
+    n = ids.shape[0]
+    has_t = types.shape[0] == n and n > 0
+    has_f = fext.shape[0] == n and fext.shape[1] > 0 and n > 0
+    has_i = iext.shape[0] == n and iext.shape[1] > 0 and n > 0
+    has_s = sext.shape[0] == n and sext.shape[1] > 0 and n > 0
+    counts = np.zeros(nparts, dtype=np.int64)
+    for i in range(n):
+        counts[_owner(ids[i], mode, gmin, natoms, split, nparts)] += 1
+    if nparts == 1:
+        return counts
+    if nparts == 2:
+        i, j = 0, n - 1
+        while True:
+            while i < j and _owner(ids[i], mode, gmin, natoms, split, 2) == 0:
+                i += 1
+            while i < j and _owner(ids[j], mode, gmin, natoms, split, 2) != 0:
+                j -= 1
+            if i >= j:
+                break
+            _swap_rows(i, j, ids, types, pos, fext, iext, sext, has_t, has_f, has_i, has_s)
+        return counts
+    nxt = np.zeros(nparts, dtype=np.int64)
+    end = np.zeros(nparts, dtype=np.int64)
+    acc = 0
+    for p in range(nparts):
+        nxt[p] = acc
+        acc += counts[p]
+        end[p] = acc
+    for p in range(nparts):
+        while nxt[p] < end[p]:
+            i = nxt[p]
+            q = _owner(ids[i], mode, gmin, natoms, split, nparts)
+            if q == p:
+                nxt[p] += 1
+                continue
+            j = nxt[q]
+            while _owner(ids[j], mode, gmin, natoms, split, nparts) == q:
+                j += 1
+            nxt[q] = j + 1
+            _swap_rows(i, j, ids, types, pos, fext, iext, sext, has_t, has_f, has_i, has_s)
     return counts
 
 

@@ -116,6 +116,17 @@ def _sparse_splitters(sorted_ids, natoms, gmin, gmax, comm):
     return lo
 
 
+_EMPTY = {"types": np.zeros(0, np.int32), "fext": np.zeros((0, 0)),
+          "iext": np.zeros((0, 0), np.int64), "sext": np.zeros((0, 0), np.int64)}
+
+
+def _partition(cols, mode, gmin, natoms, split, size):
+    """Group all columns by owner in place (one pass); counts per rank."""
+    t, f, i, s = (cols.get(k, _EMPTY[k]) for k in ("types", "fext", "iext", "sext"))
+    return K.partition_columns(cols["ids"], t, cols["pos"], f, i, s, mode, gmin, natoms, split,
+                               size)
+
+
 def even_split_by_id(cols, natoms, comm, where=""):
     """MPI: give rank ``r`` the atoms ``[r*N//P, (r+1)*N//P)`` of the id-sorted frame.
 
@@ -137,21 +148,23 @@ def even_split_by_id(cols, natoms, comm, where=""):
     gmax = -negmax
     bounds = pcomm.even_bounds(natoms, size)
     dense = natoms > 0 and gmax - gmin + 1 == natoms
-    dest = np.empty(n, dtype=pcomm.rank_dtype(size))
     if dense:
-        K.dense_dest(ids, gmin, natoms, size, dest)
+        mode, split = 0, np.zeros(0, dtype=np.int64)
     else:
         s = np.sort(ids)
         split = _sparse_splitters(s, natoms, gmin, gmax, comm)
+        mode = 1
         del s
-        K.splitter_dest(ids, split, dest)
     del ids
-    names = list(cols)
-    arrays = [cols.pop(k) for k in names]
-    received = pcomm.redistribute(arrays, dest, comm)
-    del dest
-    out = dict(zip(names, received))
-    del received
+    counts = _partition(cols, mode, gmin, natoms, split, size)
+    recv_counts = np.asarray(pcomm.allgather(counts, comm))[:, rank].astype(np.int64) \
+        if size > 1 else counts
+    out = {}
+    for name in ("pos", "ids", "types", "fext", "iext", "sext"):
+        if name in cols:
+            a = cols.pop(name)
+            out[name], _ = pcomm.alltoallv_rows(a, counts, comm, recv_counts)
+            del a
     lo, hi = int(bounds[rank]), int(bounds[rank + 1])
     dup = False
     if dense:

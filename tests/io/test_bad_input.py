@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import data, small_dump, write_text
+from iohelpers import data, small_dump, write_text
 
 from quests_hpc.errors import QuestsInputError
 from quests_hpc.io import DumpWarning, LammpsDump, read_lammps_dump

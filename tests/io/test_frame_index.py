@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import data, small_dump, write_text
+from iohelpers import data, small_dump, write_text
 
 from quests_hpc.io import LammpsDump, frame_index
 from quests_hpc.io.compressed import open_source

@@ -5,7 +5,7 @@ import warnings
 import ase.io
 import numpy as np
 import pytest
-from conftest import assert_matches_ase, data
+from iohelpers import assert_matches_ase, data
 
 from quests_hpc.io import Frame, LammpsDump, iread_lammps_dump, read_lammps_dump
 

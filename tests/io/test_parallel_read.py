@@ -5,7 +5,7 @@ Run: ``mpiexec -n 3 python -m pytest --with-mpi -m mpi tests/io``.
 
 import numpy as np
 import pytest
-from conftest import data, small_dump, write_text
+from iohelpers import data, small_dump, write_text
 
 from quests_hpc.errors import QuestsInputError
 from quests_hpc.io import LammpsDump, read_lammps_dump

@@ -4,7 +4,7 @@ import ase.io
 import h5py
 import numpy as np
 import pytest
-from conftest import data
+from iohelpers import data
 
 from quests_hpc.errors import QuestsInputError
 from quests_hpc.io.reference import (descriptor_info, is_descriptor_file, is_lammps_dump,
