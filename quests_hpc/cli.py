@@ -52,6 +52,8 @@ _CLI_NAMES = {
     "inputs[0].frames": "--frames", "inputs[0].path": "INPUT", "inputs[0]": "INPUT",
     "references[0].frames": "--reference-frames", "references[0].path": "--reference",
     "references[0]": "--reference", "output.path": "-o/--output", "run.threads": "--threads",
+    "INPUT.path": "INPUT", "INPUT.frames": "--frames", "--reference.path": "--reference",
+    "--reference.frames": "--reference-frames",
 }
 
 
@@ -279,7 +281,10 @@ def _one_off_campaign(args, references, measures, source):
         c = validate(raw, os.getcwd(), source=source)
     except CampaignError as exc:
         raise CampaignError(source, [_cli_names(p) for p in exc.problems]) from None
-    c["yaml"] = "# " + " ".join(["quests-hpc"] + sys.argv[1:]) + "\n" + yaml.safe_dump(raw)
+    import shlex
+
+    c["yaml"] = ("# " + shlex.join(["quests-hpc"] + args.argv) + "\n"
+                 + yaml.safe_dump(raw))
     return c
 
 
@@ -321,7 +326,7 @@ def _sources_and_params(args, with_reference):
         try:
             out[label] = validate_source(raw, os.getcwd(), label)
         except CampaignError as exc:
-            problems += exc.problems
+            problems += [_cli_names(p) for p in exc.problems]
     try:
         out["params"] = validate_parameters({
             "k": args.k, "cutoff": args.cutoff, "bandwidth": args.bandwidth,
@@ -411,7 +416,10 @@ def _fail(comm, exc):
 def main(argv=None):
     """Entry point of the ``quests-hpc`` console script; returns the exit status."""
     parser = build_parser()
+    if argv is not None:  # allow path objects when called from Python
+        argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     comm = None
     try:
         if args.mpi:
@@ -419,7 +427,7 @@ def main(argv=None):
 
             comm = MPI.COMM_WORLD
         status = args.func(args, comm)
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported, exit status
+    except (Exception, KeyboardInterrupt) as exc:
         return _fail(comm, exc)
     return 0 if status is None else int(status)
 

@@ -56,13 +56,10 @@ def reference_descriptors(comm, spec, params):
     path = spec["path"][0] if isinstance(spec["path"], list) else spec["path"]
     fmt = detect_format(path, spec.get("format", "auto"))
     if fmt == "descriptors":
-        from ..results.reader import load_descriptors
-
         x, err, n = None, None, None
         if comm.rank == 0:
             try:
-                x, meta = load_descriptors(path, k, cutoff)
-                n = (len(x), len(meta["frames"]))
+                x, n = _descriptor_file(path, k, cutoff)
             except QuestsInputError as exc:
                 err = str(exc)
         err, n = comm.bcast((err, n), root=0)
@@ -93,6 +90,31 @@ def reference_descriptors(comm, spec, params):
         src.close()
     n = int(src.natoms[sel].sum())
     return x, {"n_environments": n, "n_frames": len(sel), "format": src.format}
+
+
+def _descriptor_file(path, k, cutoff):
+    """Rows of a descriptor file: a results file (``quests-hpc descriptors``) or the
+    descriptor-file format of :mod:`quests_hpc.io.reference`; ``k``/``cutoff`` checked.
+
+    Returns ``(x, (n_rows, n_frames))``.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except OSError as exc:
+        raise QuestsInputError(f"{path}: unreadable HDF5 file ({exc})") from None
+    if fmt == "quests-hpc-descriptors":
+        from ..io.reference import read_descriptors
+
+        x, info = read_descriptors(path, k, cutoff)
+        n_struct = len(np.unique(info["structure"])) if "structure" in info else 1
+        return x, (len(x), n_struct)
+    from ..results.reader import load_descriptors
+
+    x, meta = load_descriptors(path, k, cutoff)
+    return x, (len(x), len(meta["frames"]))
 
 
 def _small_frames(comm, src, frames, k, cutoff):

@@ -30,6 +30,27 @@ BALANCE = ("uniform", "atoms")
 PROGRESS = ("auto", "lines", "tty", "off")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loader without base-60 numbers: ``frames: 1:5:2`` stays a string
+    (PyYAML would read it as the integer 3902)."""
+
+
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in (_INT, _FLOAT)]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_INT, re.compile(r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""", re.X), list("-+0123456789"))
+_Loader.add_implicit_resolver(_FLOAT, re.compile(r"""^(?:
+    [-+]?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))  # also 1e-2 (YAML 1.2)
+
+
 class CampaignError(QuestsInputError):
     """A campaign that cannot run; ``problems`` lists every reason (one line each)."""
 
@@ -387,7 +408,7 @@ def _line_numbers(text):
                 lines[tuple(path + [i])] = v.start_mark.line + 1
                 walk(v, path + [i])
 
-    root = yaml.compose(text)
+    root = yaml.compose(text, Loader=_Loader)
     if root is not None:
         walk(root, [])
     return lines, dups
@@ -495,7 +516,7 @@ def load_campaign(path, overrides=None):
         raise CampaignError(path, [f"cannot read the campaign file: {exc.strerror or exc}"]) \
             from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
         lines, dups = _line_numbers(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -82,7 +82,7 @@ def detect_format(path, declared="auto"):
             head = src.read_at(0, 256).lstrip()
         if head.startswith(b"ITEM:"):
             return "lammps-dump"
-    except Exception:  # noqa: BLE001 - fall back to ASE, which will report its own error
+    except Exception:
         pass
     return "ase"
 
@@ -204,7 +204,7 @@ def _read_ase(files, fmt=None):
     for f in files:
         try:
             got = read(f, index=":", format=fmt, parallel=False)  # ASE must not bcast
-        except Exception as exc:  # noqa: BLE001 - ASE raises many kinds
+        except Exception as exc:
             raise QuestsInputError(f"{f}: ASE cannot read it ({type(exc).__name__}: {exc}); "
                                    "set `format` / `ase_format` if the type is not "
                                    "recognised") from None

@@ -16,8 +16,16 @@ The user-facing description of the layout is ``docs/results-layout.md``.
 """
 
 from .layout import FORMAT, FORMAT_VERSION, FramePlan, StructurePlan, frame_name
-from .reader import (complete_frames, describe, diff_results, frame_names, load_descriptors,
-                     open_results, read_frame, read_table)
+from .reader import (
+                     complete_frames,
+                     describe,
+                     diff_results,
+                     frame_names,
+                     load_descriptors,
+                     open_results,
+                     read_frame,
+                     read_table,
+)
 from .restart import ExistingOutput, file_identity, inspect_output
 from .writer import ResultsIOError, ResultsWriter, choose_backend, h5py_has_mpi
 

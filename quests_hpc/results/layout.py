@@ -178,7 +178,7 @@ def software_versions():
         from mpi4py import MPI
 
         out["mpi"] = MPI.Get_library_version().strip().splitlines()[0]
-    except Exception:  # noqa: BLE001 - informative only
+    except Exception:
         out["mpi"] = None
     return out
 

@@ -128,7 +128,6 @@ class ResultsWriter:
             After each :meth:`flush`, also ask the OS to put the file on stable storage
             (``os.fsync`` on rank 0; ``MPI_File_sync`` through HDF5 with ``mpio``).
         """
-        import h5py
 
         comm = _Serial() if comm is None else comm
         backend = choose_backend(backend)
@@ -140,7 +139,7 @@ class ResultsWriter:
                 f = _open_file(path, mode, comm)
             elif comm.rank == 0:
                 f = _open_file(path, mode, None)
-        except Exception as exc:  # noqa: BLE001 - reported collectively below
+        except Exception as exc:
             err = exc
         w = cls(path, comm, backend, f, chunk_bytes, fsync)
         w._check(err, mode="all" if backend == "mpio" else "root")
@@ -152,7 +151,7 @@ class ResultsWriter:
         if self.file is not None:
             try:
                 self.file.close()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 err = exc
             self.file = None
         self._check(err, mode="all" if self.backend == "mpio" else "root")
@@ -167,7 +166,7 @@ class ResultsWriter:
             try:
                 if self.file is not None:
                     self.file.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self.file = None
         return False
@@ -197,7 +196,7 @@ class ResultsWriter:
         if self.file is not None:
             try:
                 out = fn(self.file)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 err = exc
         self._check(err, mode="all" if self.backend == "mpio" else "root")
         return out
@@ -317,7 +316,7 @@ class ResultsWriter:
                         raise ValueError(f"rank {r} rows [{offs[r]}, {offs[r] + cnt}) exceed "
                                          f"dataset {dset} of {ds.shape[0]} rows")
                 meta = (ds.dtype.str, ds.shape[1:])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 err = exc
         self._check(err, mode="root")
         dtype, tail = comm.bcast(meta, root=0)
@@ -332,7 +331,7 @@ class ResultsWriter:
                 for a in range(0, len(local), rows):
                     m = min(rows, len(local) - a)
                     ds[offs[0] + a: offs[0] + a + m] = local[a:a + m]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 err = exc
             for r in range(1, comm.size):
                 if not n[r]:
@@ -344,7 +343,7 @@ class ResultsWriter:
                     if err is None:
                         try:
                             ds[offs[r] + a: offs[r] + a + m] = buf[:m]
-                        except Exception as exc:  # noqa: BLE001
+                        except Exception as exc:
                             err = exc
         else:
             for a in range(0, len(local), rows):
@@ -378,7 +377,7 @@ class ResultsWriter:
                     mspace = h5py.h5s.create_simple(piece.shape)
                     mspace.select_none()
                 ds.id.write(mspace, fspace, piece, dxpl=dxpl)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             err = exc
         self._check(err, mode="all")
 

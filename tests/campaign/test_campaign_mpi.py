@@ -5,7 +5,7 @@ writer back end, also after a restart.  Run with ``mpiexec -n N python -m pytest
 import os
 
 import pytest
-from conftest import basic_campaign
+from campaign_data import basic_campaign
 
 MPI = pytest.importorskip("mpi4py.MPI")
 TOL = 1e-12  # rank-count invariance of dH: the kernel sums are blocked per rank

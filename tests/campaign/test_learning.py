@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from quests_hpc.campaign.learning import (asymptote, fit_asymptote, subset_sizes, summarize)
+from quests_hpc.campaign.learning import asymptote, fit_asymptote, subset_sizes, summarize
 from quests_hpc.errors import QuestsInputError
 
 
@@ -40,7 +40,8 @@ def test_fit_respects_bounds_and_drop():
     falling = 10.0 - np.log(n)  # decreasing data: best a, b, c >= 0 is b = 0 (a flat line)
     a, b, c, _ = fit_asymptote(n, falling, drop=(0, 0))
     assert a >= 0 and b >= 0 and c >= 0
-    assert b == 0 or c == 0 or abs(asymptote(n, a, b, c) - asymptote(n, a, b, c).mean()).max() < 1e-9
+    curve = asymptote(n, a, b, c)
+    assert b == 0 or c == 0 or abs(curve - curve.mean()).max() < 1e-9
     with pytest.raises(QuestsInputError, match="at least 3 points"):
         fit_asymptote(n[:8], falling[:8], drop=(3, 3))
 

@@ -5,7 +5,7 @@ import os
 import h5py
 import numpy as np
 import pytest
-from conftest import REFERENCE, basic_campaign, write_dump
+from campaign_data import REFERENCE, basic_campaign, write_dump
 
 from quests_hpc import information
 from quests_hpc.campaign.schema import CampaignError, load_campaign

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from conftest import REFERENCE, write_dump, write_yaml
+from campaign_data import REFERENCE, write_dump, write_yaml
 
 from quests_hpc.campaign.schema import CampaignError, load_campaign, schema_help, validate
 from quests_hpc.cli import main
@@ -133,3 +133,15 @@ def test_schema_help_lists_every_key_with_default():
                 "overwrite: false", "backend: auto", "repeats: 3", "drop: [3, 3]",
                 "progress: auto", "reference_layout: auto", "path: (required)"):
         assert key in text, key
+
+
+def test_yaml_numbers_and_selections(tmp_path):
+    """`frames: 1:5:2` unquoted stays a selection (YAML 1.1 would read base 60: 3902);
+    `1e-2` is a number; an unquoted `off` is the progress mode off."""
+    write_dump(tmp_path / "a.lammpstrj", n_frames=1)
+    p = write_yaml(tmp_path / "c.yaml", "inputs: [{path: a.lammpstrj, frames: 1:5:2}]\n"
+                   "parameters: {bandwidth: 1e-2}\noutput: {path: r.h5}\nrun: {progress: off}\n")
+    c = load_campaign(p)
+    assert c["inputs"][0]["frames"] == "1:5:2"
+    assert c["parameters"]["bandwidth"] == [0.01]
+    assert c["run"]["progress"] == "off"

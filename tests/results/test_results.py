@@ -12,10 +12,18 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import helpers  # noqa: E402
+import helpers
 
-from quests_hpc.results import (ResultsIOError, complete_frames, describe, diff_results,
-                                inspect_output, load_descriptors, read_frame, read_table)
+from quests_hpc.results import (
+    ResultsIOError,
+    complete_frames,
+    describe,
+    diff_results,
+    inspect_output,
+    load_descriptors,
+    read_frame,
+    read_table,
+)
 from quests_hpc.results.restart import file_identity, partial_path
 from quests_hpc.results.writer import choose_backend, h5py_has_mpi
 

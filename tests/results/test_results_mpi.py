@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import helpers  # noqa: E402
+import helpers
 
 MPI = pytest.importorskip("mpi4py.MPI")
 
