@@ -248,7 +248,7 @@ class LammpsDump:
         if rank == 0:
             try:
                 meta = self._header(fno, k, where)
-            except QuestsInputError as exc:
+            except Exception as exc:  # reported on every rank, never a hang
                 err = exc
         pcomm.raise_if_any(err, comm)
         hdr, plan = pcomm.bcast(meta, comm)
@@ -265,6 +265,8 @@ class LammpsDump:
                 lines, perr = parse_range(src, lo, hi, plan, rows, cap, self.chunk_bytes)
             except QuestsInputError as exc:
                 lines, perr = 0, (None, str(exc))
+            except Exception as exc:  # e.g. MemoryError: reported on every rank
+                lines, perr = 0, (None, f"{type(exc).__name__}: {exc}")
             relative = True
         else:
             rows = Rows(plan, min(natoms, natoms // size * 5 // 4 + 1024))
@@ -308,7 +310,7 @@ class LammpsDump:
                 if dest.shape != cols["ids"].shape:
                     raise QuestsInputError(f"owner returned shape {dest.shape}, expected "
                                            f"{cols['ids'].shape}")
-            except QuestsInputError as exc:
+            except Exception as exc:  # an owner hook failing on one rank must not hang
                 err = exc
             pcomm.raise_if_any(err, comm)
             cols = send_to_owners(cols, dest, comm, where)

@@ -107,24 +107,30 @@ def raise_if_any(error, comm=None):
     Parameters
     ----------
     error : BaseException or None
-        This rank's error (usually a caught :class:`QuestsInputError`).
+        This rank's error (usually a caught :class:`QuestsInputError`, but any
+        exception caught around rank-local work works).
 
     Raises
     ------
-    QuestsInputError
-        On every rank: this rank's own error if it has one, else the message of the
-        lowest failing rank (prefixed with that rank's number).
+    Exception
+        On a failing rank, its own exception; on the others a
+        :class:`QuestsInputError` (or ``RuntimeError`` when the first failure was not an
+        input error) with the message of the lowest failing rank, prefixed with its
+        number.
     """
     if not is_parallel(comm):
         if error is not None:
             raise error
         return
-    msgs = comm.allgather(None if error is None else (type(error).__name__, str(error)))
+    msgs = comm.allgather(None if error is None else
+                          (isinstance(error, QuestsInputError), f"{type(error).__name__}: {error}"
+                           if not isinstance(error, QuestsInputError) else str(error)))
     if error is not None:
         raise error
     for r, m in enumerate(msgs):
         if m is not None:
-            raise QuestsInputError(f"(from rank {r}) {m[1]}")
+            cls = QuestsInputError if m[0] else RuntimeError
+            raise cls(f"(from rank {r}) {m[1]}")
 
 
 def _row_type(arr):

@@ -137,6 +137,17 @@ def test_errors_reach_every_rank(mpi_tmp_path):
     with pytest.raises(QuestsInputError, match="no such file"):
         read_lammps_dump(str(mpi_tmp_path / "missing.lammpstrj"), comm=comm)
 
+    def bad_owner(header, ids, positions):
+        if comm.rank == comm.size - 1:
+            raise ZeroDivisionError("owner hook bug")
+        return np.zeros(len(ids), dtype=np.int64)
+
+    with pytest.raises((ZeroDivisionError, RuntimeError), match="owner hook bug"):
+        with LammpsDump(data("cu_unsorted.lammpstrj"), comm=comm) as d:
+            d.read(0, owner=bad_owner if comm.size > 1 else None)
+            if comm.size == 1:
+                raise ZeroDivisionError("owner hook bug")
+
 
 @pytest.mark.mpi
 def test_more_ranks_than_atoms(mpi_tmp_path):
@@ -144,9 +155,11 @@ def test_more_ranks_than_atoms(mpi_tmp_path):
     path = str(mpi_tmp_path / "tiny.lammpstrj")
     if comm.rank == 0:
         write_text(path, small_dump([(0, ["7 1 1 1 1", "3 2 2 2 2"]),
-                                     (1, ["9 1 1 1 1", "2 2 2 2 2", "20 1 3 3 3"])]))
+                                     (1, ["9 1 1 1 1", "2 2 2 2 2", "20 1 3 3 3"]), (2, []),
+                                     (3, ["1 1 1 1 1"])]))
     comm.Barrier()
-    for f, ids in zip(read_lammps_dump(path, ":", comm=comm, cache=False), ([3, 7], [2, 9, 20])):
+    frames = read_lammps_dump(path, ":", comm=comm, cache=False)
+    for f, ids in zip(frames, ([3, 7], [2, 9, 20], [], [1])):
         b = even_bounds(len(ids), comm.size)
         assert f.ids.tolist() == ids[b[comm.rank]:b[comm.rank + 1]]
 
