@@ -20,10 +20,13 @@ Numerics
 * The caller centres the descriptors (subtracts a common vector, e.g. the mean of the
   reference) before the BLAS product: the rounding error of ``|y|^2 + |x|^2 - 2 y.x`` is
   about ``eps (|y|^2 + |x|^2)``, which centring shrinks by 10-50x for real descriptors.
-* Squared distances within rounding noise of zero (``d2 <= 32 eps (|y|^2 + |x|^2)``) are
-  recomputed directly as ``sum (y_k - x_k)^2``, so identical descriptors are at distance
-  exactly 0 (H of identical environments is exactly 0, dH of a training point against
-  its own set is <= 0).
+* Squared distances within the rounding noise of zero (``d2 <= 32 eps (|y|^2 + |x|^2)``)
+  are set to exactly 0 when the two rows are bitwise identical (compared through 64-bit
+  row hashes, :func:`row_hashes`), so H of identical environments is exactly 0 and dH of
+  a training point against its own set is <= 0.  A hash collision could only zero a
+  distance that is already below the rounding noise, where 0 is as good a value as the
+  expansion's.  Checking hashes rather than recomputing ``sum (y_k - x_k)^2`` keeps data
+  sets full of (near-)duplicates, such as perfect crystals, at the normal speed.
 * Row sums that fall below ``TINY`` (all terms tiny or underflowed) are recomputed with
   the shift ``c * min(d2)`` and carried in a scaled form ``S = exp(M) * s``, so that
   ``log S = M + log s`` is accurate and finite however small ``S`` is.
@@ -68,6 +71,36 @@ def _i64_as_f64(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def _f64_as_i64(typingctx, x):
+    """Reinterpret the bits of a float64 as an int64 (no conversion)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@nb.njit(nogil=True, cache=True)
+def row_hashes(a, out):
+    """64-bit hash of the bits of every row of ``a`` (``-0.0`` counted as ``0.0``).
+
+    FNV-1a over 64-bit words followed by a SplitMix64 finaliser; integer arithmetic
+    wraps modulo 2^64.
+    """
+    n, d = a.shape
+    for i in range(n):
+        h = np.uint64(14695981039346656037)
+        for k in range(d):
+            w = np.uint64(_f64_as_i64(a[i, k] + 0.0))
+            h = (h ^ w) * np.uint64(1099511628211)
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h = h ^ (h >> np.uint64(31))
+        out[i] = np.int64(h)
+
+
 @nb.njit(fastmath=_EXACT_FLAGS, cache=True)
 def _exp_neg(a):
     """``exp(a)`` for ``a <= 0``, vectorisable; exactly 0.0 for ``a < -708``."""
@@ -101,28 +134,25 @@ def exp_neg_array(a, out):
 
 
 @nb.njit(fastmath=_FAST, cache=True)
-def _row_sqdist(g, i, y, x, yi, j0, nyi, nx):
-    """Row ``i`` of ``g`` (dot products) -> squared distances, in place.
+def _row_sqdist(g, i, hyi, hx, nyi, nx):
+    """Row ``i`` of ``g`` (dot products of centred rows) -> squared distances, in place.
 
-    ``y[yi]`` is the test row, ``x[j0:j0+n]`` the reference rows; ``nyi``/``nx`` the
-    squared norms.  Entries within rounding noise of 0 are recomputed directly.
+    ``nyi``/``nx`` are the squared norms of the centred test row and reference rows,
+    ``hyi``/``hx`` their row hashes (``hx``, ``nx`` start at the block's first column).
+    Negative values are clamped to 0; values within rounding noise of 0 become exactly 0
+    when the rows are identical.
     """
     n = g.shape[1]
     nsmall = 0
     for j in range(n):
         d = nyi + nx[j] - 2.0 * g[i, j]
-        tol = NEAR_ZERO_REL * (nyi + nx[j])
-        nsmall += 1 if d <= tol else 0
+        nsmall += 1 if d <= NEAR_ZERO_REL * (nyi + nx[j]) else 0
         g[i, j] = d if d > 0.0 else 0.0
     if nsmall > 0:
-        dim = y.shape[1]
         for j in range(n):
-            if g[i, j] <= NEAR_ZERO_REL * (nyi + nx[j]):
-                s = 0.0
-                for k in range(dim):
-                    t = y[yi, k] - x[j0 + j, k]
-                    s += t * t
-                g[i, j] = s
+            d = g[i, j]
+            same = d <= NEAR_ZERO_REL * (nyi + nx[j]) and hx[j] == hyi
+            g[i, j] = 0.0 if same else d
 
 
 @nb.njit(fastmath=_FAST, cache=True)
@@ -206,7 +236,7 @@ def _shifted_row_sum(g, i, c, dmax2):
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def rows_update(g, y, x, i0, j0, nyb, nx, cs, M, S):
+def rows_update(g, hy, hx, i0, j0, nyb, nx, cs, M, S):
     """Accumulate kernel sums of a block of test rows against a block of reference rows.
 
     Parameters
@@ -214,9 +244,8 @@ def rows_update(g, y, x, i0, j0, nyb, nx, cs, M, S):
     g : (bi, bj) float64, C-contiguous
         ``(y[i0:i0+bi] - mu) @ (x[j0:j0+bj] - mu).T`` for any centre ``mu``;
         overwritten with squared distances.
-    y, x : (n_y, d), (n_x, d) float64
-        Full test and reference arrays, uncentred (read only, for the direct
-        recomputation of near-zero distances).
+    hy, hx : (n_y,), (n_x,) int64
+        Row hashes of ``y`` and ``x`` (:func:`row_hashes`).
     i0, j0 : int
         Offsets of the block in ``y`` and ``x``.
     nyb, nx : (bi,), (n_x,) float64
@@ -231,7 +260,7 @@ def rows_update(g, y, x, i0, j0, nyb, nx, cs, M, S):
     nh = cs.shape[0]
     for i in range(bi):
         r = i0 + i
-        _row_sqdist(g, i, y, x, r, j0, nyb[i], nx[j0:])
+        _row_sqdist(g, i, hy[r], hx[j0:], nyb[i], nx[j0:])
         for h in range(nh):
             c = cs[h]
             s = 0.0
@@ -244,7 +273,7 @@ def rows_update(g, y, x, i0, j0, nyb, nx, cs, M, S):
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def rows_update_truncated(g, y, x, i0, j0, nyb, nx, cs, dmax2, M, S, dmin, nkept):
+def rows_update_truncated(g, hy, hx, i0, j0, nyb, nx, cs, dmax2, M, S, dmin, nkept):
     """:func:`rows_update` keeping only the terms with ``d2 <= dmax2``.
 
     Extra parameters
@@ -261,7 +290,7 @@ def rows_update_truncated(g, y, x, i0, j0, nyb, nx, cs, dmax2, M, S, dmin, nkept
     nh = cs.shape[0]
     for i in range(bi):
         r = i0 + i
-        _row_sqdist(g, i, y, x, r, j0, nyb[i], nx[j0:])
+        _row_sqdist(g, i, hy[r], hx[j0:], nyb[i], nx[j0:])
         dmin[r] = min(dmin[r], _row_min(g, i, np.inf))
         cnt = 0
         for j in range(bj):
@@ -283,7 +312,7 @@ def rows_update_truncated(g, y, x, i0, j0, nyb, nx, cs, dmax2, M, S, dmin, nkept
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def sym_update(g, x, i0, j0, nx, cs, acc):
+def sym_update(g, hx, i0, j0, nx, cs, acc):
     """Accumulate a block of the symmetric kernel sum of ``x`` against itself.
 
     Parameters
@@ -291,8 +320,8 @@ def sym_update(g, x, i0, j0, nx, cs, acc):
     g : (bi, bj) float64, C-contiguous
         ``xc[i0:i0+bi] @ xc[j0:j0+bj].T`` with ``i0 <= j0`` (``xc = x - mu`` for any
         centre ``mu``); overwritten with squared distances.
-    x : (n, d) float64
-        The data set, uncentred (read only, for near-zero refinement).
+    hx : (n,) int64
+        Row hashes of the data set (:func:`row_hashes`).
     i0, j0 : int
         Block offsets.  For ``i0 == j0`` (a diagonal block) only row sums are added, as
         the block holds both orders of every pair; otherwise each term is added to its
@@ -315,7 +344,7 @@ def sym_update(g, x, i0, j0, nx, cs, acc):
     diag = i0 == j0
     for i in range(bi):
         r = i0 + i
-        _row_sqdist(g, i, x, x, r, j0, nx[r], nx[j0:])
+        _row_sqdist(g, i, hx[r], hx[j0:], nx[r], nx[j0:])
         for h in range(nh):
             c = cs[h]
             s = 0.0
@@ -337,13 +366,13 @@ def sym_update(g, x, i0, j0, nx, cs, acc):
 _F = types.float64
 _A1 = types.Array(_F, 1, "C")
 _A2 = types.Array(_F, 2, "C")
-_A2A = types.Array(_F, 2, "A")
 _I = types.int64
+_H1 = types.Array(_I, 1, "C")
 _SIGNATURES = {
-    rows_update: [(_A2, _A2, _A2, _I, _I, _A1, _A1, _A1, _A2, _A2)],
-    rows_update_truncated: [(_A2, _A2, _A2, _I, _I, _A1, _A1, _A1, _F, _A2, _A2, _A1,
-                             types.Array(_I, 1, "C"))],
-    sym_update: [(_A2, _A2, _I, _I, _A1, _A1, _A2)],
+    rows_update: [(_A2, _H1, _H1, _I, _I, _A1, _A1, _A1, _A2, _A2)],
+    rows_update_truncated: [(_A2, _H1, _H1, _I, _I, _A1, _A1, _A1, _F, _A2, _A2, _A1, _H1)],
+    sym_update: [(_A2, _H1, _I, _I, _A1, _A1, _A2)],
+    row_hashes: [(_A2, _H1)],
 }
 
 

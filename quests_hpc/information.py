@@ -53,7 +53,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import threads as _threads
-from ._kernel_sums import rows_update, rows_update_truncated, sym_update
+from ._kernel_sums import row_hashes, rows_update, rows_update_truncated, sym_update
 from .errors import QuestsInputError
 
 DEFAULT_BANDWIDTH = 0.015
@@ -145,6 +145,13 @@ def _d_max(d_max):
     if not (math.isfinite(v) and v >= 0):
         raise QuestsInputError(f"d_max must be a finite number >= 0 or None, got {d_max!r}")
     return v * v
+
+
+def _hashes(a):
+    """64-bit hash of every row (identical rows are put at distance exactly 0)."""
+    out = np.empty(a.shape[0], dtype=np.int64)
+    row_hashes(a, out)
+    return out
 
 
 # --------------------------------------------------------------------------- threads
@@ -247,6 +254,8 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     mu = x.mean(axis=0)  # centring: see _kernel_sums (accuracy of |y|^2 + |x|^2 - 2 y.x)
     xc = x - mu
     nx = np.einsum("ij,ij->i", xc, xc)
+    hx = _hashes(x)
+    hy = hx if y is x else _hashes(y)
     nt = _threads.get_num_threads()
 
     bi = max(1, min(bi, -(-n_y // nt)))  # enough row blocks to keep every thread busy
@@ -281,10 +290,10 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
                 g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
                 np.matmul(yb, xc[j0:j1].T, out=g)
                 if truncate:
-                    rows_update_truncated(g, y, x, i0, j0, nyb, nx, cs, dmax2, M[st], S[st],
+                    rows_update_truncated(g, hy, hx, i0, j0, nyb, nx, cs, dmax2, M[st], S[st],
                                           dmin[st], nkept[st])
                 else:
-                    rows_update(g, y, x, i0, j0, nyb, nx, cs, M[st], S[st])
+                    rows_update(g, hy, hx, i0, j0, nyb, nx, cs, M[st], S[st])
         return work
 
     n_tasks = len(row_starts) if by_rows else len(row_starts) * len(col_starts)
@@ -335,6 +344,7 @@ def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
     n = x.shape[0]
     xc = x - x.mean(axis=0)
     nx = np.einsum("ij,ij->i", xc, xc)
+    hx = _hashes(x)
     nt = _threads.get_num_threads()
     b = max(1, min(b, -(-n // max(1, 2 * nt))))
     starts = list(range(0, n, b))
@@ -353,7 +363,7 @@ def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
             i1, j1 = min(i0 + b, n), min(j0 + b, n)
             g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
             np.matmul(xc[i0:i1], xc[j0:j1].T, out=g)
-            sym_update(g, x, i0, j0, nx, cs, acc[t])
+            sym_update(g, hx, i0, j0, nx, cs, acc[t])
         return work
 
     _run(len(pairs), make_worker, nt)
