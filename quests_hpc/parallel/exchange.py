@@ -68,3 +68,13 @@ def bcast_into(comm, buf, root=0, chunk_bytes=1 << 28):
     flat = buf.reshape(-1).view(np.uint8)
     for start in range(0, len(flat), chunk_bytes):
         comm.Bcast([flat[start:start + chunk_bytes], MPI.BYTE], root=root)
+
+
+def alltoallv_rows(comm, arr, send_counts, recv_counts=None):
+    """``comm``-first spelling of :func:`quests_hpc.parallel.comm.alltoallv_rows`.
+
+    Kept for callers written against the first version of this module.
+    """
+    from .comm import alltoallv_rows as _a2a
+
+    return _a2a(arr, send_counts, comm, recv_counts)

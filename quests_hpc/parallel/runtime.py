@@ -9,6 +9,7 @@
 * :func:`abort_on_error` / :func:`install_excepthook` -- an exception on any rank prints
   its traceback prefixed with the rank number and ends every rank with
   ``COMM_WORLD.Abort(1)``: a non-zero exit within seconds, never a hang.
+* :func:`initialize` -- all of the above at the start of a job.
 * :func:`collective_errors` -- for stages whose failure is an expected outcome (bad input
   on one rank): every rank learns that some rank failed and raises, so all leave the
   stage together and no rank is left waiting in a later collective.
@@ -137,7 +138,13 @@ def default_warmups():
         grid = build_grid(_MPI.COMM_SELF, pts, np.eye(3) * 4.0, True)
         ghost_targets(grid, grid.fractional(pts), 0, 3.0)
 
-    calls = [descriptors, halo]
+    def redistribute():
+        from . import comm as pcomm
+
+        arrays = [np.arange(4, dtype=np.int64), rng.random((4, 3)), np.arange(4, dtype=np.int32)]
+        pcomm.redistribute(arrays, np.zeros(4, dtype=np.int64), None)
+
+    calls = [descriptors, halo, redistribute]
     try:
         from .. import information
 
@@ -174,6 +181,27 @@ def warm_up(comm=None, callables=None):
         comm.Barrier()
     finally:
         nc.Free()
+
+
+def initialize(comm=None, threads=None, warm=True, excepthook=True):
+    """Start-of-job set-up for an MPI run of the pipeline (collective).
+
+    1. :func:`install_excepthook` (an uncaught exception on any rank aborts the job);
+    2. :func:`configure_threads` (``threads`` or the per-node default);
+    3. :func:`warm_up` (compile or load every Numba kernel, one wave at a time).
+
+    Returns
+    -------
+    int
+        Threads per rank applied.
+    """
+    comm = MPI.COMM_WORLD if comm is None else comm
+    if excepthook:
+        install_excepthook()
+    n = configure_threads(comm, threads)
+    if warm:
+        warm_up(comm)
+    return n
 
 
 def _report(exc_type, exc, tb, rank):

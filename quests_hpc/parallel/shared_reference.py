@@ -24,6 +24,7 @@ from mpi4py import MPI
 from .. import information
 from ..errors import QuestsInputError
 from .exchange import bcast_into
+from .runtime import collective_errors
 
 LAYOUTS = ("auto", "shared", "sharded")
 
@@ -39,6 +40,13 @@ def _log_sum_block(y, x, h, **kwargs):
     if len(y) == 0 or len(x) == 0:
         return _empty_log_sums(len(y), h)
     return information.log_kernel_sum(y, x, h, **kwargs)
+
+
+def _check_block(a, name):
+    if a.ndim != 2 or (len(a) and a.shape[1] == 0):
+        raise QuestsInputError(f"{name} must be a 2-D (n, d) array, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise QuestsInputError(f"{name} has non-finite entries")
 
 
 def ring_log_kernel_sum(comm, y, x_local, h, **kwargs):
@@ -65,15 +73,24 @@ def ring_log_kernel_sum(comm, y, x_local, h, **kwargs):
         Partial sums combined with ``np.logaddexp``: equal to the serial
         ``log_kernel_sum(y, concatenate(all x_local), h)`` to rounding.
     """
-    x_local = np.ascontiguousarray(x_local, dtype=np.float64)
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    d = x_local.shape[1] if x_local.ndim == 2 else 0
+    with collective_errors(comm):  # bad input fails every rank before any message is posted
+        x_local = np.ascontiguousarray(x_local, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        _check_block(y, "y")
+        _check_block(x_local, "x_local")
+        hs = np.atleast_1d(np.asarray(h, dtype=np.float64))
+        if hs.ndim != 1 or hs.size == 0 or not (np.isfinite(hs) & (hs > 0)).all():
+            raise QuestsInputError(f"h must be a bandwidth > 0 or a list of them, got {h!r}")
+    d = x_local.shape[1]
     rows = comm.allgather(len(x_local))
     widths = set(comm.allgather(d if len(x_local) else None)) - {None}
-    if len(widths) > 1:
-        raise QuestsInputError(f"reference blocks have different widths on different ranks: {widths}")
-    if len(y) and widths and y.shape[1] not in widths:
-        raise QuestsInputError(f"test rows have width {y.shape[1]}, reference {widths.pop()}")
+    with collective_errors(comm):
+        if len(widths) > 1:
+            raise QuestsInputError(
+                f"reference blocks have different widths on different ranks: {sorted(widths)}")
+        if len(y) and widths and y.shape[1] not in widths:
+            raise QuestsInputError(
+                f"test rows have width {y.shape[1]}, the reference {min(widths)}")
     d = widths.pop() if widths else max(d, 1)
     cap = max(rows)
     size, rank = comm.size, comm.rank

@@ -125,3 +125,28 @@ def test_from_shards_and_empty_ranks():
     for layout in out:
         assert out[layout].shape == (2, len(y))
         assert np.abs(out[layout] - serial).max(initial=0.0) <= TOL
+
+
+@pytest.mark.mpi
+def test_bad_rows_on_one_rank_fail_the_ring_on_every_rank():
+    """A wrong width or a NaN on the last rank raises everywhere before any ring message."""
+    from quests_hpc.errors import QuestsInputError
+    from quests_hpc.parallel.shared_reference import ring_log_kernel_sum
+
+    comm = MPI.COMM_WORLD
+    x, ref = _data()
+    last = comm.rank == comm.size - 1
+    shard = ref[_uneven_rows(len(ref), comm)]
+    y_wide = np.ones((3, 70)) if last else x[:3]
+    with pytest.raises(QuestsInputError, match="width"):
+        ring_log_kernel_sum(comm, y_wide, shard, 0.4)
+    y_nan = x[:3].copy()
+    if last:
+        y_nan[1, 2] = np.nan
+    with pytest.raises(QuestsInputError, match="non-finite"):
+        ring_log_kernel_sum(comm, y_nan, shard, 0.4)
+    with pytest.raises(QuestsInputError, match="bandwidth"):
+        ring_log_kernel_sum(comm, x[:3], shard, -1.0)
+    # the ring still works afterwards (no message was left in flight)
+    got = ring_log_kernel_sum(comm, x[:3], shard, 0.4)
+    assert np.abs(got - information.log_kernel_sum(x[:3], ref, 0.4)).max() <= TOL

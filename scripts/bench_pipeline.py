@@ -1,0 +1,288 @@
+#!/usr/bin/env python
+"""Benchmark of the MPI pipeline on a large BCC Ta frame (not a test).
+
+Frame: ``--atoms`` atoms (default 4,000,000: a 126^3-cell BCC Ta crystal, a = 3.30 A,
+0.1 A Gaussian displacements, fully periodic).  Each rank generates only its even share
+by id (what the parallel LAMMPS reader hands it), so no rank holds the whole frame; with
+``--dump`` a LAMMPS dump is read in parallel instead (``--write-dump`` writes the
+synthetic frame as ``id type x y z`` first).  Reference: descriptors of a different,
+"thermalised" Ta cell (11 x 12 x 16 BCC cells = 4,224 atoms, a = 3.32 A, 0.15 A
+displacements), computed on rank 0 and shared once per node.
+
+Stages reported (max over ranks, median over ``--repeat`` runs): ``read`` (generation,
+or the parallel dump read), ``distribute``, ``halo``, ``descriptors``, ``kernel_sums``
+(dH of every atom against the reference), ``reductions``; also the peak memory of each
+rank and the speed-up against the first configuration.
+
+Usage (the driver launches one ``mpiexec`` per configuration, RANKSxTHREADS)::
+
+    .venv/bin/python scripts/bench_pipeline.py                        # 4 M atoms, 1x1 1x2 2x1
+    .venv/bin/python scripts/bench_pipeline.py --atoms 500000 --repeat 3
+    .venv/bin/python scripts/bench_pipeline.py --configs 2x1 --json out.json
+    .venv/bin/python scripts/bench_pipeline.py --write-dump /tmp/ta4m.lammpstrj --dump /tmp/ta4m.lammpstrj
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+A_TA = 3.30
+NOISE = 0.1
+BLOCK = 1 << 16  # atoms per noise block: the frame does not depend on the rank count
+STAGES = ("read", "distribute", "halo", "descriptors", "kernel_sums", "reductions")
+PAPER = dict(atoms=32_500_000, ref=4224, seconds=255.0, threads=56)
+
+
+# ----------------------------------------------------------------------------- frame
+
+
+def cells_for(n_atoms):
+    """Cells per edge of the cubic BCC crystal with about ``n_atoms`` atoms."""
+    return max(1, round((n_atoms / 2) ** (1 / 3)))
+
+
+def bcc_share(n, lo, hi, seed, a=A_TA, noise=NOISE):
+    """Atoms ``lo .. hi-1`` (0-based) of an ``n^3``-cell displaced BCC crystal.
+
+    Returns ids (1-based), positions wrapped into the cell, the cell.
+    """
+    idx = np.arange(lo, hi, dtype=np.int64)
+    c, b = np.divmod(idx, 2)
+    ix, rem = np.divmod(c, n * n)
+    iy, iz = np.divmod(rem, n)
+    pos = np.stack([ix, iy, iz], axis=1).astype(np.float64) + 0.5 * b[:, None]
+    pos *= a
+    # noise from per-block generators: identical whatever the split
+    first, last = lo // BLOCK, (hi - 1) // BLOCK if hi > lo else lo // BLOCK - 1
+    for blk in range(first, last + 1):
+        r = np.random.default_rng([seed, blk]).normal(0.0, noise, (BLOCK, 3))
+        s, e = max(lo, blk * BLOCK), min(hi, (blk + 1) * BLOCK)
+        pos[s - lo:e - lo] += r[s - blk * BLOCK:e - blk * BLOCK]
+    length = n * a
+    np.mod(pos, length, out=pos)
+    pos[pos >= length] = 0.0
+    return idx + 1, pos, np.eye(3) * length
+
+
+def reference_descriptors(n_ref=4224, seed=7):
+    """Descriptors of a thermalised-like Ta cell (11x12x16 BCC cells = 4,224 atoms)."""
+    from quests_hpc.descriptors import descriptors_from_arrays
+
+    dims = (11, 12, 16)
+    a = 3.32
+    g = np.stack(np.meshgrid(*[np.arange(m) for m in dims], indexing="ij"), -1).reshape(-1, 3)
+    pos = ((g[:, None, :] + np.array([[0, 0, 0], [0.5, 0.5, 0.5]])[None]).reshape(-1, 3)) * a
+    pos += np.random.default_rng(seed).normal(0.0, 0.15, pos.shape)
+    x = descriptors_from_arrays(pos, np.diag(np.array(dims) * a), True)
+    if n_ref < len(x):
+        x = x[np.random.default_rng(seed + 1).choice(len(x), n_ref, replace=False)]
+    return x
+
+
+def write_dump(path, n_atoms, seed, chunk=1 << 20):
+    """Write the synthetic frame as a LAMMPS ``dump custom id type x y z`` (serially)."""
+    n = cells_for(n_atoms)
+    total = 2 * n ** 3
+    length = n * A_TA
+    with open(path, "w") as f:
+        f.write(f"ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n{total}\n")
+        f.write("ITEM: BOX BOUNDS pp pp pp\n" + f"0 {length!r}\n" * 3)
+        f.write("ITEM: ATOMS id type x y z\n")
+        for lo in range(0, total, chunk):
+            ids, pos, _ = bcc_share(n, lo, min(total, lo + chunk), seed)
+            data = np.column_stack([ids, np.ones(len(ids)), pos])
+            np.savetxt(f, data, fmt="%d %d %.10g %.10g %.10g")
+    return total
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def worker(args):
+    from mpi4py import MPI
+
+    from quests_hpc.parallel.pipeline import run_dump_frame, run_frame
+    from quests_hpc.parallel.runtime import (configure_threads, install_excepthook,
+                                             peak_memory_bytes, warm_up)
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    install_excepthook()
+    comm = MPI.COMM_WORLD
+    threads = configure_threads(comm, args.threads)
+    t0 = time.perf_counter()
+    warm_up(comm)
+    t_warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = reference_descriptors(args.ref) if comm.rank == 0 else None
+    R = SharedReference.from_root(comm, ref, layout=args.layout,
+                                  memory_budget=args.memory_budget)
+    del ref
+    t_ref = time.perf_counter() - t0
+    runs = []
+    kw = dict(h=args.h, dims=args.dims, balance=args.balance, keep_descriptors=False)
+    gen = None
+    if args.dump is None:
+        t0 = time.perf_counter()
+        n = cells_for(args.atoms)
+        total = 2 * n ** 3
+        lo, hi = total * comm.rank // comm.size, total * (comm.rank + 1) // comm.size
+        gen = bcc_share(n, lo, hi, args.seed)
+        comm.Barrier()
+        t_gen = time.perf_counter() - t0
+    for rep in range(args.repeat):
+        if args.dump is None:
+            ids, pos, cell = gen
+            res = run_frame(comm, ids, pos, cell, True, R, timings={"read": t_gen}, **kw)
+        else:
+            from quests_hpc.io import LammpsDump
+
+            with LammpsDump(args.dump, comm=comm) as dump:
+                res = run_dump_frame(comm, dump, -1, R, **kw)
+        runs.append(res.summary)
+        comm.Barrier()
+    peak = comm.gather(peak_memory_bytes())
+    R.free()
+    if comm.rank == 0:
+        out = dict(ranks=comm.size, threads=threads, atoms=runs[0]["n_atoms"], ref=R.n,
+                   layout=R.layout, warm_up_s=t_warm, reference_s=t_ref, peak_memory=peak,
+                   runs=[{k: r[k] for k in ("timings_max", "timings_min", "atoms", "ghosts",
+                                            "imbalance", "dims", "peak_memory", "dh")}
+                         for r in runs])
+        print("BENCH-JSON " + json.dumps(out, default=float), flush=True)
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def run_config(args, ranks, threads):
+    here = os.path.abspath(__file__)
+    venv_bin = os.path.dirname(sys.executable)
+    mpiexec = os.path.join(venv_bin, "mpiexec")
+    if not os.path.exists(mpiexec):
+        mpiexec = "mpiexec"
+    cmd = ["timeout", str(args.timeout), mpiexec, "-n", str(ranks), sys.executable, here,
+           "--worker", "--threads", str(threads), "--atoms", str(args.atoms), "--ref",
+           str(args.ref), "--h", str(args.h), "--repeat", str(args.repeat), "--seed",
+           str(args.seed), "--balance", args.balance, "--layout", args.layout]
+    if args.dims:
+        cmd += ["--dims", *map(str, args.dims)]
+    if args.dump:
+        cmd += ["--dump", args.dump]
+    if args.memory_budget is not None:
+        cmd += ["--memory-budget", str(args.memory_budget)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("BENCH-JSON ")]
+    if p.returncode != 0 or not lines:
+        sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
+        raise SystemExit(f"configuration {ranks}x{threads} failed (exit {p.returncode})")
+    out = json.loads(lines[-1][len("BENCH-JSON "):])
+    out["job_wall_s"] = wall
+    return out
+
+
+def median_stage(res, stage):
+    vals = [r["timings_max"].get(stage) for r in res["runs"]]
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def report(results):
+    gib = 1 << 30
+    base = results[0]
+    print(f"\nBCC Ta frame: {base['atoms']:,} atoms; reference {base['ref']:,} environments "
+          f"({base['layout']}); stage times = max over ranks, median of "
+          f"{len(base['runs'])} run(s)\n")
+    head = f"{'config':>8} " + " ".join(f"{s:>11}" for s in STAGES) + \
+        f" {'total':>9} {'speed-up':>8} {'imbal':>6}  peak memory per rank (GiB)"
+    print(head)
+    print("-" * len(head))
+    totals = {}
+    for res in results:
+        name = f"{res['ranks']}x{res['threads']}"
+        t = {s: median_stage(res, s) for s in STAGES}
+        total = sum(v for s, v in t.items() if v is not None and s != "read")
+        totals[name] = total
+        speed = totals[f"{base['ranks']}x{base['threads']}"] / total
+        cells = " ".join(f"{v:11.2f}" if v is not None else f"{'-':>11}" for v in t.values())
+        mem = ", ".join(f"{m / gib:.2f}" for m in res["peak_memory"])
+        print(f"{name:>8} {cells} {total:9.2f} {speed:8.2f} {res['runs'][0]['imbalance']:6.3f}"
+              f"  [{mem}]")
+    print("\n(total = all stages but read; speed-up against the first configuration)")
+    for res in results:
+        d = res["runs"][0]["dh"][0]
+        print(f"{res['ranks']}x{res['threads']}: dH mean {d['mean']:.12f}, novel "
+              f"{d['n_novel']:,} of {d['n']:,} ({100 * d['novelty']:.2f} %), ghosts "
+              f"{res['runs'][0]['ghosts']}, dims {res['runs'][0]['dims']}")
+    last = results[-1]
+    cores = last["ranks"] * last["threads"]
+    ks = median_stage(last, "kernel_sums")
+    de = median_stage(last, "descriptors")
+    rest = sum(median_stage(last, s) or 0.0 for s in ("distribute", "halo", "reductions"))
+    n, m = last["atoms"], last["ref"]
+    pair_rate = n * m / ks / cores
+    desc_rate = n / de / cores
+    scale = PAPER["atoms"] / n
+    est = scale * (ks * PAPER["ref"] / m + de + rest)
+    print(f"\nRates ({last['ranks']}x{last['threads']}): kernel sums {pair_rate:.3g} "
+          f"test-reference pairs/s per core ({2 * 63 * pair_rate / 1e9:.1f} GFLOP/s per core "
+          f"in the distance product), descriptors {desc_rate:,.0f} atoms/s per core.")
+    print(f"Paper's workload (dH of {PAPER['atoms']:,} atoms against {PAPER['ref']:,}; "
+          f"{PAPER['seconds']:.0f} s on {PAPER['threads']} threads): here about {est:,.0f} s on "
+          f"{cores} cores ({est * cores / PAPER['threads']:,.0f} s scaled to "
+          f"{PAPER['threads']} cores at these per-core rates), descriptors and halo included.")
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--atoms", type=int, default=4_000_000)
+    p.add_argument("--ref", type=int, default=4224)
+    p.add_argument("--h", type=float, default=0.015)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--seed", type=int, default=2025)
+    p.add_argument("--configs", nargs="+", default=["1x1", "1x2", "2x1"],
+                   help="RANKSxTHREADS per configuration; the first is the speed-up base")
+    p.add_argument("--dims", type=int, nargs=3)
+    p.add_argument("--balance", default="uniform", choices=["uniform", "atoms"])
+    p.add_argument("--layout", default="auto", choices=["auto", "shared", "sharded"])
+    p.add_argument("--memory-budget", type=int)
+    p.add_argument("--dump", help="read this LAMMPS dump (last frame) instead of generating")
+    p.add_argument("--write-dump", help="write the synthetic frame to this dump first")
+    p.add_argument("--timeout", type=int, default=3000, help="seconds per configuration")
+    p.add_argument("--json", help="write all results to this file")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    if args.worker:
+        return worker(args)
+    if args.write_dump:
+        t0 = time.perf_counter()
+        n = write_dump(args.write_dump, args.atoms, args.seed)
+        print(f"wrote {n:,} atoms to {args.write_dump} in {time.perf_counter() - t0:.1f} s")
+    results = []
+    for cfg in args.configs:
+        ranks, threads = (int(v) for v in cfg.lower().split("x"))
+        print(f"running {ranks} rank(s) x {threads} thread(s) ...", flush=True)
+        results.append(run_config(args, ranks, threads))
+    report(results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=float)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
