@@ -12,7 +12,6 @@
 #SBATCH --time=06:00:00
 #SBATCH --output=quests-hpc-%j.log
 #SBATCH --requeue
-#SBATCH --signal=B:TERM@300
 
 # Lustre: stripe the output directory before the first run.  Parallel HDF5 (mpio back
 # end, the default when h5py has MPI) writes one slab per rank into one file: use many

@@ -10,9 +10,9 @@
 #SBATCH --cpus-per-task=16
 #SBATCH --time=02:00:00
 #SBATCH --output=quests-hpc-%j.log
-# Resubmit-friendly: the run resumes where it stopped (finished frames are skipped).
+# Killed at the time limit or requeued: finished frames are safe on disk and the
+# rerun resumes where it stopped (finished frames are skipped).
 #SBATCH --requeue
-#SBATCH --signal=B:TERM@120
 
 # Lustre: stripe the OUTPUT DIRECTORY once, before the first run, so the one shared HDF5
 # file is spread over several OSTs.  With parallel HDF5 (output.backend: mpio) every rank

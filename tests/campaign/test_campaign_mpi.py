@@ -52,17 +52,20 @@ def cdir(mpi_tmp_path):
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("backend", ["gather", "mpio"])
-def test_campaign_equals_serial(cdir, backend):
+@pytest.mark.parametrize("backend, layout", [("gather", "auto"), ("mpio", "auto"),
+                                             ("gather", "sharded")])
+def test_campaign_equals_serial(cdir, backend, layout):
+    """Also with the reference sharded over the ranks (ring pass, learning curve rows)."""
     from quests_hpc.results import diff_results
 
     if backend not in _backends():
         pytest.skip("h5py has no MPI (h5py.get_config().mpi is False)")
     comm = MPI.COMM_WORLD
     golden = _serial_golden(cdir)
-    out = os.path.join(cdir, f"{backend}.h5")
+    out = os.path.join(cdir, f"{backend}_{layout}.h5")
     res, lines = _run(os.path.join(cdir, "campaign.yaml"), comm,
-                      output={"path": out, "backend": backend})
+                      output={"path": out, "backend": backend},
+                      run={"reference_layout": layout})
     assert res["computed"] == 3
     diff = comm.bcast(diff_results(golden, out, atol=TOL, rtol=RTOL) if comm.rank == 0 else None)
     assert diff == []

@@ -193,3 +193,34 @@ def test_multi_file_sequence_and_timestep_selection(tmp_path):
         assert [int(f["frames"][n].attrs["timestep"]) for n in names] == [50, 100, 150]
         assert "delta_entropy" not in f["frames"][names[0]]
         assert f["frames"][names[0]]["descriptors"].shape[1] == 63
+
+
+def test_progress_modes():
+    import io
+
+    from quests_hpc.campaign.progress import Progress, timing_table
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    s = io.StringIO()
+    p = Progress(4, 400, done_frames=1, done_atoms=100, mode="auto", stream=s)
+    p.frame_done("a_000001", 100, 0.5)
+    p.message("note")
+    p.close()
+    assert "\r" not in s.getvalue() and s.getvalue().count("\n") == 2
+    assert s.getvalue().startswith("[2/4] a_000001: 100 atoms in 0.50 s")
+    t = Tty()
+    p = Progress(2, 200, mode="auto", stream=t)
+    p.frame_done("a", 100, 0.1)
+    p.frame_done("b", 100, 0.1)
+    p.close()
+    assert t.getvalue().count("\r") == 2 and t.getvalue().endswith("\n")
+    s = io.StringIO()
+    Progress(2, 200, mode="lines", stream=s, active=False).frame_done("a", 1, 1.0)
+    assert s.getvalue() == ""
+    table = timing_table([{"read": 1.0, "write": 0.5}, {"read": 3.0, "write": 0.5}], 5.0,
+                         [1.2, 1.0])
+    assert "read" in table and "2.000" in table and "1.50" in table  # avg 2, max/avg 1.5
+    assert "worst frame 1.200" in table
