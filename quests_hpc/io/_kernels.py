@@ -422,6 +422,23 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
 
 
 @njit(cache=True, nogil=True)
+def id_stats(ids):
+    """``(min, max, strictly_increasing)`` of an id array in one pass (n >= 1)."""
+    lo = ids[0]
+    hi = ids[0]
+    inc = True
+    for i in range(1, ids.shape[0]):
+        v = ids[i]
+        if v <= ids[i - 1]:
+            inc = False
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    return lo, hi, inc
+
+
+@njit(cache=True, nogil=True)
 def dense_check(ids, base, n):
     """Check that ``ids`` are exactly ``base .. base+n-1``, each once.
 

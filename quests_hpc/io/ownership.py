@@ -71,9 +71,12 @@ def sort_by_id(cols, where="", data_line=None, lines_are_rows=False):
     """
     ids = cols["ids"]
     n = len(ids)
-    if n < 2 or bool(np.all(ids[1:] > ids[:-1])):
+    if n < 2:
+        return cols
+    lo, hi, increasing = K.id_stats(ids)
+    if increasing:
         return cols  # already sorted and unique (dump_modify sort id)
-    lo, hi = int(ids.min()), int(ids.max())
+    lo, hi = int(lo), int(hi)
     if hi - lo + 1 == n:
         bad = int(K.dense_check(ids, lo, n))
         dup = None if bad == -1 else bad
@@ -143,7 +146,11 @@ def even_split_by_id(cols, natoms, comm, where=""):
     ids = cols["ids"]
     n = len(ids)
     big = np.iinfo(np.int64).max
-    ext = np.array([int(ids.min()) if n else big, -int(ids.max()) if n else big], dtype=np.int64)
+    if n:
+        mn, mx, _ = K.id_stats(ids)
+        ext = np.array([mn, -mx], dtype=np.int64)
+    else:
+        ext = np.array([big, big], dtype=np.int64)
     gmin, negmax = (int(v) for v in pcomm.allreduce(ext, "min", comm))
     gmax = -negmax
     bounds = pcomm.even_bounds(natoms, size)
