@@ -260,10 +260,11 @@ def _parse_float(buf, b, e):
         return (-0.0 if neg else 0.0), j, True
     v = 0.0
     if m <= _TWO53 and -22 <= dexp <= 22:
+        fm = float(np.int64(m))  # exact (m <= 2**53); signed conversion is one instruction
         if dexp >= 0:
-            v = float(m) * _POW10[dexp]
+            v = fm * _POW10[dexp]
         else:
-            v = float(m) / _POW10[-dexp]
+            v = fm / _POW10[-dexp]
     else:
         return _parse_float_careful(buf, b, e)
     return (-v if neg else v), j, True

@@ -120,7 +120,8 @@ class LammpsDump:
     wrap : bool
         Wrap positions into the cell along periodic axes (default True).
     cache : {"auto", "beside", "user"} or False
-        Where to cache frame indices (see :func:`.frame_index.cache_path`).
+        Where to cache frame indices (see :func:`.frame_index.cache_path`); files under
+        4 MiB are rescanned instead (cheaper than a cache file).
     rebuild_index : bool
         Ignore cached indices.
     chunk_bytes : int
