@@ -144,6 +144,15 @@ def test_identical_environments_have_zero_entropy(fcc_train):
     assert diversity(x, H0) == pytest.approx(0.0, abs=1e-12)  # log(n * 1/n)
 
 
+def test_signed_zeros_and_duplicates_are_identical():
+    a = np.array([[0.0, 0.25, 0.5], [0.0, 0.25, 0.5 + 1e-9]])
+    b = np.array([[-0.0, 0.25, 0.5]])
+    assert log_kernel_sum(b, a[:1], 0.01)[0] == 0.0  # exactly exp(0)
+    assert self_log_kernel_sum(np.vstack([a[:1], b]), 0.01)[0] == math.log(2.0)
+    # a row 1e-9 away is not treated as identical
+    assert log_kernel_sum(b, a[1:], 1e-10)[0] == pytest.approx(-1e-18 / 2e-20, rel=1e-6)
+
+
 def test_entropy_bounds(fcc_train, bcc_test):
     x = np.vstack([fcc_train, bcc_test])
     n = len(x)
