@@ -152,7 +152,7 @@ def worker(args):
     if comm.rank == 0:
         out = dict(ranks=comm.size, threads=threads, atoms=runs[0]["n_atoms"], ref=R.n,
                    layout=R.layout, warm_up_s=t_warm, reference_s=t_ref, peak_memory=peak,
-                   runs=[{k: r[k] for k in ("timings_max", "timings_min", "atoms", "ghosts",
+                   runs=[{k: r[k] for k in ("timings_max", "timings_min", "cpu", "atoms", "ghosts",
                                             "imbalance", "dims", "peak_memory", "dh")}
                          for r in runs])
         print("BENCH-JSON " + json.dumps(out, default=float), flush=True)
@@ -196,6 +196,12 @@ def median_stage(res, stage):
     return statistics.median(vals) if vals else None
 
 
+def median_cpu(res, stage):
+    """Median over runs of the largest per-rank CPU seconds of ``stage``."""
+    vals = [max(c.get(stage, 0.0) for c in r["cpu"]) for r in res["runs"] if "cpu" in r]
+    return statistics.median(vals) if vals else None
+
+
 def report(results):
     gib = 1 << 30
     base = results[0]
@@ -218,6 +224,20 @@ def report(results):
         print(f"{name:>8} {cells} {total:9.2f} {speed:8.2f} {res['runs'][0]['imbalance']:6.3f}"
               f"  [{mem}]")
     print("\n(total = all stages but read; speed-up against the first configuration)")
+    print("\nCPU seconds per stage (largest rank; all threads of a rank summed).  On a loaded "
+          "machine\nwall times stretch but CPU seconds do not: with one thread per rank, "
+          "CPU of 1x1 / CPU of\nthe slowest rank estimates the speed-up on idle cores.\n")
+    print(f"{'config':>8} " + " ".join(f"{s:>11}" for s in STAGES[1:]) + f" {'total':>9} "
+          f"{'est. speed-up':>13}")
+    cbase = None
+    for res in results:
+        name = f"{res['ranks']}x{res['threads']}"
+        c = {s: median_cpu(res, s) for s in STAGES[1:]}
+        ctot = sum(v for v in c.values() if v is not None)
+        cbase = ctot if cbase is None else cbase
+        est = f"{cbase / ctot:13.2f}" if res["threads"] == 1 else f"{'-':>13}"
+        cells = " ".join(f"{v:11.2f}" if v is not None else f"{'-':>11}" for v in c.values())
+        print(f"{name:>8} {cells} {ctot:9.2f} {est}")
     for res in results:
         d = res["runs"][0]["dh"][0]
         print(f"{res['ranks']}x{res['threads']}: dH mean {d['mean']:.12f}, novel "

@@ -50,7 +50,9 @@ class FrameResult:
     summary : dict or None
         On ``root``: ``n_atoms``, ``dims``, per-rank ``atoms``/``ghosts``/``peak_memory``,
         ``imbalance`` (max/mean of owned atoms), per-stage ``timings_max``/``timings_min``
-        over ranks, and ``dh`` (from :func:`~quests_hpc.parallel.measures.summarize_dh`).
+        over ranks, per-rank ``timings`` and ``cpu`` (process CPU seconds of each stage,
+        all threads, waiting in the closing barrier excluded), and ``dh`` (from
+        :func:`~quests_hpc.parallel.measures.summarize_dh`).
     """
 
     ids: np.ndarray
@@ -70,16 +72,20 @@ class _Stages:
 
     def __init__(self, comm, sync):
         self.comm, self.sync = comm, sync
-        self.times, self.memory = {}, {}
+        self.times, self.cpu, self.memory = {}, {}, {}
         self._t = time.perf_counter()
+        self._c = time.process_time()
 
     def done(self, name):
+        c = time.process_time()  # before the barrier: CPU of the work, not of the wait
         if self.sync:
             self.comm.Barrier()
         t = time.perf_counter()
         self.times[name] = self.times.get(name, 0.0) + t - self._t
+        self.cpu[name] = self.cpu.get(name, 0.0) + c - self._c
         self.memory[name] = current_memory_bytes()
         self._t = t
+        self._c = time.process_time()
 
 
 def compute_descriptors(comm, owned, ghosts, k, cutoff):
@@ -242,6 +248,7 @@ def _summarize(comm, grid, owned, n_ghosts, dh, threshold, stages, root):
     ghosts = comm.gather(int(n_ghosts), root=root)
     peak = comm.gather(peak_memory_bytes(), root=root)
     times = comm.gather(dict(stages.times), root=root)
+    cpu = comm.gather(dict(stages.cpu), root=root)
     dh_summary = measures.summarize_dh(comm, dh, threshold, root) if dh is not None else None
     if comm.rank != root:
         return None
@@ -257,6 +264,7 @@ def _summarize(comm, grid, owned, n_ghosts, dh, threshold, stages, root):
         "timings_max": {s: max(t[s] for t in times) for s in names},
         "timings_min": {s: min(t[s] for t in times) for s in names},
         "timings": times,
+        "cpu": cpu,
         "dh": dh_summary,
     }
 

@@ -120,8 +120,11 @@ def _warm_kernels(callables):
         fn()
 
 
-def default_warmups():
-    """Tiny calls that compile every Numba kernel a pipeline run uses, by signature."""
+def default_warmups(size=1):
+    """Tiny calls that compile every Numba kernel a pipeline run uses, by signature.
+
+    ``size`` is the number of ranks (some kernels are typed by the rank dtype).
+    """
     from ..descriptors import local_descriptors
     from .decomposition import build_grid
     from .halo import ghost_targets
@@ -139,10 +142,15 @@ def default_warmups():
         ghost_targets(grid, grid.fractional(pts), 0, 3.0)
 
     def redistribute():
-        from . import comm as pcomm
-
-        arrays = [np.arange(4, dtype=np.int64), rng.random((4, 3)), np.arange(4, dtype=np.int32)]
-        pcomm.redistribute(arrays, np.zeros(4, dtype=np.int64), None)
+        # the in-place grouping kernel of comm.redistribute, for the row types it moves
+        try:
+            from ..io._kernels import partition_rows
+            from .comm import rank_dtype, row_view
+        except ImportError:
+            return
+        for a in (np.zeros(4, np.int64), np.zeros((4, 3)), np.zeros(4, np.int32)):
+            d = (np.arange(4) % size).astype(rank_dtype(size))
+            partition_rows(d, row_view(a), size)
 
     calls = [descriptors, halo, redistribute]
     try:
@@ -164,7 +172,7 @@ def warm_up(comm=None, callables=None):
     loads from the cache.  Barriers separate the three waves.
     """
     comm = MPI.COMM_WORLD if comm is None else comm
-    callables = default_warmups() if callables is None else callables
+    callables = default_warmups(comm.size) if callables is None else callables
     nc = node_comm(comm)
     try:
         with abort_on_error(comm):
