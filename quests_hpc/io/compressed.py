@@ -8,23 +8,22 @@ compressed one.
   position; any rank may read any byte range).  This is what the parallel reader needs.
 * :class:`StreamSource` -- ``.gz`` (gzip, multi-member included), ``.bz2``, ``.xz`` and
   ``.zst`` (needs the ``zstandard`` package).  Offsets are positions in the
-  *decompressed* stream.  Reading forward is sequential decompression; reading backward
+  *decompressed* stream.  A stream cut short (still being written) reads up to the cut
+  with a warning; corrupt data raise an error naming the file.  Reading forward is sequential decompression; reading backward
   reopens the file and decompresses again from the start, so frames should be read in
   increasing order.  Decompression is serial: in an MPI run one rank decompresses and the
   others receive text (see :mod:`quests_hpc.io.lammps_dump`).
 """
 
 import bz2
-import gzip
 import lzma
 import os
+import warnings
 import zlib
 
 from ..errors import QuestsInputError
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
-
-_SKIP_CHUNK = 1 << 22
 
 
 def compression_of(path):
@@ -36,24 +35,33 @@ def compression_of(path):
     return None
 
 
-def _open_stream(path, kind):
+def _decoder(kind, path):
+    """A fresh streaming decompressor for one gzip member / bz2, xz or zstd stream."""
     if kind == "gz":
-        return gzip.open(path, "rb")
+        return zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
     if kind == "bz2":
-        return bz2.open(path, "rb")
+        return bz2.BZ2Decompressor()
     if kind == "xz":
-        return lzma.open(path, "rb")
+        return lzma.LZMADecompressor()
     if kind == "zst":
         try:
             import zstandard
         except ImportError:  # pragma: no cover - zstandard is a dependency
             raise QuestsInputError(f"{path}: reading .zst files needs the 'zstandard' package "
                                    "(pip install zstandard)") from None
-        return zstandard.open(path, "rb")
+        return zstandard.ZstdDecompressor().decompressobj()
     raise ValueError(kind)
 
 
-_STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
+def _decode_errors():
+    errs = [OSError, EOFError, zlib.error, lzma.LZMAError, ValueError]
+    try:
+        import zstandard
+
+        errs.append(zstandard.ZstdError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errs)
 
 
 class RawSource:
@@ -117,10 +125,18 @@ class RawSource:
 class StreamSource:
     """A compressed file read as a forward stream (offsets in decompressed bytes).
 
+    Decompression uses the streaming decompressor objects of :mod:`zlib`, :mod:`bz2`,
+    :mod:`lzma` and ``zstandard`` directly, so that a stream cut short (a dump still
+    being written through ``gzip``) yields all the data before the cut: the source then
+    ends there, :attr:`truncated` is set and a :class:`DumpWarning` is issued.  Corrupt
+    data raise :class:`~quests_hpc.errors.QuestsInputError`.  Concatenated members /
+    streams (``cat a.gz b.gz``) are read in sequence.
+
     ``size`` is None until the whole stream has been read once.
     """
 
     compressed = True
+    _IN_CHUNK = 1 << 18
 
     def __init__(self, path, kind=None):
         self.path = str(path)
@@ -131,55 +147,96 @@ class StreamSource:
         if not os.path.exists(self.path):
             raise QuestsInputError(f"{self.path}: no such file")
         self.size = None
+        self.truncated = False
+        self._errors = _decode_errors()
         self._f = None
-        self._pos = 0
         self._open()
 
     def _open(self):
         if self._f is not None:
             self._f.close()
         try:
-            self._f = _open_stream(self.path, self.kind)
-        except _STREAM_ERRORS as exc:
-            raise QuestsInputError(f"{self.path}: cannot open {self.kind} stream ({exc})") from None
-        self._pos = 0
+            self._f = open(self.path, "rb")
+        except OSError as exc:
+            raise QuestsInputError(f"{self.path}: cannot open ({exc.strerror})") from None
+        self._dec = _decoder(self.kind, self.path)
+        self._pending = b""  # decompressed, not yet delivered
+        self._pend_pos = 0
+        self._pos = 0  # decompressed offset of the next byte to deliver
+        self._in_eof = False
+        self._started = False
 
     def _fail(self, exc):
         raise QuestsInputError(f"{self.path}: unreadable {self.kind} stream near decompressed "
                                f"byte {self._pos} ({type(exc).__name__}: {exc})") from None
 
-    def _skip(self, n):
-        scratch = bytearray(min(n, _SKIP_CHUNK))
-        while n > 0:
-            mv = memoryview(scratch)[:min(n, len(scratch))]
-            got = self._readinto(mv)
-            if got == 0:
-                return
-            n -= got
+    def _more(self):
+        """Decompress the next piece into ``_pending``; False at the end of the data."""
+        while not self._in_eof:
+            data = self._f.read(self._IN_CHUNK)
+            out = b""
+            try:
+                if not data:
+                    self._in_eof = True
+                    if not self._started:
+                        raise EOFError("empty file")
+                    if not self._dec.eof:
+                        self._cut_short()
+                    return False
+                self._started = True
+                while data:
+                    if self._dec.eof:  # previous member/stream complete: next one
+                        if not data.strip(b"\0"):
+                            break  # zero padding after the last member
+                        self._dec = _decoder(self.kind, self.path)
+                    out += self._dec.decompress(data)
+                    data = self._dec.unused_data if self._dec.eof else b""
+            except self._errors as exc:
+                self._fail(exc)
+            if out:
+                self._pending = out
+                self._pend_pos = 0
+                return True
+        return False
 
-    def _readinto(self, mv):
-        try:
-            got = self._f.readinto(mv)
-        except _STREAM_ERRORS as exc:
-            self._fail(exc)
-        got = got or 0
-        self._pos += got
-        if got == 0 and len(mv) > 0:
-            self.size = self._pos
-        return got
+    def _cut_short(self):
+        if not self.truncated:
+            from .lammps_header import DumpWarning
+
+            self.truncated = True
+            warnings.warn(f"{self.path}: the {self.kind} stream ends without its end marker "
+                          f"after {self._pos + len(self._pending) - self._pend_pos} bytes "
+                          "(file still being written?); reading what is there",
+                          DumpWarning, stacklevel=4)
+
+    def _take(self, mv):
+        """Copy pending bytes into ``mv``; return the count (0 at the end)."""
+        if self._pend_pos >= len(self._pending):
+            self._pending = b""
+            if not self._more():
+                self.size = self._pos
+                return 0
+        k = min(len(mv), len(self._pending) - self._pend_pos)
+        mv[:k] = self._pending[self._pend_pos:self._pend_pos + k]
+        self._pend_pos += k
+        self._pos += k
+        return k
 
     def readinto_at(self, offset, buf):
         """Read up to ``len(buf)`` decompressed bytes at ``offset``; return the count."""
         if offset < self._pos:
             self._open()
-        if offset > self._pos:
-            self._skip(offset - self._pos)
-            if self._pos < offset:
+        while self._pos < offset:
+            if self._pend_pos >= len(self._pending) and not self._more():
+                self.size = self._pos
                 return 0
+            k = min(offset - self._pos, len(self._pending) - self._pend_pos)
+            self._pend_pos += k
+            self._pos += k
         mv = memoryview(buf).cast("B")
         total = 0
         while total < len(mv):
-            got = self._readinto(mv[total:])
+            got = self._take(mv[total:])
             if got == 0:
                 break
             total += got
@@ -201,6 +258,12 @@ class StreamSource:
 
     def __exit__(self, *exc):
         self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def open_source(path):
