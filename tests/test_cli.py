@@ -189,7 +189,7 @@ def test_dh_and_entropy_under_mpiexec_equal_serial(data, tmp_path, capsys):
     capsys.readouterr()
     assert main(["entropy", data / "md.lammpstrj", "--frames", "1:"]) == 0
     want = capsys.readouterr().out
-    r = _mpi(3, "entropy", data / "md.lammpstrj", "--frames", "1:")
+    r = _mpi(2, "entropy", data / "md.lammpstrj", "--frames", "1:")
     assert r.returncode == 0, r.stderr
     grab = re.compile(r"H = ([-\d.]+) nats\s+D = ([-\d.]+)")
     assert grab.findall(r.stdout) == grab.findall(want) and grab.findall(want)

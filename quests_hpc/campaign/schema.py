@@ -12,22 +12,34 @@ and the docs.  Relative paths are relative to the YAML file's directory.
 """
 
 import difflib
-import glob
-import math
 import os
 import re
 
 import yaml
 
 from ..errors import QuestsInputError
-from ..io.selection import parse_selection
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-FORMATS = ("auto", "lammps-dump", "ase", "descriptors")
-BACKENDS = ("auto", "mpio", "gather")
-LAYOUTS = ("auto", "shared", "sharded")
-BALANCE = ("uniform", "atoms")
-PROGRESS = ("auto", "lines", "tty", "off")
+from .fields import (
+    BACKENDS,
+    BALANCE,
+    FORMATS,
+    LAYOUTS,
+    NAME_RE,
+    Bad,
+    bandwidths_field,
+    bool_field,
+    choice_field,
+    drop_field,
+    float_field,
+    int_field,
+    name_field,
+    out_path_field,
+    paths_field,
+    progress_field,
+    selection_field,
+    sizes_field,
+    str_field,
+    type_map_field,
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -62,251 +74,70 @@ class CampaignError(QuestsInputError):
         super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
-# --------------------------------------------------------------------- field checkers
-# Each checker: (value, ctx) -> normalised value, or raises _Bad(message).
-
-
-class _Bad(Exception):
-    pass
-
-
-def _int(lo=None, hi=None):
-    def check(v, ctx):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _Bad(f"must be an integer, got {type(v).__name__} {v!r}")
-        if lo is not None and v < lo:
-            raise _Bad(f"must be >= {lo}, got {v}")
-        if hi is not None and v > hi:
-            raise _Bad(f"must be <= {hi}, got {v}")
-        return int(v)
-    check.type_name = "integer" + (f" >= {lo}" if lo is not None else "")
-    return check
-
-
-def _float(lo=None, strict=True, optional=False):
-    def check(v, ctx):
-        if v is None and optional:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise _Bad(f"must be a number, got {type(v).__name__} {v!r}")
-        v = float(v)
-        if not math.isfinite(v):
-            raise _Bad(f"must be finite, got {v}")
-        if lo is not None and (v <= lo if strict else v < lo):
-            raise _Bad(f"must be {'>' if strict else '>='} {lo:g}, got {v:g}")
-        return v
-    check.type_name = "number" + (f" {'>' if strict else '>='} {lo:g}" if lo is not None else "")
-    return check
-
-
-def _bool(v, ctx):
-    if not isinstance(v, bool):
-        raise _Bad(f"must be true or false, got {v!r}")
-    return v
-
-
-_bool.type_name = "true/false"
-
-
-def _str(v, ctx):
-    if not isinstance(v, str):
-        raise _Bad(f"must be a string, got {type(v).__name__} {v!r}")
-    return v
-
-
-_str.type_name = "string"
-
-
-def _choice(options):
-    def check(v, ctx):
-        if v not in options:
-            hint = difflib.get_close_matches(str(v), options, n=1)
-            raise _Bad(f"must be one of {', '.join(options)}; got {v!r}"
-                       + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-        return v
-    check.type_name = " | ".join(options)
-    return check
-
-
-def _progress(v, ctx):
-    if v is False:  # YAML 1.1 reads an unquoted `off` as false
-        return "off"
-    return _choice(PROGRESS)(v, ctx)
-
-
-_progress.type_name = " | ".join(PROGRESS)
-
-
-def _name(v, ctx):
-    v = _str(v, ctx)
-    if not NAME_RE.match(v):
-        raise _Bad(f"{v!r} is not a valid name (letters, digits, '_', '.', '-')")
-    return v
-
-
-_name.type_name = "name"
-
-
-def _bandwidths(v, ctx):
-    vals = v if isinstance(v, list) else [v]
-    if not vals:
-        raise _Bad("must name at least one bandwidth")
-    out = [_float(0.0)(x, ctx) for x in vals]
-    if len(set(out)) != len(out):
-        raise _Bad(f"bandwidths repeat: {out}")
-    return out
-
-
-_bandwidths.type_name = "number > 0 or list of them"
-
-
-def _selection(v, ctx):
-    if isinstance(v, bool):
-        raise _Bad(f"must be a frame selection like all, -1, 0:10:2 or 3,5,8; got {v!r}")
-    if isinstance(v, list):
-        v = ",".join(str(x) for x in v)
-    if not isinstance(v, (str, int)):
-        raise _Bad(f"must be a frame selection like all, -1, 0:10:2 or 3,5,8; got {v!r}")
-    try:
-        parse_selection(v)
-    except QuestsInputError as exc:
-        raise _Bad(str(exc)) from None
-    return str(v)
-
-
-_selection.type_name = "frame selection (all, -1, 0:10:2, 3,5,8, t=1000:5000)"
-
-
-def _paths(v, ctx):
-    """One file, a glob pattern or a list of files; resolved against the YAML directory."""
-    vals = v if isinstance(v, list) else [v]
-    if not vals or not all(isinstance(x, str) and x for x in vals):
-        raise _Bad(f"must be a file name, a glob pattern or a list of file names; got {v!r}")
-    out = []
-    for x in vals:
-        p = os.path.normpath(os.path.join(ctx["base"], os.path.expanduser(x)))
-        if any(c in x for c in "*?[") and not os.path.exists(p):
-            if not glob.glob(p):
-                raise _Bad(f"no file matches {p}")
-        elif not os.path.isfile(p):
-            raise _Bad(f"file not found: {p}")
-        out.append(p)
-    return out if isinstance(v, list) else out[0]
-
-
-_paths.type_name = "file, glob pattern or list of files"
-
-
-def _out_path(v, ctx):
-    v = _str(v, ctx)
-    return os.path.normpath(os.path.join(ctx["base"], os.path.expanduser(v)))
-
-
-_out_path.type_name = "file name"
-
-
-def _type_map(v, ctx):
-    if v is None:
-        return None
-    if isinstance(v, str):
-        return v.replace(",", " ").split()
-    if isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return v
-    if isinstance(v, dict) and all(isinstance(k, int) and isinstance(x, str) for k, x in v.items()):
-        return {int(k): x for k, x in v.items()}
-    raise _Bad(f"must be a list of element symbols (type 1 first) or {{type: symbol}}; got {v!r}")
-
-
-_type_map.type_name = "element list [Cu, Ni] or {1: Cu}"
-
-
-def _sizes(v, ctx):
-    if v is None:
-        return None
-    if not isinstance(v, list) or not v:
-        raise _Bad(f"must be a list of subset sizes; got {v!r}")
-    out = [_int(2)(x, ctx) for x in v]
-    if any(b <= a for a, b in zip(out, out[1:])):
-        raise _Bad(f"must increase strictly; got {out}")
-    return out
-
-
-_sizes.type_name = "list of increasing integers >= 2"
-
-
-def _drop(v, ctx):
-    if not (isinstance(v, list) and len(v) == 2):
-        raise _Bad(f"must be [first, last], two integers >= 0; got {v!r}")
-    return [_int(0)(x, ctx) for x in v]
-
-
-_drop.type_name = "[first, last]"
-
-
 # --------------------------------------------------------------------- the schema
 # key -> (checker, default, help).  A default of REQUIRED means the key must be given.
 
 REQUIRED = object()
 
 SOURCE = {
-    "name": (_name, None, "name used in group names and tables (default: the file's stem)"),
-    "path": (_paths, REQUIRED, "file, glob pattern (dump.*.lammpstrj) or list of files"),
-    "frames": (_selection, "all", "frame selection: all, -1, 0:10:2, 3,5,8 or t=1000:5000"),
-    "format": (_choice(FORMATS), "auto", "auto (by name/content), lammps-dump, ase, "
+    "name": (name_field, None, "name used in group names and tables (default: the file's stem)"),
+    "path": (paths_field, REQUIRED, "file, glob pattern (dump.*.lammpstrj) or list of files"),
+    "frames": (selection_field, "all", "frame selection: all, -1, 0:10:2, 3,5,8 or t=1000:5000"),
+    "format": (choice_field(FORMATS), "auto", "auto (by name/content), lammps-dump, ase, "
                "descriptors (a results file with descriptors; references only)"),
-    "ase_format": (_str, None, "ASE format name when ASE cannot guess it (e.g. extxyz)"),
-    "type_map": (_type_map, None, "LAMMPS type -> element, e.g. [Cu, Ni] (metadata only)"),
+    "ase_format": (str_field, None, "ASE format name when ASE cannot guess it (e.g. extxyz)"),
+    "type_map": (type_map_field, None, "LAMMPS type -> element, e.g. [Cu, Ni] (metadata only)"),
 }
 
 LEARNING_CURVE = {
-    "dataset": (_name, REQUIRED, "name of the reference whose learning curve to compute"),
-    "sizes": (_sizes, None, "subset sizes N (default: `num` sizes log-spaced up to n)"),
-    "num": (_int(2), 12, "number of log-spaced sizes when `sizes` is not given"),
-    "min_size": (_int(2), 16, "smallest subset size when `sizes` is not given"),
-    "repeats": (_int(1), 3, "random subsets per size"),
-    "seed": (_int(0), 0, "random seed of the subsets"),
-    "fit": (_bool, True, "fit H(N) = a - b exp(-c (log N)^2), a, b, c >= 0 (SPEC.md)"),
-    "drop": (_drop, [3, 3], "points dropped from the fit: [first, last] (SPEC.md: 3, 3)"),
+    "dataset": (name_field, REQUIRED, "name of the reference whose learning curve to compute"),
+    "sizes": (sizes_field, None, "subset sizes N (default: `num` sizes log-spaced up to n)"),
+    "num": (int_field(2), 12, "number of log-spaced sizes when `sizes` is not given"),
+    "min_size": (int_field(2), 16, "smallest subset size when `sizes` is not given"),
+    "repeats": (int_field(1), 3, "random subsets per size"),
+    "seed": (int_field(0), 0, "random seed of the subsets"),
+    "fit": (bool_field, True, "fit H(N) = a - b exp(-c (log N)^2), a, b, c >= 0 (SPEC.md)"),
+    "drop": (drop_field, [3, 3], "points dropped from the fit: [first, last] (SPEC.md: 3, 3)"),
 }
 
 SCHEMA = {
-    "name": (_str, None, "campaign name (default: the YAML file's stem)"),
-    "description": (_str, "", "free text, stored with the results"),
+    "name": (str_field, None, "campaign name (default: the YAML file's stem)"),
+    "description": (str_field, "", "free text, stored with the results"),
     "parameters": ({
-        "k": (_int(1, 512), 32, "neighbours per environment"),
-        "cutoff": (_float(0.0), 5.0, "cutoff radius (Angstrom)"),
-        "bandwidth": (_bandwidths, [0.015], "kernel bandwidth(s) h (1/Angstrom)"),
-        "threshold": (_float(), 0.0, "an environment is novel when dH > threshold"),
+        "k": (int_field(1, 512), 32, "neighbours per environment"),
+        "cutoff": (float_field(0.0), 5.0, "cutoff radius (Angstrom)"),
+        "bandwidth": (bandwidths_field, [0.015], "kernel bandwidth(s) h (1/Angstrom)"),
+        "threshold": (float_field(), 0.0, "an environment is novel when dH > threshold"),
     }, {}, "descriptor and kernel parameters"),
     "references": ([SOURCE], [], "reference (training) sets: dH is computed against each"),
     "inputs": ([SOURCE], REQUIRED, "the data: LAMMPS dumps or ASE-readable files"),
     "measures": ({
-        "delta_entropy": (_bool, None, "per-atom dH against every reference "
+        "delta_entropy": (bool_field, None, "per-atom dH against every reference "
                           "(default: true when there are references)"),
-        "descriptors": (_bool, False, "store per-atom descriptors (n x 2k-1 float64)"),
-        "positions": (_bool, False, "store per-atom positions and types"),
-        "entropy": (_bool, False, "entropy H of every frame (costs O(n^2) per frame)"),
-        "diversity": (_bool, False, "diversity D of every frame (same pass as H)"),
-        "overlap": (_bool, True, "table of overlap/novelty of every input vs every reference"),
+        "descriptors": (bool_field, False, "store per-atom descriptors (n x 2k-1 float64)"),
+        "positions": (bool_field, False, "store per-atom positions and types"),
+        "entropy": (bool_field, False, "entropy H of every frame (costs O(n^2) per frame)"),
+        "diversity": (bool_field, False, "diversity D of every frame (same pass as H)"),
+        "overlap": (bool_field, True, "table of overlap/novelty of every input vs every reference"),
         "learning_curve": (LEARNING_CURVE, None, "H of random subsets of a reference and "
                            "the asymptote fit"),
     }, {}, "what to compute and store"),
     "output": ({
-        "path": (_out_path, REQUIRED, "results HDF5 file"),
-        "overwrite": (_bool, False, "replace an existing file written by another campaign"),
-        "backend": (_choice(BACKENDS), "auto", "mpio (parallel HDF5), gather (through rank "
+        "path": (out_path_field, REQUIRED, "results HDF5 file"),
+        "overwrite": (bool_field, False, "replace an existing file written by another campaign"),
+        "backend": (choice_field(BACKENDS), "auto", "mpio (parallel HDF5), gather (through rank "
                     "0) or auto (mpio when h5py has MPI)"),
-        "chunk_mb": (_float(0.0), 64.0, "largest message / write piece (MiB)"),
-        "fsync": (_bool, True, "fsync after every frame before marking it complete"),
+        "chunk_mb": (float_field(0.0), 64.0, "largest message / write piece (MiB)"),
+        "fsync": (bool_field, True, "fsync after every frame before marking it complete"),
     }, REQUIRED, "where the results go"),
     "run": ({
-        "threads": (_int(1), None, "Numba threads per rank (default: cores / ranks per node)"),
-        "reference_layout": (_choice(LAYOUTS), "auto", "shared (one copy per node) or "
+        "threads": (int_field(1), None, "Numba threads per rank (default: cores / ranks per node)"),
+        "reference_layout": (choice_field(LAYOUTS), "auto", "shared (one copy per node) or "
                              "sharded (ring pass); auto: shared unless over the budget"),
-        "reference_memory_gb": (_float(0.0, optional=True), None,
+        "reference_memory_gb": (float_field(0.0, optional=True), None,
                                 "memory budget per node for the reference (GB)"),
-        "balance": (_choice(BALANCE), "uniform", "domain cuts: uniform or at atom quantiles"),
-        "progress": (_progress, "auto", "progress output: lines, tty (one updating "
+        "balance": (choice_field(BALANCE), "uniform", "domain cuts: uniform or at atom quantiles"),
+        "progress": (progress_field, "auto", "progress output: lines, tty (one updating "
                      "line), off; auto = tty on a terminal, else lines"),
     }, {}, "execution settings (may change between restarts)"),
 }
@@ -373,7 +204,7 @@ def _check_value(v, checker, path, ctx):
         return [_check_source(x, checker[0], path + [i], ctx) for i, x in enumerate(v)]
     try:
         return checker(v, ctx)
-    except _Bad as exc:
+    except Bad as exc:
         ctx.problem(path, str(exc))
         return None
 
