@@ -122,7 +122,7 @@ def biconnected_summary(comm, edge_label, edge_cluster_size, a_ids, b_ids, max_s
     lab = np.ascontiguousarray(edge_label[keep])
     lo = np.minimum(a_ids[keep], b_ids[keep])
     hi = np.maximum(a_ids[keep], b_ids[keep])
-    (r_lab, r_lo, r_hi), _, _, _ = route_by_key(comm, lab, lo, hi)
+    (_, r_lo, r_hi), _, _, _ = route_by_key(comm, lab, lo, hi)
     comp = biconnected_component_sizes(r_lo, r_hi)  # clusters are disjoint: one pass
     skipped = cluster_sizes[cluster_sizes > max_size]
     n_comp = comm.allreduce(len(comp))

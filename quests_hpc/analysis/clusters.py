@@ -331,5 +331,5 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
         timings=clock.times)
 
 
-__all__ = ["ClusterResult", "find_clusters", "local_edges", "DEFAULT_R_EDGE",
-           "DEFAULT_THRESHOLD"]
+__all__ = ["DEFAULT_R_EDGE", "DEFAULT_THRESHOLD", "ClusterResult", "find_clusters",
+           "local_edges"]

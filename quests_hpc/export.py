@@ -1,0 +1,380 @@
+"""Per-frame files for visual inspection: LAMMPS dumps or extended XYZ with dH and clusters.
+
+Colour atoms by ``dH`` (or select a ``cluster``) in OVITO, as in the paper's Fig. 5a:
+OVITO opens both formats directly (``ovito.io.import_file`` or File > Load File), and
+so does ASE (``ase.io.read``).
+
+Writing is parallel (every function taking ``comm`` is collective): each rank formats
+its own atoms with a Numba kernel, an exclusive scan of the byte counts gives every rank
+its offset, and all ranks write their bytes at once with MPI-IO (``MPI.File.Write_at_all``)
+after rank 0's header.  With a ``.gz`` name every rank deflates its own part; the parts
+form one gzip member (as ``pigz`` does: sync-flushed deflate pieces, CRC-32s combined),
+so every gzip reader -- OVITO's, which stops after a first member, included -- reads it
+whole.  No rank ever holds more than its own atoms.
+
+OVITO names: the dump column ``cluster`` becomes OVITO's standard ``Cluster`` property
+and ``dH`` appears as ``dh`` (extended XYZ keeps ``dH``).
+
+>>> export_frame("frame.lammpstrj.gz", ids, positions, cell, True,        # doctest: +SKIP
+...              columns={"dH": dh, "cluster": labels}, types=types, comm=comm)
+"""
+
+import os
+import zlib
+
+import numpy as np
+
+from . import geometry
+from ._export_kernels import FLOAT, INT, MAX_INT_WIDTH, STRING, compact_rows, format_rows
+from .errors import QuestsInputError
+
+FORMATS = ("lammps-dump", "extxyz")
+_BLOCK_ROWS = 1 << 18
+_MAX_WRITE = 1 << 30  # bytes per MPI-IO call (counts are 32-bit)
+DEFAULT_DECIMALS = {"position": 5, "float": 6}
+
+
+def format_of(path, fmt=None):
+    """Output format from ``fmt`` or the file name (``.xyz``/``.extxyz`` -> extxyz)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise QuestsInputError(f"export format must be one of {FORMATS}, got {fmt!r}")
+        return fmt
+    name = os.fspath(path).lower()
+    name = name.removesuffix(".gz")
+    return "extxyz" if name.endswith((".xyz", ".extxyz")) else "lammps-dump"
+
+
+def _string_table(names):
+    names = [str(s).encode() for s in names]
+    w = max([len(s) for s in names] + [1])
+    table = np.zeros((max(len(names), 1), w), dtype=np.uint8)
+    length = np.zeros(max(len(names), 1), dtype=np.int64)
+    for i, s in enumerate(names):
+        table[i, :len(s)] = np.frombuffer(s, dtype=np.uint8)
+        length[i] = len(s)
+    return table, length
+
+
+def format_table(columns, table=None):
+    """Text of the rows of a table, one line per row, as a uint8 array.
+
+    Parameters
+    ----------
+    columns : list of (kind, array, decimals)
+        ``kind`` is ``"int"``, ``"float"`` or ``"str"`` (then ``array`` holds indices
+        into ``table``); ``decimals`` is used for floats.
+    table : list of str, optional
+        Strings of ``"str"`` columns.
+
+    Returns
+    -------
+    ndarray of uint8
+    """
+    if not columns:
+        return np.empty(0, np.uint8)
+    n = len(columns[0][1])
+    kinds = np.array([{"int": INT, "float": FLOAT, "str": STRING}[k] for k, _, _ in columns])
+    ints = [np.asarray(a, dtype=np.int64) for k, a, _ in columns if k != "float"]
+    floats = [np.asarray(a, dtype=np.float64) for k, a, _ in columns if k == "float"]
+    index = np.zeros(len(columns), dtype=np.int64)
+    ci = cf = 0
+    for c, (k, _, _) in enumerate(columns):
+        if k == "float":
+            index[c], cf = cf, cf + 1
+        else:
+            index[c], ci = ci, ci + 1
+    dec = np.array([int(d or 0) for _, _, d in columns], dtype=np.int64)
+    tab, tlen = _string_table(table or [])
+    width = int(sum(MAX_INT_WIDTH + 1 if k != FLOAT else 22 + d
+                    for k, d in zip(kinds, dec)) + tab.shape[1] + 2)
+    ints = np.stack(ints, axis=1) if ints else np.zeros((n, 0), np.int64)
+    floats = np.stack(floats, axis=1) if floats else np.zeros((n, 0), np.float64)
+    parts = []
+    for a in range(0, n, _BLOCK_ROWS):
+        b = min(n, a + _BLOCK_ROWS)
+        slots = np.empty((b - a) * width, dtype=np.uint8)
+        lengths = np.empty(b - a, dtype=np.int64)
+        format_rows(np.ascontiguousarray(ints[a:b]), np.ascontiguousarray(floats[a:b]), kinds,
+                    index, dec, tab, tlen, width, slots, lengths)
+        for i in np.flatnonzero(lengths < 0):  # floats too large for fixed point
+            row = []
+            for c, k in enumerate(kinds):
+                if k == FLOAT:
+                    row.append(f"{floats[a + i, index[c]]:.{dec[c]}e}")
+                elif k == INT:
+                    row.append(str(int(ints[a + i, index[c]])))
+                else:
+                    row.append(str((table or [])[ints[a + i, index[c]]]))
+            text = (" ".join(row) + "\n").encode()
+            slots[i * width:i * width + len(text)] = np.frombuffer(text, dtype=np.uint8)
+            lengths[i] = len(text)
+        offsets = np.zeros(b - a, dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        dest = np.empty(int(lengths.sum()), dtype=np.uint8)
+        compact_rows(slots, width, lengths, offsets, dest)
+        parts.append(dest)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def lammps_box(cell, pbc, origin=None):
+    """LAMMPS restricted-triclinic box of a right-handed cell, and the rotation to it.
+
+    Returns
+    -------
+    header : str
+        The ``ITEM: BOX BOUNDS`` block.
+    rotation : ndarray, shape (3, 3) or None
+        Multiply positions (relative to ``origin``) by it to get LAMMPS coordinates;
+        None when the cell is already in LAMMPS form.
+    """
+    c = np.asarray(cell, dtype=np.float64)
+    o = np.zeros(3) if origin is None else np.asarray(origin, dtype=np.float64)
+    if np.linalg.det(c) <= 0:
+        raise QuestsInputError("a LAMMPS dump needs a right-handed cell (det > 0); export "
+                               "this frame as extended XYZ (.xyz) instead")
+    a, b, cc = c
+    lx = np.linalg.norm(a)
+    xy = b @ a / lx
+    ly = np.sqrt(b @ b - xy ** 2)
+    xz = cc @ a / lx
+    yz = (b @ cc - xy * xz) / ly
+    lz = np.sqrt(cc @ cc - xz ** 2 - yz ** 2)
+    lam = np.array([[lx, 0, 0], [xy, ly, 0], [xz, yz, lz]])
+    rot = None if np.allclose(lam, c, rtol=0, atol=1e-12 * lx) else np.linalg.solve(c, lam)
+    flags = " ".join("pp" if p else "ff" for p in geometry.as_pbc(pbc))
+    lo = o if rot is None else np.zeros(3)
+    hi = lo + [lx, ly, lz]
+    if abs(xy) + abs(xz) + abs(yz) == 0:
+        rows = [f"{lo[i]:.10g} {hi[i]:.10g}" for i in range(3)]
+        return f"ITEM: BOX BOUNDS {flags}\n" + "\n".join(rows) + "\n", rot
+    xlb = lo[0] + min(0.0, xy, xz, xy + xz)
+    xhb = hi[0] + max(0.0, xy, xz, xy + xz)
+    ylb, yhb = lo[1] + min(0.0, yz), hi[1] + max(0.0, yz)
+    return (f"ITEM: BOX BOUNDS xy xz yz {flags}\n{xlb:.10g} {xhb:.10g} {xy:.10g}\n"
+            f"{ylb:.10g} {yhb:.10g} {xz:.10g}\n{lo[2]:.10g} {hi[2]:.10g} {yz:.10g}\n"), rot
+
+
+def _comm_sizes(comm, n):
+    if comm is None:
+        return 0, 1, n, 0
+    counts = comm.allgather(int(n))
+    return comm.rank, comm.size, int(sum(counts)), int(sum(counts[:comm.rank]))
+
+
+def _complete_cell_global(cell, pbc, positions, comm):
+    """Cell with zero non-periodic vectors replaced by the atoms' extent (collective)."""
+    c = np.array(cell, dtype=np.float64).reshape(3, 3)
+    pbc = geometry.as_pbc(pbc)
+    lo = positions.min(axis=0) if len(positions) else np.full(3, np.inf)
+    hi = positions.max(axis=0) if len(positions) else np.full(3, -np.inf)
+    if comm is not None:
+        from mpi4py import MPI
+
+        glo, ghi = np.empty(3), np.empty(3)
+        comm.Allreduce(np.ascontiguousarray(lo, dtype=np.float64), glo, op=MPI.MIN)
+        comm.Allreduce(np.ascontiguousarray(hi, dtype=np.float64), ghi, op=MPI.MAX)
+        lo, hi = glo, ghi
+    origin = np.zeros(3)
+    for a in range(3):
+        if not pbc[a] and np.linalg.norm(c[a]) == 0:
+            c[a] = 0.0
+            c[a, a] = max(float(hi[a] - lo[a]), 1.0) + 1.0
+            origin[a] = lo[a] - 0.5
+    return c, origin
+
+
+def export_frame(path, ids, positions, cell, pbc, *, columns=None, types=None, elements=None,
+                 timestep=0, origin=None, fmt=None, comm=None, decimals=None):
+    """Write one frame (every rank's atoms) as a LAMMPS dump or an extended XYZ file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; ``.gz`` compresses; ``.xyz`` / ``.extxyz`` selects extended XYZ.
+    ids : array_like of int, shape (n_local,)
+    positions : array_like, shape (n_local, 3)
+    cell : array_like, shape (3, 3)
+        Rows are the cell vectors.
+    pbc : bool or 3 bools
+    columns : dict of str -> array_like, optional
+        Extra per-atom columns (e.g. ``{"dH": dh, "cluster": labels}``): integer arrays
+        are written as integers, others as fixed-point floats.
+    types : array_like of int, optional
+        LAMMPS atom types (default 1).
+    elements : sequence of str, optional
+        Symbol of each type (``elements[t - 1]``); extended XYZ needs symbols (default
+        ``"X"``), LAMMPS dumps get an ``element`` column when given.
+    timestep : int
+    origin : array_like, shape (3,), optional
+        Lower corner of the cell.
+    fmt : {"lammps-dump", "extxyz"}, optional
+        Default: from the file name.
+    comm : mpi4py communicator, optional
+        Collective over ``comm``; atoms are written in rank order.
+    decimals : dict, optional
+        Decimals per column name (default 5 for positions, 6 for float columns).
+
+    Returns
+    -------
+    int
+        Bytes written (before compression).
+    """
+    fmt = format_of(path, fmt)
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    n = len(ids)
+    columns = dict(columns or {})
+    for k, v in columns.items():
+        if len(v) != n:
+            raise QuestsInputError(f"column {k!r} has {len(v)} rows, expected {n}")
+        if not k or any(ch.isspace() or ch in ':"=' for ch in k):
+            raise QuestsInputError(f"column name {k!r} must be one word without : \" =")
+    dec = dict(DEFAULT_DECIMALS, **(decimals or {}))
+    pbc = geometry.as_pbc(pbc)
+    cell, auto_origin = _complete_cell_global(cell, pbc, pos, comm)
+    origin = auto_origin if origin is None else np.asarray(origin, dtype=np.float64)
+    t = np.ones(n, dtype=np.int64) if types is None else np.asarray(types, dtype=np.int64)
+    rank, _, natoms, _ = _comm_sizes(comm, n)
+
+    extra = [(("int", np.asarray(v), None) if np.issubdtype(np.asarray(v).dtype, np.integer)
+              else ("float", np.asarray(v, dtype=np.float64), dec.get(k, dec["float"])))
+             for k, v in columns.items()]
+    names = list(columns)
+    if fmt == "lammps-dump":
+        box, rot = lammps_box(cell, pbc, origin)
+        p = pos if rot is None else (pos - origin) @ rot
+        cols = [("int", ids, None), ("int", t, None)]
+        head = ["id", "type"]
+        if elements is not None:
+            cols.append(("str", t - 1, None))
+            head.append("element")
+        cols += [("float", p[:, i], dec["position"]) for i in range(3)] + extra
+        header = (f"ITEM: TIMESTEP\n{int(timestep)}\nITEM: NUMBER OF ATOMS\n{natoms}\n{box}"
+                  f"ITEM: ATOMS {' '.join(head + ['x', 'y', 'z'] + names)}\n")
+    else:
+        props = ["species:S:1", "pos:R:3", "id:I:1"] + [
+            f"{k}:{'I' if c[0] == 'int' else 'R'}:1" for k, c in zip(names, extra)]
+        lat = " ".join(f"{x:.10g}" for x in cell.reshape(-1))
+        flags = " ".join("T" if x else "F" for x in pbc)
+        header = (f'{natoms}\nLattice="{lat}" Properties={":".join(props)} pbc="{flags}" '
+                  f"Timestep={int(timestep)}\n")
+        cols = ([("str", t - 1 if elements is not None else np.zeros(n, np.int64), None)]
+                + [("float", pos[:, i], dec["position"]) for i in range(3)]
+                + [("int", ids, None)] + extra)
+    if elements is not None and n and (t.min() < 1 or t.max() > len(elements)):
+        raise QuestsInputError(f"types must be in 1..{len(elements)} to use elements "
+                               f"{list(elements)}, got {int(t.min())}..{int(t.max())}")
+    body = format_table(cols, list(elements) if elements is not None else ["X"])
+    head_bytes = np.frombuffer(header.encode(), dtype=np.uint8) if rank == 0 else None
+    write_parts(path, head_bytes, body, comm, compress=os.fspath(path).endswith(".gz"))
+    return len(body) + (len(header) if rank == 0 else 0)
+
+
+def _gf2_times(mat, vec):
+    out, i = 0, 0
+    while vec:
+        if vec & 1:
+            out ^= mat[i]
+        vec >>= 1
+        i += 1
+    return out
+
+
+def _gf2_square(mat):
+    return [_gf2_times(mat, mat[i]) for i in range(32)]
+
+
+def crc32_combine(crc1, crc2, len2):
+    """CRC-32 of ``A + B`` from ``crc32(A)``, ``crc32(B)`` and ``len(B)`` (zlib's method)."""
+    if len2 <= 0:
+        return crc1
+    odd = [0xEDB88320] + [1 << i for i in range(31)]  # operator for one zero bit
+    even = _gf2_square(odd)
+    odd = _gf2_square(even)
+    while True:
+        even = _gf2_square(odd)
+        if len2 & 1:
+            crc1 = _gf2_times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = _gf2_square(even)
+        if len2 & 1:
+            crc1 = _gf2_times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
+
+
+_GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255])
+
+
+def _gzip_piece(data, first, last, crc_len, comm):
+    """This rank's piece of one gzip member compressed in parallel (as pigz does).
+
+    Every rank deflates its bytes independently and ends with a byte-aligned sync flush;
+    the concatenation of the pieces is one valid deflate stream.  Rank 0 adds the gzip
+    header, the last rank the final block and the trailer (the CRC-32 of the whole text,
+    combined from every rank's CRC and length).  Readers that stop after the first
+    member of a multi-member gzip file (OVITO) read it whole.
+    """
+    raw = data.tobytes()
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = c.compress(raw) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    crcs = [crc_len(zlib.crc32(raw), len(raw))] if comm is None else comm.allgather(
+        (zlib.crc32(raw), len(raw)))
+    if first:
+        out = _GZIP_HEADER + out
+    if last:
+        crc, total = 0, 0
+        for cr, ln in crcs:
+            crc = crc32_combine(crc, cr, ln)
+            total += ln
+        out += int(crc).to_bytes(4, "little") + int(total & 0xFFFFFFFF).to_bytes(4, "little")
+    return np.frombuffer(out, dtype=np.uint8)
+
+
+def write_parts(path, header, body, comm=None, compress=False):
+    """Write rank 0's ``header`` then every rank's ``body`` in rank order (collective).
+
+    Offsets come from an exclusive scan of the byte counts; all ranks write at once with
+    ``MPI.File.Write_at_all`` (plain file I/O without ``comm``).  With ``compress`` the
+    file is one gzip member deflated in parallel (:func:`_gzip_piece`).
+    """
+    data = np.concatenate([header, body]) if header is not None else np.ascontiguousarray(body)
+    if compress:
+        serial = comm is None or comm.size == 1
+        data = _gzip_piece(data, serial or comm.rank == 0, serial or comm.rank == comm.size - 1,
+                           lambda c, n: (c, n), None if serial else comm)
+    if comm is None or comm.size == 1:
+        with open(path, "wb") as f:
+            f.write(data.tobytes())
+        return
+    from mpi4py import MPI
+
+    sizes = comm.allgather(len(data))
+    offset = int(sum(sizes[:comm.rank]))
+    calls = max(1, max(-(-s // _MAX_WRITE) for s in sizes))
+    err = None
+    if comm.rank == 0:
+        try:
+            if os.path.exists(path):
+                os.remove(path)
+        except OSError as exc:
+            err = f"cannot replace {path}: {exc}"
+    err = comm.bcast(err, root=0)
+    if err:
+        raise QuestsInputError(err)
+    try:
+        fh = MPI.File.Open(comm, os.fspath(path), MPI.MODE_WRONLY | MPI.MODE_CREATE)
+    except MPI.Exception as exc:
+        raise QuestsInputError(f"cannot write {path}: {exc}") from None
+    try:
+        for c in range(calls):
+            a = min(len(data), c * _MAX_WRITE)
+            b = min(len(data), a + _MAX_WRITE)
+            fh.Write_at_all(offset + a, data[a:b])
+    finally:
+        fh.Close()
