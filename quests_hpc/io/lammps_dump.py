@@ -55,7 +55,7 @@ from .compressed import open_source
 from .frame import Frame, decode_codes, map_types, normalize_type_map
 from .frame_index import BAD_HEADER, SHORT, get_index
 from .lammps_header import DumpWarning, column_plan, old_style_columns, parse_header
-from .ownership import even_split_by_id, send_to_owners, sort_by_id
+from .ownership import even_split_by_id, local_id_range, send_to_owners, sort_by_id
 from .selection import is_single, select_frames
 
 _TAG = 7301
@@ -244,15 +244,23 @@ class LammpsDump:
         d0, d1 = int(ix.data[k]), int(ix.end[k])
         natoms, data_line = int(ix.natoms[k]), int(ix.data_line[k])
 
-        # 1. header and column plan (rank 0), shared
-        err, meta = None, None
-        if rank == 0:
-            try:
-                meta = self._header(fno, k, where)
-            except Exception as exc:  # reported on every rank, never a hang
-                err = exc
-        pcomm.raise_if_any(err, comm)
-        hdr, plan = pcomm.bcast(meta, comm)
+        # 1. header and column plan: every rank reads the (small) header of a plain file
+        #    itself (same bytes, same result, same error: no collective needed); for a
+        #    compressed file rank 0 reads it and broadcasts
+        if not ix.compressed or size == 1:
+            with warnings.catch_warnings():
+                if rank != 0:
+                    warnings.simplefilter("ignore", DumpWarning)  # warn once, on rank 0
+                hdr, plan = self._header(fno, k, where)
+        else:
+            err, meta = None, None
+            if rank == 0:
+                try:
+                    meta = self._header(fno, k, where)
+                except Exception as exc:  # reported on every rank, never a hang
+                    err = exc
+            pcomm.raise_if_any(err, comm)
+            hdr, plan = pcomm.bcast(meta, comm)
 
         t1 = time.perf_counter()
         # 2. parse this rank's atom lines
@@ -276,10 +284,11 @@ class LammpsDump:
 
         t2 = time.perf_counter()
         # 3. errors and the atom count, on every rank
-        info = pcomm.allgather((rows.n, lines, perr), comm)
+        idr = local_id_range(rows.ids[:rows.n]) if plan.has_id else None
+        info = pcomm.allgather((rows.n, lines, perr, idr), comm)
         offsets = np.concatenate([[0], np.cumsum([t[1] for t in info])[:-1]]) if relative \
             else np.zeros(size, dtype=np.int64)
-        for r, (_, _, e) in enumerate(info):
+        for r, (_, _, e, _) in enumerate(info):
             if e is not None and e[0] is None:
                 raise QuestsInputError(f"{where}: {e[1]}")
             if e is not None:
@@ -303,7 +312,11 @@ class LammpsDump:
             sort_by_id(cols, where, data_line, lines_are_rows)
             first = 0
         elif owner is None:
-            cols, first = even_split_by_id(cols, natoms, comm, where)
+            sub = {}
+            id_range = None
+            if plan.has_id:
+                id_range = (min(t[3][0] for t in info), max(t[3][1] for t in info))
+            cols, first = even_split_by_id(cols, natoms, comm, where, sub, id_range)
         else:
             err, dest = None, None
             try:
@@ -320,6 +333,8 @@ class LammpsDump:
         t4 = time.perf_counter()
         self.timings = dict(header=t1 - t0, parse=t2 - t1, check_convert=t3 - t2,
                             ownership=t4 - t3, total=t4 - t0)
+        if size > 1 and owner is None:
+            self.timings.update({f"ownership.{k}": v for k, v in sub.items()})
         return frame
 
     def _header(self, fno, k, where):

@@ -17,6 +17,8 @@ final order by id is made one array at a time.
 Duplicate ids are detected in every path and reported on every rank.
 """
 
+import time
+
 import numpy as np
 
 from ..errors import QuestsInputError
@@ -119,6 +121,21 @@ def _sparse_splitters(sorted_ids, natoms, gmin, gmax, comm):
     return lo
 
 
+def local_id_range(ids):
+    """``(min, max)`` of local ids; ``(int64 max, int64 min)`` when there are none."""
+    if len(ids):
+        mn, mx, _ = K.id_stats(ids)
+        return int(mn), int(mx)
+    return int(np.iinfo(np.int64).max), int(np.iinfo(np.int64).min)
+
+
+def global_id_range(ids, comm):
+    """``(min, max)`` id over all ranks (collective)."""
+    mn, mx = local_id_range(ids)
+    ext = pcomm.allreduce(np.array([mn, -mx], dtype=np.int64), "min", comm)
+    return int(ext[0]), -int(ext[1])
+
+
 _EMPTY = {"types": np.zeros(0, np.int32), "fext": np.zeros((0, 0)),
           "iext": np.zeros((0, 0), np.int64), "sext": np.zeros((0, 0), np.int64)}
 
@@ -130,10 +147,12 @@ def _partition(cols, mode, gmin, natoms, split, size):
                                size)
 
 
-def even_split_by_id(cols, natoms, comm, where=""):
+def even_split_by_id(cols, natoms, comm, where="", timings=None, id_range=None):
     """MPI: give rank ``r`` the atoms ``[r*N//P, (r+1)*N//P)`` of the id-sorted frame.
 
-    Collective.  ``cols`` is consumed.
+    Collective.  ``cols`` is consumed.  ``timings`` (a dict) receives the time of each
+    step.  ``id_range``: the global ``(min, max)`` id when the caller already knows it
+    (saves a collective).
 
     Returns
     -------
@@ -142,19 +161,23 @@ def even_split_by_id(cols, natoms, comm, where=""):
     first : int
         Position of the share's first atom in the id-sorted frame.
     """
+    clock = [time.perf_counter()]
+
+    def lap(name):
+        clock.append(time.perf_counter())
+        if timings is not None:
+            timings[name] = clock[-1] - clock[-2]
+
     rank, size = pcomm.rank_size(comm)
     ids = cols["ids"]
     n = len(ids)
-    big = np.iinfo(np.int64).max
-    if n:
-        mn, mx, _ = K.id_stats(ids)
-        ext = np.array([mn, -mx], dtype=np.int64)
+    if id_range is not None:
+        gmin, gmax = (int(v) for v in id_range)
     else:
-        ext = np.array([big, big], dtype=np.int64)
-    gmin, negmax = (int(v) for v in pcomm.allreduce(ext, "min", comm))
-    gmax = -negmax
+        gmin, gmax = global_id_range(ids, comm)
     bounds = pcomm.even_bounds(natoms, size)
     dense = natoms > 0 and gmax - gmin + 1 == natoms
+    lap("id_range")
     if dense:
         mode, split = 0, np.zeros(0, dtype=np.int64)
     else:
@@ -163,15 +186,22 @@ def even_split_by_id(cols, natoms, comm, where=""):
         mode = 1
         del s
     del ids
+    lap("splitters")
     counts = _partition(cols, mode, gmin, natoms, split, size)
-    recv_counts = np.asarray(pcomm.allgather(counts, comm))[:, rank].astype(np.int64) \
-        if size > 1 else counts
+    lap("partition")
+    recv_counts = np.empty_like(counts)
+    if size > 1:
+        comm.Alltoall(counts, recv_counts)
+    else:
+        recv_counts[:] = counts
+    lap("counts")
     out = {}
     for name in ("pos", "ids", "types", "fext", "iext", "sext"):
         if name in cols:
             a = cols.pop(name)
             out[name], _ = pcomm.alltoallv_rows(a, counts, comm, recv_counts)
             del a
+    lap("exchange")
     lo, hi = int(bounds[rank]), int(bounds[rank + 1])
     dup = False
     if dense:
@@ -184,8 +214,12 @@ def even_split_by_id(cols, natoms, comm, where=""):
         d = _order_sparse(out)
         if d is not None or len(out["ids"]) != hi - lo:
             dup = d
-    err = None if dup is False else QuestsInputError(_dup_message(where, dup))
-    pcomm.raise_if_any(err, comm)
+    lap("order")
+    # one integer allreduce in the common case; messages only gathered on failure
+    if pcomm.allreduce(np.int64(dup is not False), "max", comm):
+        err = None if dup is False else QuestsInputError(_dup_message(where, dup))
+        pcomm.raise_if_any(err, comm)
+    lap("final_check")
     return out, lo
 
 
