@@ -150,3 +150,39 @@ def test_bad_rows_on_one_rank_fail_the_ring_on_every_rank():
     # the ring still works afterwards (no message was left in flight)
     got = ring_log_kernel_sum(comm, x[:3], shard, 0.4)
     assert np.abs(got - information.log_kernel_sum(x[:3], ref, 0.4)).max() <= TOL
+
+
+def _rss_pss_mb():
+    out = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            p = line.split()
+            if p[0] in ("Rss:", "Pss:"):
+                out[p[0][:-1]] = int(p[1]) / 1024.0
+    return out
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/smaps_rollup"),
+                    reason="needs Linux /proc/self/smaps_rollup")
+def test_shared_window_pages_are_shared_between_ranks():
+    """Every rank reads the whole reference, but its proportional memory (PSS) grows by
+    only its share of one copy: the pages are the node's, not the rank's."""
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    n, d = 80_000, 63  # 38 MiB
+    x = np.random.default_rng(3).random((n, d)) if comm.rank == 0 else None
+    mib = n * d * 8 / 2**20
+    comm.Barrier()
+    before = _rss_pss_mb()
+    R = SharedReference.from_root(comm, x, layout="shared")
+    total = float(R.local.sum())  # touch every page on every rank
+    after = _rss_pss_mb()
+    ok_sum = comm.allreduce(abs(total - float(np.sum(x)) if comm.rank == 0 else 0.0), op=MPI.MAX)
+    R.free()
+    grow = {k: after[k] - before[k] for k in after}
+    if comm.rank != 0:
+        assert grow["Rss"] > 0.8 * mib  # the pages are mapped and read here ...
+        assert grow["Pss"] < mib / comm.size + 0.25 * mib  # ... but counted as a share
+    assert ok_sum < 1e-6 * n * d
