@@ -64,6 +64,17 @@ def test_frame_matches_serial(name):
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("balance", ["uniform", "atoms"])
+def test_slab_cut_along_its_non_periodic_axis(balance):
+    """Subdomains stacked along z (p p f): outer ones open-ended, cuts at the atoms' extent."""
+    size = MPI.COMM_WORLD.size
+    frame = dict(mpi_frames.slab(seed=17), dims=(1, 1, size), balance=balance)
+    errors, summary = _compare_with_serial(frame)
+    _check(errors)
+    assert summary["dims"] == [1, 1, size]
+
+
+@pytest.mark.mpi
 def test_left_handed_triclinic_matches_serial():
     errors, _ = _compare_with_serial(mpi_frames.triclinic(left_handed=True))
     _check(errors)
