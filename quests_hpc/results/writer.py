@@ -295,6 +295,8 @@ class ResultsWriter:
         offs = np.concatenate([[0], np.cumsum(n)[:-1]])
         if any(c[3] is not None for c in counts):
             offs = np.array([c[3] for c in counts], dtype=np.int64)
+        if not n.sum():
+            return  # nothing to write (a frame without atoms): no HDF5 call on any rank
         if self.backend == "mpio":
             self._write_mpio(dset, local, int(offs[self.comm.rank]), n)
         else:
