@@ -118,9 +118,6 @@ def dh_histogram(dh, threshold=0.0, bins=120, title=None, log_density=True):
             cdf_ax.plot(x, np.arange(1, len(x) + 1) / len(x), color=c, ls="--", lw=1.4)
         ax.set_xlim(lo, hi)
         cdf_ax.set_xlim(lo, hi)
-    if hidden > 0:
-        ax.text(1.0, -0.16, f"{100 * hidden:.2f}% of values outside the axis",
-                transform=ax.transAxes, ha="right", va="top", fontsize=9, color="0.3")
     ax.axvline(threshold, color="k", lw=1.2)
     ax.text(threshold, 1.01, f"dH = {threshold:g}", transform=ax.get_xaxis_transform(),
             ha="center", va="bottom", fontsize=10)
@@ -130,8 +127,10 @@ def dh_histogram(dh, threshold=0.0, bins=120, title=None, log_density=True):
     ax.set_ylabel("probability density")
     cdf_ax.set_ylabel("cumulative fraction (dashed)")
     cdf_ax.set_ylim(0, 1.02)
-    ax.legend(loc="center right", frameon=True, framealpha=0.85, edgecolor="none",
-              title=f"covered: dH <= {threshold:g}", title_fontsize=10)
+    note = f"covered: dH <= {threshold:g}" + (
+        f"; {100 * hidden:.2f}% of values beyond the axis" if hidden > 0 else "")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2 if len(series) > 1 else 1,
+              frameon=False, title=note, title_fontsize=10, fontsize=9.5)
     if title:
         ax.set_title(title, pad=16)
     return fig
@@ -228,6 +227,7 @@ def learning_curve(sizes, entropy, std=None, fit=None, label=None, title=None):
     labels = label if isinstance(label, (list, tuple)) else [label] * len(h)
     fig, ax = new_figure()
     grid = np.geomspace(n.min(), n.max() * 4, 200)
+    top = max(np.nanmax(h) * 1.25, np.log(n.max()) * 1.1, 0.5)
     for i, row in enumerate(h):
         c = COLORS[i % len(COLORS)]
         name = labels[i] or ("H(N)" if len(h) == 1 else f"curve {i}")
@@ -235,12 +235,13 @@ def learning_curve(sizes, entropy, std=None, fit=None, label=None, title=None):
                     capsize=2, label=name)
         if f is not None and np.isfinite(f[i]).all():
             a, b, cc = f[i]
-            ax.plot(grid, learning_curve_model(grid, a, b, cc), color=c, lw=1.4)
-            ax.axhline(a, color=c, ls=":", lw=1.2)
-            ax.text(grid[-1], a, f"a = {a:.2f} nats", ha="right", va="bottom", color=c,
-                    fontsize=10)
+            off = not 0 <= a <= top
+            ax.plot(grid, learning_curve_model(grid, a, b, cc), color=c, lw=1.4,
+                    label=f"fit, asymptote a = {a:.3g} nats" + (" (off scale)" if off else ""))
+            if not off:
+                ax.axhline(a, color=c, ls=":", lw=1.2)
     ax.plot(grid, np.log(grid), color="0.6", lw=1, ls="--", label="log N (upper bound)")
-    ax.set_ylim(0, max(np.nanmax(h) * 1.25, 0.5))
+    ax.set_ylim(0, top)
     ax.set_xscale("log")
     ax.set_xlabel("subset size N (environments)")
     ax.set_ylabel(r"entropy $\mathcal{H}$ (nats)")
