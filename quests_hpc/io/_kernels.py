@@ -29,6 +29,7 @@ SKIP, ID, TYPE, POS, FLOAT, INT, STR = 0, 1, 2, 3, 4, 5, 6
 OK = 0
 FIX_FULL = 1
 CAPACITY = 2
+PLACE_FAIL = 3
 ERR_FEW_COLUMNS = -1
 ERR_MANY_COLUMNS = -2
 ERR_BAD_INT = -3
@@ -298,7 +299,7 @@ def _parse_int(buf, b, e):
 
 @njit(cache=True, nogil=True)
 def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0, auto_id,
-               ids, types, pos, fext, iext, sext, fix):
+               ids, types, pos, fext, iext, sext, fix, place_base=0):
     """Parse whole lines of ``buf[start:stop]`` into the output arrays from row ``row0``.
 
     Parameters
@@ -324,6 +325,11 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
         little-endian).  Unused ones may have zero rows.
     fix : int64 array ``(F, 4)``
         Receives ``(row, column, begin, end)`` of tokens to convert in Python.
+    place_base : int
+        If not 0 (the id column must come first, ``ids`` must be zero-filled): store the
+        row of id ``i`` at row ``i - place_base`` -- rows come out sorted when the ids
+        are exactly ``place_base .. place_base+cap-1``.  An id out of range or seen
+        twice stops with status ``PLACE_FAIL``.
 
     Returns
     -------
@@ -394,6 +400,10 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
                     return rows, line_start, lines, ERR_BAD_INT, c, nfix
                 i = j
                 if k == ID:
+                    if place_base != 0:
+                        r = iv - place_base
+                        if r < 0 or r >= cap or ids[r] != 0:
+                            return rows, line_start, lines, PLACE_FAIL, c, nfix
                     ids[r] = iv
                 elif k == TYPE:
                     if iv < -2147483648 or iv > 2147483647:

@@ -31,11 +31,11 @@ class Rows:
     n : int
     """
 
-    def __init__(self, plan, cap):
+    def __init__(self, plan, cap, zero_ids=False):
         self.plan = plan
         self.cap = int(cap)
         c = self.cap
-        self.ids = np.empty(c, dtype=np.int64)
+        self.ids = (np.zeros if zero_ids else np.empty)(c, dtype=np.int64)
         self.types = np.empty(c if plan.has_type else 0, dtype=np.int32)
         self.pos = np.empty((c, 3), dtype=np.float64)
         self.fext = np.empty((c, len(plan.float_names)), dtype=np.float64)
@@ -106,11 +106,13 @@ class RowParser:
         Enlarge ``rows`` when full (up to ``max_rows``) instead of failing.
     """
 
-    def __init__(self, plan, rows, max_rows, growable=False):
+    def __init__(self, plan, rows, max_rows, growable=False, place_base=0):
         self.plan = plan
         self.rows = rows
         self.max_rows = int(max_rows)
         self.growable = growable
+        self.place_base = int(place_base)
+        self.place_failed = False
         self.fix = np.empty((_FIX_ROWS, 4), dtype=np.int64)
         self.lines = 0
         self.error = None
@@ -122,7 +124,7 @@ class RowParser:
         the line index of ``buf[start]`` (default: lines consumed so far).  On error,
         :attr:`error` is set to ``(line, message)`` and the rest is ignored.
         """
-        if self.error is not None:
+        if self.error is not None or self.place_failed:
             return end
         plan, rows = self.plan, self.rows
         if line0 is None:
@@ -133,7 +135,7 @@ class RowParser:
             r, nxt, ln, st, col, nfix = K.parse_rows(
                 buf, p, end, final, self.max_rows - rows.n, plan.kinds, plan.slots, rows.n,
                 rows.cap, line0 + consumed, not plan.has_id, rows.ids, rows.types, rows.pos,
-                rows.fext, rows.iext, rows.sext, self.fix)
+                rows.fext, rows.iext, rows.sext, self.fix, self.place_base)
             for q in range(nfix):
                 rr, c, b, e = (int(v) for v in self.fix[q])
                 tok = bytes(buf[b:e])
@@ -154,6 +156,9 @@ class RowParser:
             p = nxt
             if st == K.FIX_FULL:
                 continue
+            if st == K.PLACE_FAIL:
+                self.place_failed = True
+                return end
             if st == K.CAPACITY:
                 if self.growable and rows.cap < self.max_rows:
                     rows.grow(min(self.max_rows, max(rows.cap * 3 // 2, rows.cap + 1024)))
@@ -180,10 +185,13 @@ class RowParser:
 
 
 def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUNK,
-                growable=False):
+                growable=False, place_base=0):
     """Parse the atom lines in bytes ``[start, stop)`` of ``src`` into ``rows``.
 
-    Reads at most ``chunk_bytes`` (plus one line) at a time.
+    Reads at most ``chunk_bytes`` (plus one line) at a time.  With ``place_base`` (see
+    :func:`._kernels.parse_rows`; ``rows`` made with ``zero_ids=True``) rows are placed
+    by id; if the ids turn out not to be ``place_base ..``, the range is parsed again
+    in file order.
 
     Returns
     -------
@@ -191,8 +199,21 @@ def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUN
         Lines consumed (blank lines included).
     error : tuple or None
         ``(line, message)``, the line counted from ``start`` (0-based).
+    placed : bool
+        The rows were placed by id (they are sorted).
     """
-    parser = RowParser(plan, rows, max_rows, growable)
+    if place_base:
+        parser = _parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes, growable,
+                              place_base)
+        if not parser.place_failed:
+            return parser.lines, parser.error, True
+        rows.n = 0
+    parser = _parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes, growable, 0)
+    return parser.lines, parser.error, False
+
+
+def _parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes, growable, place_base):
+    parser = RowParser(plan, rows, max_rows, growable, place_base)
     size = stop - start
     buf = np.empty(max(min(chunk_bytes, size), 1 << 12), dtype=np.uint8)
     carry = 0
@@ -204,7 +225,7 @@ def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUN
         final = off >= stop or got < want
         end = carry + got
         p = parser.feed(buf, 0, end, final)
-        if parser.error is not None or final:
+        if parser.error is not None or parser.place_failed or final:
             break
         rem = end - p
         if rem >= len(buf) // 2:
@@ -214,4 +235,4 @@ def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUN
         else:
             buf[:rem] = buf[p:end]
         carry = rem
-    return parser.lines, parser.error
+    return parser

@@ -144,6 +144,7 @@ class LammpsDump:
         pcomm.raise_if_any(err, comm)
         self.files = pcomm.bcast(files, comm)
         self._src = {}
+        self._place = {}
         self.timings = {}
         self.indices = []
         for fno, f in enumerate(self.files):
@@ -269,9 +270,17 @@ class LammpsDump:
             lo = _line_start_after(src, d0 + (d1 - d0) * rank // size, d0, d1)
             hi = _line_start_after(src, d0 + (d1 - d0) * (rank + 1) // size, d0, d1)
             cap = natoms if size == 1 else min(natoms, (hi - lo) // plan.min_line_bytes + 1)
-            rows = Rows(plan, cap)
+            # one rank, ids first: try placing rows by id while parsing (LAMMPS ids are
+            # usually 1..N); the file falls back to file order for good on a miss
+            place = (size == 1 and natoms > 0 and plan.kinds[0] == K.ID
+                     and self._place.get(fno, True))
+            rows = Rows(plan, cap, zero_ids=place)
+            placed = False
             try:
-                lines, perr = parse_range(src, lo, hi, plan, rows, cap, self.chunk_bytes)
+                lines, perr, placed = parse_range(src, lo, hi, plan, rows, cap, self.chunk_bytes,
+                                                  place_base=1 if place else 0)
+                if place and not placed:
+                    self._place[fno] = False
             except QuestsInputError as exc:
                 lines, perr = 0, (None, str(exc))
             except Exception as exc:  # e.g. MemoryError: reported on every rank
@@ -281,6 +290,7 @@ class LammpsDump:
             rows = Rows(plan, min(natoms, natoms // size * 5 // 4 + 1024))
             lines, perr = _stream_parse(src, d0, d1, plan, rows, natoms, comm, self.chunk_bytes)
             relative = False
+            placed = False
 
         t2 = time.perf_counter()
         # 3. errors and the atom count, on every rank
@@ -309,7 +319,8 @@ class LammpsDump:
         t3 = time.perf_counter()
         # 5. ownership and order
         if size == 1:
-            sort_by_id(cols, where, data_line, lines_are_rows)
+            if not placed:
+                sort_by_id(cols, where, data_line, lines_are_rows)
             first = 0
         elif owner is None:
             sub = {}
