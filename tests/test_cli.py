@@ -196,6 +196,23 @@ def test_dh_and_entropy_under_mpiexec_equal_serial(data, tmp_path, capsys):
 
 
 @needs_mpiexec
+def test_overlap_and_descriptors_under_mpiexec_equal_serial(data, tmp_path, capsys):
+    args = ["overlap", data / "md.lammpstrj", "--reference", REFERENCE, "--bandwidth",
+            "0.015", "0.04"]
+    assert main(args) == 0
+    want = capsys.readouterr().out
+    r = _mpi(2, *args)
+    assert r.returncode == 0, r.stderr
+    grab = re.compile(r"overlap = ([\d.]+)\s+novelty = ([\d.]+) \((\d+) novel\)")
+    assert grab.findall(r.stdout) == grab.findall(want) and len(grab.findall(want)) == 2
+    assert main(["descriptors", data / "md.lammpstrj", "--frames", "-1", "-o",
+                 tmp_path / "s.h5", "--progress", "off"]) == 0
+    r = _mpi(3, "descriptors", data / "md.lammpstrj", "--frames", "-1", "-o", tmp_path / "p.h5")
+    assert r.returncode == 0, r.stderr
+    assert diff_results(tmp_path / "s.h5", tmp_path / "p.h5") == []  # bitwise
+
+
+@needs_mpiexec
 def test_bad_input_under_mpiexec_exits_2_with_one_message(data, tmp_path):
     y = write_yaml(tmp_path / "c.yaml", "inputs: [md.lammpstrj]\noutptu: {path: x.h5}\n")
     r = _mpi(2, "run", y, timeout=120)
@@ -289,3 +306,26 @@ run: {{progress: lines}}
     assert r.returncode == 0, r.stderr
     assert f"resuming: {len(done)} of 8 frame(s) already complete" in r.stdout
     assert diff_results(tmp_path / "golden.h5", tmp_path / "killed.h5", atol=1e-12) == []
+
+
+@needs_mpiexec
+def test_error_on_one_rank_only_aborts_all_within_seconds(tmp_path):
+    """An error raised on rank 1 alone (rank 0 waits in a collective) ends the job with the
+    error's exit status and a message naming the rank, instead of hanging."""
+    script = tmp_path / "one_rank.py"
+    script.write_text(
+        "import sys\n"
+        "from mpi4py import MPI\n"
+        "import quests_hpc.cli as cli\n"
+        "from quests_hpc.errors import QuestsInputError\n"
+        "cli.ERROR_SYNC_SECONDS = 2.0\n"
+        "comm = MPI.COMM_WORLD\n"
+        "if comm.rank == 1:\n"
+        "    sys.exit(cli._fail(comm, QuestsInputError('only rank 1 saw this')))\n"
+        "comm.Barrier()\n")
+    t0 = time.monotonic()
+    r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True,
+                       text=True, timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert r.returncode == 2
+    assert "[rank 1] quests-hpc: error: only rank 1 saw this" in r.stderr
