@@ -120,7 +120,8 @@ class InputSource:
             self.files = list(self._dump.files)
             self.timesteps = np.asarray(self._dump.timesteps, dtype=np.int64)
             self.natoms = np.asarray(self._dump.natoms, dtype=np.int64)
-            self.frame_file = [self.files[int(f)] for f in self._dump._file_of]
+            self.frame_file = [f for f, ix in zip(self.files, self._dump.indices)
+                               for _ in range(len(ix))]
         elif self.format == "ase":
             self.files = _expand(paths)
             meta, err = None, None
