@@ -8,6 +8,20 @@ import pytest
 from campaign_data import basic_campaign
 
 MPI = pytest.importorskip("mpi4py.MPI")
+
+
+def on_root(comm, fn):
+    """``fn()`` on rank 0, its result (or its failure) on every rank: a failing check on
+    rank 0 must not leave the other ranks waiting in a collective."""
+    out, err = None, None
+    if comm.rank == 0:
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
+            err = f"{type(exc).__name__}: {exc}"
+    out, err = comm.bcast((out, err), root=0)
+    assert err is None, f"rank 0: {err}"
+    return out
 TOL = 1e-12  # rank-count invariance of dH: the kernel sums are blocked per rank
 RTOL = 1e-8  # the learning-curve fit amplifies 1e-16 differences of H (ill-conditioned)
 
@@ -31,10 +45,13 @@ def _serial_golden(d):
     """Rank 0 runs the campaign alone (COMM_SELF); everyone gets the path."""
     comm = MPI.COMM_WORLD
     golden = os.path.join(d, "golden.h5")
-    if comm.rank == 0 and not os.path.exists(golden):
-        _run(os.path.join(d, "campaign.yaml"), MPI.COMM_SELF,
-             output={"path": golden, "backend": "gather"})
-    comm.Barrier()
+
+    def run():
+        if not os.path.exists(golden):
+            _run(os.path.join(d, "campaign.yaml"), MPI.COMM_SELF,
+                 output={"path": golden, "backend": "gather"})
+
+    on_root(comm, run)
     return golden
 
 
@@ -42,12 +59,14 @@ def _serial_golden(d):
 def cdir(mpi_tmp_path):
     comm = MPI.COMM_WORLD
     d = str(mpi_tmp_path / f"c{comm.size}")
-    if comm.rank == 0:
+
+    def make():
         os.makedirs(d, exist_ok=True)
         basic_campaign(d, n_frames=3, extra="  learning_curve: {dataset: bulk, sizes: "
                                             "[20, 40, 80, 160, 320, 500], repeats: 2, "
                                             "drop: [1, 1]}")
-    comm.Barrier()
+
+    on_root(comm, make)
     return d
 
 
@@ -67,7 +86,7 @@ def test_campaign_equals_serial(cdir, backend, layout):
                       output={"path": out, "backend": backend},
                       run={"reference_layout": layout})
     assert res["computed"] == 3
-    diff = comm.bcast(diff_results(golden, out, atol=TOL, rtol=RTOL) if comm.rank == 0 else None)
+    diff = on_root(comm, lambda: diff_results(golden, out, atol=TOL, rtol=RTOL))
     assert diff == []
     if comm.rank == 0:
         assert sum(ln.startswith("[") for ln in lines) == 3
@@ -87,16 +106,18 @@ def test_campaign_restart_under_mpi(cdir):
     out = os.path.join(cdir, "restart.h5")
     y = os.path.join(cdir, "campaign.yaml")
     _run(y, comm, output={"path": out})
-    if comm.rank == 0:
+
+    def interrupt():  # as if killed: two frames not marked complete, one with garbage
         with h5py.File(out, "a") as f:
             f["frames/md_000000"].attrs.modify("complete", False)
             f["frames/md_000000/delta_entropy"][...] = 0.0
             f["frames/md_000002"].attrs.modify("complete", False)
             f.attrs.modify("complete", False)
-    comm.Barrier()
+
+    on_root(comm, interrupt)
     res, _ = _run(y, comm, output={"path": out})
     assert (res["computed"], res["skipped"]) == (2, 1)
-    diff = comm.bcast(diff_results(golden, out, atol=TOL, rtol=RTOL) if comm.rank == 0 else None)
+    diff = on_root(comm, lambda: diff_results(golden, out, atol=TOL, rtol=RTOL))
     assert diff == []
 
 

@@ -91,8 +91,8 @@ run: {threads: 0, progress: fancy, balance: atom}
     assert "measures (line 2): must be a mapping" in joined
     assert "run.threads (line 5): must be >= 1, got 0" in joined
     assert "run.progress (line 5): must be one of auto, lines, tty, off" in joined
-    assert "run.balance (line 5): must be one of uniform, atoms; got 'atom' (did you mean 'atoms'?)" \
-        in joined
+    assert ("run.balance (line 5): must be one of uniform, atoms; got 'atom' "
+            "(did you mean 'atoms'?)") in joined
 
 
 def test_cross_checks(tmp_path):

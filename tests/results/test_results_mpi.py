@@ -18,6 +18,20 @@ import helpers
 MPI = pytest.importorskip("mpi4py.MPI")
 
 
+def on_root(comm, fn):
+    """``fn()`` on rank 0, its result (or its failure) on every rank: a failing check on
+    rank 0 must not leave the other ranks waiting in a collective."""
+    out, err = None, None
+    if comm.rank == 0:
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
+            err = f"{type(exc).__name__}: {exc}"
+    out, err = comm.bcast((out, err), root=0)
+    assert err is None, f"rank 0: {err}"
+    return out
+
+
 def _backends():
     from quests_hpc.results.writer import h5py_has_mpi
 
@@ -27,9 +41,7 @@ def _backends():
 def _golden(mpi_tmp_path):
     comm = MPI.COMM_WORLD
     golden = str(mpi_tmp_path / "golden.h5")
-    if comm.rank == 0:
-        helpers.write_all(golden, None, backend="gather")
-    comm.Barrier()
+    on_root(comm, lambda: helpers.write_all(golden, None, backend="gather") and None)
     return golden
 
 
@@ -45,8 +57,7 @@ def test_parallel_write_equals_serial(mpi_tmp_path, backend, chunk):
     golden = _golden(mpi_tmp_path)
     path = str(mpi_tmp_path / f"{backend}_{comm.size}_{chunk}.h5")
     helpers.write_all(path, comm, backend=backend, chunk_bytes=chunk)
-    diff = diff_results(golden, path) if comm.rank == 0 else None
-    diff = comm.bcast(diff, root=0)
+    diff = on_root(comm, lambda: diff_results(golden, path))
     assert diff == []
     if comm.rank == 0:
         import h5py
@@ -85,7 +96,7 @@ def test_uneven_slabs_and_empty_ranks(mpi_tmp_path, backend):
                                               "cell": np.eye(3), "pbc": np.ones(3, bool),
                                               "wall_time": 1.0, "complete": True})
         w.set_attrs("/", {"complete": True})
-    diff = comm.bcast(diff_results(golden, path) if comm.rank == 0 else None, root=0)
+    diff = on_root(comm, lambda: diff_results(golden, path))
     assert diff == []
 
 

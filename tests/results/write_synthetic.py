@@ -20,9 +20,8 @@ def main(argv):
         d = diff_results(argv[1], argv[2])
         print("\n".join(d) if d else f"identical data: {argv[1]} {argv[2]}")
         return 1 if d else 0
-    from mpi4py import MPI
-
     import helpers
+    from mpi4py import MPI
 
     helpers.write_all(argv[0], MPI.COMM_WORLD, backend=argv[1], chunk_bytes=1000)
     return 0
