@@ -299,8 +299,9 @@ def _parse_int(buf, b, e):
 
 @njit(cache=True, nogil=True)
 def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0, auto_id,
-               ids, types, pos, fext, iext, sext, fix, place_base=0):
-    """Parse whole lines of ``buf[start:stop]`` into the output arrays from row ``row0``.
+               ids, types, pos, fext, iext, sext, fix, place,
+               ids2, types2, pos2, fext2, iext2, sext2, out_n):
+    """Parse whole lines of ``buf[start:stop]`` into the output arrays.
 
     Parameters
     ----------
@@ -314,7 +315,7 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
         Stop after this many (non-blank) rows.
     kinds, slots : int64 arrays, one entry per column
     row0, cap : int
-        First output row; capacity (rows) of the output arrays.
+        File-order mode: first output row and capacity (rows) of the output arrays.
     line0 : int
         Line index (0-based, in the caller's numbering) of the line at ``start``.
     auto_id : bool
@@ -323,13 +324,21 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
         Outputs: int64 ``(cap,)``, int32 ``(cap,)``, float64 ``(cap, 3)``, float64
         ``(cap, nf)``, int64 ``(cap, ni)``, int64 ``(cap, ns)`` (strings packed 8 bytes
         little-endian).  Unused ones may have zero rows.
-    fix : int64 array ``(F, 4)``
-        Receives ``(row, column, begin, end)`` of tokens to convert in Python.
-    place_base : int
-        If not 0 (the id column must come first, ``ids`` must be zero-filled): store the
-        row of id ``i`` at row ``i - place_base`` -- rows come out sorted when the ids
-        are exactly ``place_base .. place_base+cap-1``.  An id out of range or seen
-        twice stops with status ``PLACE_FAIL``.
+    fix : int64 array ``(F, 5)``
+        Receives ``(row, column, begin, end, set)`` of tokens to convert in Python
+        (``set`` 1: a row of the second array set).
+    place : int64 array ``(4,)``
+        ``(own_lo, own_hi, valid_lo, valid_hi)``; ``own_lo == 0``: file-order mode.
+        Otherwise (id column first, ``ids`` zero-filled) the row of an id ``i`` in
+        ``[own_lo, own_hi)`` is stored at row ``i - own_lo`` of the first set (rows come
+        out sorted), the row of any other id in ``[valid_lo, valid_hi)`` is appended to
+        the second set (``ids2`` ...) at row ``out_n[0]``.  An id outside stops with
+        status ``PLACE_FAIL``; an id placed twice overwrites: compare :func:`count_placed`
+        with the rows placed.
+    ids2, types2, pos2, fext2, iext2, sext2 : arrays
+        The second set (placement mode only).
+    out_n : int64 array ``(1,)``
+        Rows in the second set (updated).
 
     Returns
     -------
@@ -339,6 +348,8 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
         included), status code, the offending column on error, fix-ups written.
     """
     ncols = kinds.shape[0]
+    own_lo, own_hi, valid_lo, valid_hi = place[0], place[1], place[2], place[3]
+    placing = own_lo != 0
     limit = stop
     if not final:
         while limit > start and buf[limit - 1] != 10:
@@ -361,11 +372,12 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
             i += 1
             lines += 1
             continue
-        if row0 + rows >= cap:
+        if not placing and row0 + rows >= cap:
             return rows, line_start, lines, CAPACITY, -1, nfix
         if nfix + ncols > nfixmax:
             return rows, line_start, lines, FIX_FULL, -1, nfix
         r = row0 + rows
+        tset = 0
         if auto_id:
             ids[r] = line0 + lines
         for c in range(ncols):
@@ -387,12 +399,18 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
                     fix[nfix, 1] = c
                     fix[nfix, 2] = b
                     fix[nfix, 3] = i
+                    fix[nfix, 4] = tset
                     nfix += 1
                     v = np.nan
                 if k == POS:
-                    pos[r, slots[c]] = v
-                else:
+                    if tset == 0:
+                        pos[r, slots[c]] = v
+                    else:
+                        pos2[r, slots[c]] = v
+                elif tset == 0:
                     fext[r, slots[c]] = v
+                else:
+                    fext2[r, slots[c]] = v
                 continue
             if k == ID or k == TYPE or k == INT:
                 iv, j, ok = _parse_int(buf, b, limit)
@@ -400,17 +418,32 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
                     return rows, line_start, lines, ERR_BAD_INT, c, nfix
                 i = j
                 if k == ID:
-                    if place_base != 0:
-                        r = iv - place_base
-                        if r < 0 or r >= cap or ids[r] != 0:
+                    if placing:
+                        if own_lo <= iv < own_hi:
+                            # no read of ids[r] here (a dependent cache miss per row):
+                            # duplicates are found afterwards by check_placed
+                            r = iv - own_lo
+                        elif valid_lo <= iv < valid_hi and out_n[0] < ids2.shape[0]:
+                            r = out_n[0]
+                            out_n[0] += 1
+                            tset = 1
+                        else:
                             return rows, line_start, lines, PLACE_FAIL, c, nfix
-                    ids[r] = iv
+                    if tset == 0:
+                        ids[r] = iv
+                    else:
+                        ids2[r] = iv
                 elif k == TYPE:
                     if iv < -2147483648 or iv > 2147483647:
                         return rows, line_start, lines, ERR_TYPE_RANGE, c, nfix
-                    types[r] = iv
-                else:
+                    if tset == 0:
+                        types[r] = iv
+                    else:
+                        types2[r] = iv
+                elif tset == 0:
                     iext[r, slots[c]] = iv
+                else:
+                    iext2[r, slots[c]] = iv
                 continue
             while i < limit and buf[i] > 32:
                 i += 1
@@ -420,7 +453,10 @@ def parse_rows(buf, start, stop, final, max_rows, kinds, slots, row0, cap, line0
                 code = 0
                 for q in range(i - b):
                     code |= np.int64(buf[b + q]) << (8 * q)
-                sext[r, slots[c]] = code
+                if tset == 0:
+                    sext[r, slots[c]] = code
+                else:
+                    sext2[r, slots[c]] = code
         while i < limit and (buf[i] == 32 or buf[i] == 9 or buf[i] == 13):
             i += 1
         if i < limit:
@@ -474,6 +510,28 @@ def first_duplicate_sorted(ids):
     for i in range(1, ids.shape[0]):
         if ids[i] == ids[i - 1]:
             return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def count_placed(ids):
+    """Number of non-empty (non-zero id) rows."""
+    c = 0
+    for j in range(ids.shape[0]):
+        if ids[j] != 0:
+            c += 1
+    return c
+
+
+@njit(cache=True, nogil=True)
+def place_ids(src_ids, base, own_ids):
+    """Store received ids at their slots ``id - base``; first id out of range or taken, or -1."""
+    n = own_ids.shape[0]
+    for i in range(src_ids.shape[0]):
+        j = src_ids[i] - base
+        if j < 0 or j >= n or own_ids[j] != 0:
+            return src_ids[i]
+        own_ids[j] = src_ids[i]
     return -1
 
 

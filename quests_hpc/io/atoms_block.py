@@ -93,27 +93,42 @@ def _describe(status, col, plan, text):
     return f"parse error {status} in column {col + 1}: {text!r}"
 
 
+_NO_PLACE = np.zeros(4, dtype=np.int64)
+
+
 class RowParser:
-    """Feeds byte buffers to the kernel and accumulates rows into a :class:`Rows`.
+    """Feeds byte buffers to the kernel and accumulates rows.
 
     Parameters
     ----------
     plan : ColumnPlan
     rows : Rows
+        File-order mode: rows are appended.  Placement mode: rows of owned ids go to
+        row ``id - own_lo`` (``rows`` made with ``zero_ids=True``, ``rows.n`` is then the
+        whole capacity).
     max_rows : int
         Rows allowed in total (more is an error: more lines than ``NUMBER OF ATOMS``).
     growable : bool
-        Enlarge ``rows`` when full (up to ``max_rows``) instead of failing.
+        File-order mode: enlarge ``rows`` when full (up to ``max_rows``).
+    place : tuple of 4 int, optional
+        ``(own_lo, own_hi, valid_lo, valid_hi)``: placement mode (see
+        :func:`._kernels.parse_rows`), the other rows going to ``out``.
+    out : Rows, optional
+        Rows of ids outside ``[own_lo, own_hi)`` (placement mode).
     """
 
-    def __init__(self, plan, rows, max_rows, growable=False, place_base=0):
+    def __init__(self, plan, rows, max_rows, growable=False, place=None, out=None):
         self.plan = plan
         self.rows = rows
         self.max_rows = int(max_rows)
         self.growable = growable
-        self.place_base = int(place_base)
+        self.place = _NO_PLACE if place is None else np.asarray(place, dtype=np.int64)
+        self.placing = place is not None
+        self.out = out if out is not None else Rows(plan, 0)
+        self.out_n = np.zeros(1, dtype=np.int64)
         self.place_failed = False
-        self.fix = np.empty((_FIX_ROWS, 4), dtype=np.int64)
+        self.count = 0
+        self.fix = np.empty((_FIX_ROWS, 5), dtype=np.int64)
         self.lines = 0
         self.error = None
 
@@ -126,18 +141,19 @@ class RowParser:
         """
         if self.error is not None or self.place_failed:
             return end
-        plan, rows = self.plan, self.rows
+        plan, rows, out = self.plan, self.rows, self.out
         if line0 is None:
             line0 = self.lines
         p = start
         consumed = 0
         while True:
             r, nxt, ln, st, col, nfix = K.parse_rows(
-                buf, p, end, final, self.max_rows - rows.n, plan.kinds, plan.slots, rows.n,
+                buf, p, end, final, self.max_rows - self.count, plan.kinds, plan.slots, rows.n,
                 rows.cap, line0 + consumed, not plan.has_id, rows.ids, rows.types, rows.pos,
-                rows.fext, rows.iext, rows.sext, self.fix, self.place_base)
+                rows.fext, rows.iext, rows.sext, self.fix, self.place, out.ids, out.types,
+                out.pos, out.fext, out.iext, out.sext, self.out_n)
             for q in range(nfix):
-                rr, c, b, e = (int(v) for v in self.fix[q])
+                rr, c, b, e, which = (int(v) for v in self.fix[q])
                 tok = bytes(buf[b:e])
                 try:
                     v = float(tok)
@@ -147,11 +163,15 @@ class RowParser:
                     self.error = (line, f"column {c + 1} ({name}): "
                                         f"{tok.decode('ascii', 'replace')!r} is not a number")
                     return end
+                target = out if which else rows
                 if plan.kinds[c] == K.POS:
-                    rows.pos[rr, plan.slots[c]] = v
+                    target.pos[rr, plan.slots[c]] = v
                 else:
-                    rows.fext[rr, plan.slots[c]] = v
-            rows.n += r
+                    target.fext[rr, plan.slots[c]] = v
+            self.count += r
+            if not self.placing:
+                rows.n += r
+            out.n = int(self.out_n[0])
             consumed += ln
             p = nxt
             if st == K.FIX_FULL:
@@ -170,7 +190,7 @@ class RowParser:
                 self.error = (line0 + consumed, _describe(st, col, plan, _line_text(buf, p, end)))
                 return end
             break
-        if rows.n >= self.max_rows and p < end:
+        if self.count >= self.max_rows and p < end:
             # rows complete: anything but blank space left is one line too many
             rest = buf[p:end]
             nonblank = np.nonzero((rest != 32) & (rest != 10) & (rest != 9) & (rest != 13))[0]
@@ -185,13 +205,13 @@ class RowParser:
 
 
 def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUNK,
-                growable=False, place_base=0):
+                growable=False, place=None, out=None):
     """Parse the atom lines in bytes ``[start, stop)`` of ``src`` into ``rows``.
 
-    Reads at most ``chunk_bytes`` (plus one line) at a time.  With ``place_base`` (see
-    :func:`._kernels.parse_rows`; ``rows`` made with ``zero_ids=True``) rows are placed
-    by id; if the ids turn out not to be ``place_base ..``, the range is parsed again
-    in file order.
+    Reads at most ``chunk_bytes`` (plus one line) at a time.  With ``place`` (and
+    ``out``), rows are placed by id (see :class:`RowParser`); parsing stops at the first
+    id that cannot be placed, and ``placed`` is then False (the caller parses again in
+    file order, which also reports a repeated id with its lines).
 
     Returns
     -------
@@ -200,20 +220,9 @@ def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUN
     error : tuple or None
         ``(line, message)``, the line counted from ``start`` (0-based).
     placed : bool
-        The rows were placed by id (they are sorted).
+        Placement mode succeeded.
     """
-    if place_base:
-        parser = _parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes, growable,
-                              place_base)
-        if not parser.place_failed:
-            return parser.lines, parser.error, True
-        rows.n = 0
-    parser = _parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes, growable, 0)
-    return parser.lines, parser.error, False
-
-
-def _parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes, growable, place_base):
-    parser = RowParser(plan, rows, max_rows, growable, place_base)
+    parser = RowParser(plan, rows, max_rows, growable, place, out)
     size = stop - start
     buf = np.empty(max(min(chunk_bytes, size), 1 << 12), dtype=np.uint8)
     carry = 0
@@ -235,4 +244,9 @@ def _parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes, growable, 
         else:
             buf[:rem] = buf[p:end]
         carry = rem
-    return parser
+    placed = place is not None and not parser.place_failed
+    if placed and parser.error is None:
+        # a repeated id overwrote a row: fewer filled rows than rows placed
+        if int(K.count_placed(rows.ids)) != parser.count - out.n:
+            placed = False
+    return parser.lines, parser.error, placed, parser.count

@@ -55,7 +55,8 @@ from .compressed import open_source
 from .frame import Frame, decode_codes, map_types, normalize_type_map
 from .frame_index import BAD_HEADER, SHORT, get_index
 from .lammps_header import DumpWarning, column_plan, old_style_columns, parse_header
-from .ownership import even_split_by_id, local_id_range, send_to_owners, sort_by_id
+from .ownership import (even_split_by_id, exchange_placed, local_id_range, send_to_owners,
+                        sort_by_id)
 from .selection import is_single, select_frames
 
 _TAG = 7301
@@ -264,40 +265,37 @@ class LammpsDump:
             hdr, plan = pcomm.bcast(meta, comm)
 
         t1 = time.perf_counter()
-        # 2. parse this rank's atom lines
-        src = self._source(fno) if (rank == 0 or not ix.compressed) else None
-        if size == 1 or not ix.compressed:
+        # 2. parse this rank's atom lines.  Plain files with ids in the first column try
+        #    *placement*: rows of the ids this rank will own (LAMMPS ids are usually
+        #    1..N) go straight to their final row, the others to an outgoing block; a
+        #    miss anywhere (sparse ids) makes every rank parse again in file order, and
+        #    the file is read in file order from then on.
+        stream = size > 1 and ix.compressed
+        bounds = pcomm.even_bounds(natoms, size)
+        placing = (not stream and owner is None and natoms > 0 and plan.kinds[0] == K.ID
+                   and self._place.get(fno, True))
+        if stream:
+            rows = Rows(plan, min(natoms, natoms // size * 5 // 4 + 1024))
+            lines, perr = _stream_parse(self._source(fno) if rank == 0 else None, d0, d1, plan,
+                                        rows, natoms, comm, self.chunk_bytes)
+            res = dict(rows=rows, out=None, lines=lines, perr=perr, placed=False, count=rows.n)
+        else:
+            src = self._source(fno)
             lo = _line_start_after(src, d0 + (d1 - d0) * rank // size, d0, d1)
             hi = _line_start_after(src, d0 + (d1 - d0) * (rank + 1) // size, d0, d1)
-            cap = natoms if size == 1 else min(natoms, (hi - lo) // plan.min_line_bytes + 1)
-            # one rank, ids first: try placing rows by id while parsing (LAMMPS ids are
-            # usually 1..N); the file falls back to file order for good on a miss
-            place = (size == 1 and natoms > 0 and plan.kinds[0] == K.ID
-                     and self._place.get(fno, True))
-            rows = Rows(plan, cap, zero_ids=place)
-            placed = False
-            try:
-                lines, perr, placed = parse_range(src, lo, hi, plan, rows, cap, self.chunk_bytes,
-                                                  place_base=1 if place else 0)
-                if place and not placed:
+            res = self._parse_range(src, lo, hi, plan, natoms, size, bounds, rank, placing)
+            if placing:
+                if not all(pcomm.allgather(res["placed"], comm)):
                     self._place[fno] = False
-            except QuestsInputError as exc:
-                lines, perr = 0, (None, str(exc))
-            except Exception as exc:  # e.g. MemoryError: reported on every rank
-                lines, perr = 0, (None, f"{type(exc).__name__}: {exc}")
-            relative = True
-        else:
-            rows = Rows(plan, min(natoms, natoms // size * 5 // 4 + 1024))
-            lines, perr = _stream_parse(src, d0, d1, plan, rows, natoms, comm, self.chunk_bytes)
-            relative = False
-            placed = False
+                    res = self._parse_range(src, lo, hi, plan, natoms, size, bounds, rank, False)
+        rows, placed = res["rows"], res["placed"]
 
         t2 = time.perf_counter()
         # 3. errors and the atom count, on every rank
-        idr = local_id_range(rows.ids[:rows.n]) if plan.has_id else None
-        info = pcomm.allgather((rows.n, lines, perr, idr), comm)
-        offsets = np.concatenate([[0], np.cumsum([t[1] for t in info])[:-1]]) if relative \
-            else np.zeros(size, dtype=np.int64)
+        idr = local_id_range(rows.ids[:rows.n]) if plan.has_id and not placed else None
+        info = pcomm.allgather((res["count"], res["lines"], res["perr"], idr), comm)
+        offsets = np.zeros(size, dtype=np.int64) if stream else \
+            np.concatenate([[0], np.cumsum([t[1] for t in info])[:-1]])
         for r, (_, _, e, _) in enumerate(info):
             if e is not None and e[0] is None:
                 raise QuestsInputError(f"{where}: {e[1]}")
@@ -307,46 +305,76 @@ class LammpsDump:
         if total != natoms:
             raise QuestsInputError(f"{where}: NUMBER OF ATOMS is {natoms} but {total} atom lines "
                                    f"follow (from line {data_line})")
-        lines_are_rows = sum(t[1] for t in info) == total if relative else False
+        lines_are_rows = not stream and sum(t[1] for t in info) == total
 
-        # 4. ids of dumps without an id column, coordinates
-        cols = rows.columns()
-        del rows
-        if not plan.has_id:
-            cols["ids"] += int(offsets[rank]) + 1
-        _to_cartesian(cols["pos"], hdr, plan, self.wrap)
-
+        # 4. ids of dumps without an id column; 5. ownership, order and coordinates
         t3 = time.perf_counter()
-        # 5. ownership and order
-        if size == 1:
-            if not placed:
-                sort_by_id(cols, where, data_line, lines_are_rows)
-            first = 0
-        elif owner is None:
-            sub = {}
-            id_range = None
-            if plan.has_id:
-                id_range = (min(t[3][0] for t in info), max(t[3][1] for t in info))
-            cols, first = even_split_by_id(cols, natoms, comm, where, sub, id_range)
+        sub = {}
+        first = int(bounds[rank])
+        if placed:
+            cols = rows.columns()
+            if size > 1:
+                exchange_placed(cols, res["out"].columns(), int(bounds[rank]) + 1, natoms, comm,
+                                where, sub)
+            del res, rows
+            _to_cartesian(cols["pos"], hdr, plan, self.wrap)
         else:
-            err, dest = None, None
-            try:
-                dest = np.asarray(owner(hdr, cols["ids"], cols["pos"]), dtype=np.int64)
-                if dest.shape != cols["ids"].shape:
-                    raise QuestsInputError(f"owner returned shape {dest.shape}, expected "
-                                           f"{cols['ids'].shape}")
-            except Exception as exc:  # an owner hook failing on one rank must not hang
-                err = exc
-            pcomm.raise_if_any(err, comm)
-            cols = send_to_owners(cols, dest, comm, where)
-            first = -1
+            cols = rows.columns()
+            del res, rows
+            if not plan.has_id:
+                cols["ids"] += int(offsets[rank]) + 1
+            _to_cartesian(cols["pos"], hdr, plan, self.wrap)
+            if size == 1:
+                sort_by_id(cols, where, data_line, lines_are_rows)
+            elif owner is None:
+                id_range = None
+                if plan.has_id:
+                    id_range = (min(t[3][0] for t in info), max(t[3][1] for t in info))
+                cols, first = even_split_by_id(cols, natoms, comm, where, sub, id_range)
+            else:
+                err, dest = None, None
+                try:
+                    dest = np.asarray(owner(hdr, cols["ids"], cols["pos"]), dtype=np.int64)
+                    if dest.shape != cols["ids"].shape:
+                        raise QuestsInputError(f"owner returned shape {dest.shape}, expected "
+                                               f"{cols['ids'].shape}")
+                except Exception as exc:  # an owner hook failing on one rank must not hang
+                    err = exc
+                pcomm.raise_if_any(err, comm)
+                cols = send_to_owners(cols, dest, comm, where)
+                first = -1
         frame = self._frame(cols, hdr, plan, i, fno, where, first)
         t4 = time.perf_counter()
-        self.timings = dict(header=t1 - t0, parse=t2 - t1, check_convert=t3 - t2,
-                            ownership=t4 - t3, total=t4 - t0)
-        if size > 1 and owner is None:
-            self.timings.update({f"ownership.{k}": v for k, v in sub.items()})
+        self.timings = dict(header=t1 - t0, parse=t2 - t1, check=t3 - t2, ownership=t4 - t3,
+                            total=t4 - t0, placed=placed)
+        self.timings.update({f"ownership.{k}": v for k, v in sub.items()})
         return frame
+
+    def _parse_range(self, src, lo, hi, plan, natoms, size, bounds, rank, placing):
+        """Parse bytes ``[lo, hi)`` (placement or file order); never raises."""
+        out = None
+        if placing:
+            own_lo, own_hi = int(bounds[rank]) + 1, int(bounds[rank + 1]) + 1
+            rows = Rows(plan, own_hi - own_lo, zero_ids=True)
+            out_cap = min(natoms - (own_hi - own_lo), (hi - lo) // plan.min_line_bytes + 1)
+            out = Rows(plan, out_cap)
+            place = (own_lo, own_hi, 1, natoms + 1)
+            max_rows = natoms
+        else:
+            cap = natoms if size == 1 else min(natoms, (hi - lo) // plan.min_line_bytes + 1)
+            rows = Rows(plan, cap)
+            place = None
+            max_rows = cap
+        try:
+            lines, perr, placed, count = parse_range(src, lo, hi, plan, rows, max_rows,
+                                                     self.chunk_bytes, place=place, out=out)
+        except QuestsInputError as exc:
+            lines, perr, placed, count = 0, (None, str(exc)), False, 0
+        except Exception as exc:  # e.g. MemoryError: reported on every rank
+            lines, perr, placed, count = 0, (None, f"{type(exc).__name__}: {exc}"), False, 0
+        if placed:
+            rows.n = rows.cap
+        return dict(rows=rows, out=out, lines=lines, perr=perr, placed=placed, count=count)
 
     def _header(self, fno, k, where):
         ix = self.indices[fno]

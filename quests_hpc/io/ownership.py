@@ -223,6 +223,40 @@ def even_split_by_id(cols, natoms, comm, where="", timings=None, id_range=None):
     return out, lo
 
 
+def exchange_placed(own, out, own_lo, natoms, comm, where="", timings=None):
+    """MPI, after a placement parse: send the outgoing rows to their owners.
+
+    ``own`` holds this rank's share with rows already at ``id - own_lo`` (ids of the
+    empty rows are 0); ``out`` the rows parsed here for other ranks (dense ids
+    ``1 .. natoms``, even split).  Received rows are scattered into ``own``.  Collective;
+    ``out`` is consumed.  Raises (on every rank) on a duplicate id.
+    """
+    t0 = time.perf_counter()
+    rank, size = pcomm.rank_size(comm)
+    counts = _partition(out, 0, 1, natoms, np.zeros(0, dtype=np.int64), size)
+    recv_counts = np.empty_like(counts)
+    comm.Alltoall(counts, recv_counts)
+    t1 = time.perf_counter()
+    a = out.pop("ids")
+    rids, _ = pcomm.alltoallv_rows(a, counts, comm, recv_counts)
+    del a
+    bad = int(K.place_ids(rids, own_lo, own["ids"]))
+    for name in ("pos", "types", "fext", "iext", "sext"):
+        if name in out:
+            a = out.pop(name)
+            r, _ = pcomm.alltoallv_rows(a, counts, comm, recv_counts)
+            del a
+            if bad == -1 and len(r) and r.size:
+                K.scatter_rows(pcomm.row_view(r), rids, own_lo, pcomm.row_view(own[name]))
+            del r
+    t2 = time.perf_counter()
+    if pcomm.allreduce(np.int64(bad != -1), "max", comm):
+        err = None if bad == -1 else QuestsInputError(_dup_message(where, bad))
+        pcomm.raise_if_any(err, comm)
+    if timings is not None:
+        timings.update(partition=t1 - t0, exchange=t2 - t1, final_check=time.perf_counter() - t2)
+
+
 def send_to_owners(cols, dest, comm, where=""):
     """MPI: send every atom to rank ``dest[i]``, then sort each rank's atoms by id.
 

@@ -85,11 +85,36 @@ def _rows(text, kinds, cap=10, final=True):
     fext = np.zeros((cap, 1))
     iext = np.zeros((cap, 1), np.int64)
     sext = np.zeros((cap, 1), np.int64)
-    fix = np.zeros((64, 4), np.int64)
+    fix = np.zeros((64, 5), np.int64)
     slots = np.array([0, 0, 0, 1, 2, 0][:len(kinds)])
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, 3)), np.zeros((0, 1)),
+            np.zeros((0, 1), np.int64), np.zeros((0, 1), np.int64))
     res = K.parse_rows(buf, 0, len(buf), final, 1 << 30, np.array(kinds), slots, 0, cap, 0, False,
-                       ids, types, pos, fext, iext, sext, fix)
+                       ids, types, pos, fext, iext, sext, fix, np.zeros(4, np.int64), *none,
+                       np.zeros(1, np.int64))
     return res, ids, types, pos
+
+
+def test_parse_rows_placement():
+    text = "5 1 0.5 0 0\n2 2 1 0 0\n4 1 2 0 0\n9 2 3 0 0\n"
+    buf = np.frombuffer(text.encode(), np.uint8)
+    own = (np.zeros(3, np.int64), np.zeros(3, np.int32), np.zeros((3, 3)), np.zeros((3, 0)),
+           np.zeros((3, 0), np.int64), np.zeros((3, 0), np.int64))
+    out = (np.zeros(4, np.int64), np.zeros(4, np.int32), np.zeros((4, 3)), np.zeros((4, 0)),
+           np.zeros((4, 0), np.int64), np.zeros((4, 0), np.int64))
+    out_n = np.zeros(1, np.int64)
+    kinds, slots = np.array(KINDS), np.array([0, 0, 0, 1, 2])
+    fix = np.zeros((64, 5), np.int64)
+    res = K.parse_rows(buf, 0, len(buf), True, 10, kinds, slots, 0, 0, 0, False, *own, fix,
+                       np.array([3, 6, 1, 11]), *out, out_n)
+    assert res[0] == 4 and res[3] == K.OK and out_n[0] == 2
+    assert own[0].tolist() == [0, 4, 5] and own[2][:, 0].tolist() == [0, 2.0, 0.5]
+    assert out[0][:2].tolist() == [2, 9] and out[1][:2].tolist() == [2, 2]
+    own[0][:] = 0
+    out_n[0] = 0
+    res = K.parse_rows(buf, 0, len(buf), True, 10, kinds, slots, 0, 0, 0, False, *own, fix,
+                       np.array([3, 6, 1, 8]), *out, out_n)
+    assert res[3] == K.PLACE_FAIL and res[0] == 3  # id 9 is outside 1..7
 
 
 KINDS = [K.ID, K.TYPE, K.POS, K.POS, K.POS]

@@ -175,3 +175,16 @@ def test_cache_written_once(mpi_tmp_path):
     a = get_index(open_source(path), comm=comm, cache="beside")
     b = get_index(open_source(path), comm=comm, cache="beside")
     assert len(a) == len(b) == 10 and np.array_equal(a.start, b.start)
+
+
+@pytest.mark.mpi
+def test_placement_used_for_dense_ids_only():
+    comm = MPI.COMM_WORLD
+    with LammpsDump(data("cu_unsorted.lammpstrj"), comm=comm) as d:
+        d.read(0)
+        assert d.timings["placed"]
+    with LammpsDump(data("cu_thresh.lammpstrj"), comm=comm) as d:
+        d.read(0)
+        assert not d.timings["placed"]
+        d.read(1)
+        assert not d.timings["placed"] and d._place == {0: False}
