@@ -311,8 +311,8 @@ def main():
         print(f"{label[:22]:<22}{ranks:>6}{t:>10.3f}{tmin:>8.3f}{first:>9.3f}"
               f"{(r['x_ovito'] or float('nan')):>9.2f}{(r['x_ase'] or float('nan')):>8.2f}"
               f"{r['mbs_per_rank']:>11.1f}{peak / 1e6:>14.1f}{r['peak_over_positions']:>10.2f}")
-    print(f"\nx OVITO / x ASE: median over rounds of the per-round speed ratio; times: median over "
-          f"rounds of the per-round median; peak: largest added RSS of any read and rank")
+    print("\nx OVITO / x ASE: median over rounds of the per-round speed ratio; times: median over "
+          "rounds of the per-round median; peak: largest added RSS of any read and rank")
     print(f"frame index: cold build {index['cold']:.3f} s, cached {index['warm'] * 1e3:.1f} ms")
     for name in runs:
         if name.startswith("ours"):

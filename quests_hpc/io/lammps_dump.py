@@ -50,7 +50,7 @@ import numpy as np
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
 from . import _kernels as K
-from .atoms_block import DEFAULT_CHUNK, RowParser, Rows, parse_range
+from .atoms_block import DEFAULT_CHUNK, Rows, line_start_after, parse_range, stream_parse
 from .compressed import open_source
 from .frame import Frame, decode_codes, map_types, normalize_type_map
 from .frame_index import BAD_HEADER, SHORT, get_index
@@ -59,7 +59,6 @@ from .ownership import (even_split_by_id, exchange_placed, local_id_range, send_
                         sort_by_id)
 from .selection import is_single, select_frames
 
-_TAG = 7301
 _SMALL_FILE = 4 << 20  # files below this size are indexed without a cache file
 
 
@@ -83,24 +82,6 @@ def expand_paths(path):
     if not os.path.exists(path):
         raise QuestsInputError(f"{path}: no such file")
     return [path]
-
-
-def _line_start_after(src, s, d0, d1):
-    """First line start at or after byte ``s`` within ``[d0, d1]``."""
-    if s <= d0:
-        return d0
-    if s >= d1:
-        return d1
-    off = s - 1
-    while off < d1:
-        blk = src.read_at(off, min(1 << 14, d1 - off))
-        if not blk:
-            return d1
-        j = blk.find(b"\n")
-        if j >= 0:
-            return min(off + j + 1, d1)
-        off += len(blk)
-    return d1
 
 
 class LammpsDump:
@@ -276,13 +257,13 @@ class LammpsDump:
                    and self._place.get(fno, True))
         if stream:
             rows = Rows(plan, min(natoms, natoms // size * 5 // 4 + 1024))
-            lines, perr = _stream_parse(self._source(fno) if rank == 0 else None, d0, d1, plan,
+            lines, perr = stream_parse(self._source(fno) if rank == 0 else None, d0, d1, plan,
                                         rows, natoms, comm, self.chunk_bytes)
             res = dict(rows=rows, out=None, lines=lines, perr=perr, placed=False, count=rows.n)
         else:
             src = self._source(fno)
-            lo = _line_start_after(src, d0 + (d1 - d0) * rank // size, d0, d1)
-            hi = _line_start_after(src, d0 + (d1 - d0) * (rank + 1) // size, d0, d1)
+            lo = line_start_after(src, d0 + (d1 - d0) * rank // size, d0, d1)
+            hi = line_start_after(src, d0 + (d1 - d0) * (rank + 1) // size, d0, d1)
             res = self._parse_range(src, lo, hi, plan, natoms, size, bounds, rank, placing)
             if placing:
                 if not all(pcomm.allgather(res["placed"], comm)):
@@ -437,72 +418,6 @@ def _to_cartesian(pos, hdr, plan, wrap):
             K.wrap_ortho_inplace(pos, hdr.origin, np.diag(cell).copy(), pbc)
         else:
             K.wrap_inplace(pos, hdr.origin, cell, np.linalg.inv(cell), pbc)
-
-
-def _stream_parse(src, d0, d1, plan, rows, natoms, comm, chunk_bytes):
-    """Compressed file, several ranks: rank 0 decompresses and deals chunks round-robin.
-
-    Returns ``(lines, error)`` like :func:`.atoms_block.parse_range`, line numbers
-    counted from ``d0`` (absolute within the atom block).
-    """
-    from mpi4py import MPI
-
-    rank, size = pcomm.rank_size(comm)
-    parser = RowParser(plan, rows, natoms, growable=True)
-    if rank != 0:
-        buf = np.empty(0, dtype=np.uint8)
-        status = MPI.Status()
-        while True:
-            line0 = comm.recv(source=0, tag=_TAG)
-            if line0 is None:
-                break
-            comm.Probe(source=0, tag=_TAG + 1, status=status)
-            nb = status.Get_count(MPI.BYTE)
-            if len(buf) < nb:
-                buf = np.empty(nb, dtype=np.uint8)
-            comm.Recv([buf, nb, MPI.BYTE], source=0, tag=_TAG + 1)
-            parser.feed(buf, 0, nb, True, line0=line0)
-        return parser.lines, parser.error
-    err = None
-    buf = np.empty(max(chunk_bytes, 1 << 12), dtype=np.uint8)
-    carry, off, line, k = 0, d0, 0, 0
-    try:
-        while True:
-            want = min(len(buf) - carry, d1 - off)
-            got = src.readinto_at(off, buf[carry:carry + want]) if want > 0 else 0
-            off += got
-            end = carry + got
-            final = off >= d1 or got < want
-            cut = end
-            if not final:
-                nl = np.flatnonzero(buf[:end] == 10)
-                if len(nl) == 0:
-                    nb = np.empty(2 * len(buf), dtype=np.uint8)
-                    nb[:end] = buf[:end]
-                    buf, carry = nb, end
-                    continue
-                cut = int(nl[-1]) + 1
-            if cut > 0:
-                target = k % size
-                k += 1
-                if target == 0:
-                    parser.feed(buf, 0, cut, True, line0=line)
-                else:
-                    comm.send(line, dest=target, tag=_TAG)
-                    comm.Send([buf, cut, MPI.BYTE], dest=target, tag=_TAG + 1)
-                line += int(np.count_nonzero(buf[:cut] == 10))
-            if final:
-                break
-            rem = end - cut
-            buf[:rem] = buf[cut:end]
-            carry = rem
-    except QuestsInputError as exc:
-        err = exc
-    for r in range(1, size):
-        comm.send(None, dest=r, tag=_TAG)
-    if err is not None:
-        return parser.lines, (None, str(err))
-    return parser.lines, parser.error
 
 
 def read_lammps_dump(path, index=-1, *, by="index", comm=None, owner=None, **kwargs):

@@ -170,7 +170,6 @@ def even_split_by_id(cols, natoms, comm, where="", timings=None, id_range=None):
 
     rank, size = pcomm.rank_size(comm)
     ids = cols["ids"]
-    n = len(ids)
     if id_range is not None:
         gmin, gmax = (int(v) for v in id_range)
     else:
