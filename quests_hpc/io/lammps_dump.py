@@ -25,7 +25,11 @@ Parallel reading (``comm`` with several ranks; every call is then collective):
   lines (split at line boundaries), then the atoms go to their owners: by default
   rank ``r`` gets atoms ``[r*N//P, (r+1)*N//P)`` of the frame sorted by id; an ``owner``
   callable can impose another map (the MPI pipeline's spatial decomposition).  No rank
-  ever holds the whole frame, nor more text than one chunk (``chunk_bytes``).
+  ever holds the whole frame, nor more text than one chunk (``chunk_bytes``).  When the
+  ids are ``1..N`` (the LAMMPS default) and come first on the line, each rank stores
+  the rows it will own directly at their final place while parsing and sends only the
+  others; any other numbering is detected and the frame parsed again in file order
+  (then remembered for the file).  The same placement makes serial reads skip the sort.
 * compressed files (``.gz``, ``.bz2``, ``.xz``, ``.zst``) -- decompression is serial:
   rank 0 decompresses and deals chunks of whole lines round-robin to all ranks, which
   parse them in parallel; then the same ownership step.  The frame index of a

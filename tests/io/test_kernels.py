@@ -205,3 +205,20 @@ def test_wrap_kernels():
     edge = np.array([[1.0 - 1e-17, 0.0, 0.5]])
     K.wrap_ortho_inplace(edge, o, L, np.array([True, True, True]))
     assert edge[0, 0] == 1.0 - 1e-17 or 0 <= (edge[0, 0] - 1.0) / 3.0 < 1
+
+
+def test_row_parser_grows_and_counts():
+    from quests_hpc.io.atoms_block import RowParser, Rows
+    from quests_hpc.io.lammps_header import column_plan
+
+    plan = column_plan(("id", "type", "x", "y", "z"))
+    rows = Rows(plan, 2)
+    parser = RowParser(plan, rows, 5000, growable=True)
+    text = "".join(f"{i} 1 {i}.5 0 0\n" for i in range(1, 3001)).encode()
+    buf = np.frombuffer(text, np.uint8)
+    assert parser.feed(buf, 0, len(buf), True) == len(buf)
+    assert parser.error is None and rows.n == 3000 and rows.cap >= 3000
+    assert rows.ids[:rows.n].tolist() == list(range(1, 3001)) and rows.pos[2999, 0] == 3000.5
+    full = RowParser(plan, Rows(plan, 2), 2)
+    full.feed(buf, 0, len(buf), True)
+    assert full.error == (2, "more atom lines than NUMBER OF ATOMS (2)")
