@@ -79,6 +79,216 @@ def fill_edges(pts, owned, bin_of_point, start, stop, neigh, r2, offsets, ei, ej
                     c += 1
 
 
+@njit(cache=True)
+def grid_sort(points, lo, width, dims, order, start):
+    """Counting sort of points into a dense grid of cubic cells (linear time).
+
+    The grid has an empty border layer: ``dims`` counts it (interior cells are
+    ``1 .. dims[a] - 2`` along every axis), so the 27 neighbours of an occupied cell
+    always exist and the edge kernels need no bounds checks.
+
+    Parameters
+    ----------
+    points : ndarray, shape (n, 3)
+    lo : ndarray, shape (3,)
+        Lower corner of the interior cells.
+    width : float
+        Cell edge (>= the edge length r_edge).
+    dims : ndarray of int64, shape (3,)
+        Cells per axis, border included (interior points are clamped to the interior).
+    order : ndarray of int64, shape (n,)
+        Output: point indices sorted by cell.
+    start : ndarray of int64, shape (prod(dims) + 1,)
+        Output: sorted range ``[start[c], start[c + 1])`` of cell ``c``.
+    """
+    n = points.shape[0]
+    nc = start.shape[0] - 1
+    key = np.empty(n, dtype=np.int64)
+    for c in range(nc + 1):
+        start[c] = 0
+    for i in range(n):
+        ix = min(max(int((points[i, 0] - lo[0]) / width), 0), dims[0] - 3) + 1
+        iy = min(max(int((points[i, 1] - lo[1]) / width), 0), dims[1] - 3) + 1
+        iz = min(max(int((points[i, 2] - lo[2]) / width), 0), dims[2] - 3) + 1
+        k = (ix * dims[1] + iy) * dims[2] + iz
+        key[i] = k
+        start[k + 1] += 1
+    for c in range(nc):
+        start[c + 1] += start[c]
+    fill = start[:nc].copy()
+    for i in range(n):
+        k = key[i]
+        order[fill[k]] = i
+        fill[k] += 1
+
+
+@njit(cache=True)
+def stencil(dims):
+    """Flat-index offsets of the 27 cells around a cell of a grid with ``dims``."""
+    out = np.empty(27, dtype=np.int64)
+    t = 0
+    for dx in range(-1, 2):
+        for dy in range(-1, 2):
+            for dz in range(-1, 2):
+                out[t] = (dx * dims[1] + dy) * dims[2] + dz
+                t += 1
+    return out
+
+
+@njit(cache=True)
+def wrap_fractional(pos, cell, inv, pbc, out_pos, out_frac):
+    """Wrap positions into the cell; also return their fractional coordinates.
+
+    Same rule as :func:`quests_hpc.geometry.wrap_positions` (subtract whole cell vectors
+    along periodic axes), in one pass and without a BLAS call per row block (``(n, 3) @
+    (3, 3)`` products are slow when BLAS threads compete with MPI ranks).
+
+    Parameters
+    ----------
+    pos : ndarray, shape (n, 3)
+    cell, inv : ndarray, shape (3, 3)
+        Complete cell (rows are vectors) and its inverse.
+    pbc : ndarray of bool, shape (3,)
+    out_pos, out_frac : ndarray, shape (n, 3)
+        Output: wrapped Cartesian and fractional coordinates.
+    """
+    for i in range(pos.shape[0]):
+        for a in range(3):
+            f = pos[i, 0] * inv[0, a] + pos[i, 1] * inv[1, a] + pos[i, 2] * inv[2, a]
+            out_frac[i, a] = f
+        for b in range(3):
+            out_pos[i, b] = pos[i, b]
+        for a in range(3):
+            if pbc[a]:
+                sh = np.floor(out_frac[i, a])
+                out_frac[i, a] -= sh
+                if out_frac[i, a] >= 1.0:
+                    out_frac[i, a] -= 1.0
+                    sh += 1.0
+                if sh != 0.0:
+                    for b in range(3):
+                        out_pos[i, b] -= sh * cell[a, b]
+
+
+@njit(parallel=True, cache=True)
+def grid_edges(pts, owned, start, dims, r2, offsets, ei, ej, count_only):
+    """Edges of the points sorted into a dense grid (:func:`grid_sort`), two passes.
+
+    Same edge set as :func:`count_edges` / :func:`fill_edges`: pairs at squared distance
+    ``<= r2`` with at least one owned point, owned-owned pairs once.  With
+    ``count_only`` the per-point counts go to ``offsets[i + 1]``; otherwise ``offsets``
+    holds the exclusive prefix sums and the edges (sorted indices) are written.
+    """
+    nc = start.shape[0] - 1
+    st = stencil(dims)
+    for c in prange(nc):
+        if start[c] == start[c + 1]:
+            continue
+        for i in range(start[c], start[c + 1]):
+            if not owned[i]:
+                continue
+            pos = 0 if count_only else offsets[i]
+            for t in range(27):
+                nb = c + st[t]
+                for j in range(start[nb], start[nb + 1]):
+                    if owned[j] and j <= i:
+                        continue
+                    ddx = pts[j, 0] - pts[i, 0]
+                    ddy = pts[j, 1] - pts[i, 1]
+                    ddz = pts[j, 2] - pts[i, 2]
+                    if ddx * ddx + ddy * ddy + ddz * ddz <= r2:
+                        if not count_only:
+                            ei[pos] = i
+                            ej[pos] = j
+                        pos += 1
+            if count_only:
+                offsets[i + 1] = pos
+
+
+@njit(cache=True)
+def grid_union(pts, owned, keys, start, dims, r2, parent, cap):
+    """One serial pass: union-find over owned-owned edges, list owned-ghost edges.
+
+    The fused form of :func:`grid_edges` + :func:`union_min_labels` for when the edges
+    themselves are not needed: one distance test per pair instead of two passes, no edge
+    arrays.  Roots carry the smallest key of their tree.
+
+    Parameters
+    ----------
+    pts : ndarray, shape (n, 3)
+        Points sorted by cell (:func:`grid_sort`).
+    owned : ndarray of bool, shape (n,)
+    keys : ndarray of int64, shape (n,)
+        Key (atom id) of every sorted point (only owned ones are used).
+    start, dims : ndarray of int64
+        Grid of :func:`grid_sort`.
+    r2 : float
+    parent : ndarray of int64, shape (n,)
+        Output: union-find forest (call :func:`roots` for the labels).
+    cap : int
+        Initial capacity of the ghost-edge list (grown as needed).
+
+    Returns
+    -------
+    gi, gj : ndarray of int64
+        Owned-ghost edges (sorted indices).
+    """
+    n = pts.shape[0]
+    for i in range(n):
+        parent[i] = i
+    gi = np.empty(max(cap, 16), dtype=np.int64)
+    gj = np.empty(max(cap, 16), dtype=np.int64)
+    m = 0
+    nc = start.shape[0] - 1
+    st = stencil(dims)
+    for c in range(nc):
+        if start[c] == start[c + 1]:
+            continue
+        for i in range(start[c], start[c + 1]):
+            if not owned[i]:
+                continue
+            for t in range(27):
+                nb = c + st[t]
+                for j in range(start[nb], start[nb + 1]):
+                    oj = owned[j]
+                    if oj and j <= i:
+                        continue
+                    ddx = pts[j, 0] - pts[i, 0]
+                    ddy = pts[j, 1] - pts[i, 1]
+                    ddz = pts[j, 2] - pts[i, 2]
+                    if ddx * ddx + ddy * ddy + ddz * ddz > r2:
+                        continue
+                    if oj:
+                        ra = _find(parent, i)
+                        rb = _find(parent, j)
+                        if ra != rb:
+                            if keys[ra] < keys[rb]:
+                                parent[rb] = ra
+                            else:
+                                parent[ra] = rb
+                    else:
+                        if m == gi.shape[0]:
+                            gi2 = np.empty(2 * m, dtype=np.int64)
+                            gj2 = np.empty(2 * m, dtype=np.int64)
+                            gi2[:m] = gi
+                            gj2[:m] = gj
+                            gi = gi2
+                            gj = gj2
+                        gi[m] = i
+                        gj[m] = j
+                        m += 1
+    return gi[:m].copy(), gj[:m].copy()
+
+
+@njit(cache=True)
+def roots_min_keys(parent, keys, n):
+    """Label of every vertex ``0..n-1`` of a union-find forest: its root's key."""
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = keys[_find(parent, i)]
+    return out
+
+
 @njit(inline="always")
 def _find(parent, i):
     while parent[i] != i:

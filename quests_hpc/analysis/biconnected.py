@@ -18,7 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import _cluster_kernels as K
-from .common import route_by_key, size_histogram
+from .common import route_by_key, size_histogram, unique_rows
 
 
 @dataclass
@@ -90,7 +90,7 @@ def biconnected_component_sizes(a, b):
     lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
     if len(lo) == 0:
         return np.empty(0, np.int64)
-    e = np.unique(np.stack([lo, hi], axis=1), axis=0)
+    e = unique_rows(np.stack([lo, hi], axis=1))
     names, inv = np.unique(e.reshape(-1), return_inverse=True)
     inv = inv.reshape(-1, 2).astype(np.int64)
     indptr, indices = K.csr_from_edges(len(names), inv[:, 0].copy(), inv[:, 1].copy())

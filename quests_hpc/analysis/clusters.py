@@ -9,20 +9,25 @@ frame is split over ranks.  Atoms that are not nodes get label 0.
 
 Algorithm (all collective over ``comm``):
 
-1. The nodes are sent to the owners of their subdomains
-   (:func:`quests_hpc.parallel.decomposition.distribute`, grid built on the nodes).
+1. The nodes are sent to the owners of their subdomains (the grid of
+   :func:`quests_hpc.parallel.decomposition.build_grid`, built on the nodes; ownership
+   as in ``distribute``), remembering the route back.
 2. Halo of width ``r_edge``: each rank receives the nodes within ``r_edge`` of its
    subdomain, periodic images included (:func:`quests_hpc.parallel.halo.ghost_targets`,
    the same halo as the descriptors with the cutoff replaced by ``r_edge``).
-3. Edges with at least one owned endpoint from a cell list
-   (:func:`quests_hpc.cell_list.build_cell_list`); union-find over the owned-owned edges
-   gives local components labelled by their smallest owned id.
+3. Edges with at least one owned endpoint from a dense grid of cells (counting sort), or
+   the sparse cell list of :mod:`quests_hpc.cell_list` for sparse clouds; union-find over
+   the owned-owned edges gives local components labelled by their smallest owned id.
 4. The ghosts' local labels come from their owners (one more exchange, aligned with the
    halo); every owned-ghost edge links two local components.  The de-duplicated links
    (a graph of components, far smaller than the atoms) are merged by one union-find on
    the root, which returns the smallest id of every merged set.
-5. Cluster sizes are summed on the rank ``label % size``; labels are returned in the
-   caller's atom order through a directory keyed by ``id % size``.
+5. Cluster sizes are summed on the rank ``label % size``; labels go back to the caller's
+   atom order along the route of step 1 (one reverse exchange).
+
+Collectives are few and batched (ids travel with positions in one message; counts,
+errors and statistics in one gather each), which matters on busy or high-latency
+networks.
 
 Optionally the biconnected (2-connected) components of every cluster of at most
 ``biconnected_max_size`` atoms are found, as in the paper's Methods (see
@@ -36,16 +41,14 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import geometry
-from .._descriptor_kernels import neighbour_bins
-from ..cell_list import build_cell_list
 from ..errors import QuestsInputError
-from ..parallel.decomposition import build_grid, distribute
+from ..parallel.decomposition import build_grid
 from ..parallel.exchange import alltoallv_rows, gather_rows
 from ..parallel.halo import ghost_targets, shifted_positions
-from ..parallel.runtime import collective_errors
 from . import _cluster_kernels as K
 from .biconnected import BiconnectedSummary, biconnected_summary
-from .common import check_cluster_parameters, check_r_edge_cell, lookup_by_id, size_histogram
+from .common import check_cluster_parameters, check_r_edge_cell, unique_rows
+from .edges import local_components, local_edges
 
 DEFAULT_THRESHOLD = 0.0
 DEFAULT_R_EDGE = 3.0
@@ -134,40 +137,6 @@ def _check_arrays(ids, positions, dh):
     return ids, pos, dh
 
 
-def local_edges(points, n_owned, r_edge):
-    """Edges (point indices) with at least one of the first ``n_owned`` points.
-
-    Parameters
-    ----------
-    points : ndarray, shape (n, 3)
-        Owned points first, then ghosts (a finite point cloud, no periodicity).
-    n_owned : int
-    r_edge : float
-        Points at distance ``<= r_edge`` are joined.
-
-    Returns
-    -------
-    ei, ej : ndarray of int64
-        Endpoints; ``ei`` is always owned.  Owned-owned edges appear once.
-    """
-    if len(points) == 0 or n_owned == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    cl = build_cell_list(points, r_edge)
-    neigh = neighbour_bins(cl.keys, cl.bin_xyz, cl.dims)
-    owned = cl.order < n_owned
-    counts = np.empty(len(points), dtype=np.int64)
-    r2 = float(r_edge) ** 2
-    K.count_edges(cl.sorted_points, owned, cl.bin_of_point, cl.start, cl.stop, neigh, r2, counts)
-    offsets = np.zeros(len(points) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    m = int(offsets[-1])
-    ei = np.empty(m, dtype=np.int64)
-    ej = np.empty(m, dtype=np.int64)
-    K.fill_edges(cl.sorted_points, owned, cl.bin_of_point, cl.start, cl.stop, neigh, r2,
-                 offsets, ei, ej)
-    return cl.order[ei], cl.order[ej]
-
-
 def _merge_components(comm, pairs, root=0):
     """Merge linked local components on ``root``; final label of each pair's first entry.
 
@@ -248,38 +217,51 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
     threshold, r_edge, bicon = check_cluster_parameters(threshold, r_edge, biconnected_max_size)
     pbc = geometry.as_pbc(pbc)
     check_r_edge_cell(r_edge, cell, pbc)
-    with collective_errors(comm):
+    err, node = None, None
+    try:
         ids, pos, dh = _check_arrays(ids, positions, dh)
-    node = dh <= threshold
-    n_atoms = comm.allreduce(len(ids))
-    n_nodes = comm.allreduce(int(node.sum()))
+        node = dh <= threshold
+    except QuestsInputError as exc:
+        err = exc
+    # One collective for the input check and the global counts.
+    info = comm.allgather((None if err is None else str(err), len(np.atleast_1d(ids)),
+                           0 if node is None else int(node.sum())))
+    _raise_first(err, info)
+    n_atoms, n_nodes = sum(i[1] for i in info), sum(i[2] for i in info)
     if n_nodes == 0:
         return _empty_result(len(ids), n_atoms, threshold, r_edge, bicon, clock)
-    node_ids = ids[node]
 
-    grid = build_grid(comm, pos[node], cell, pbc, dims=dims, balance=balance)
-    owned = distribute(comm, grid, node_ids, pos[node])
-    n_own = len(owned)
+    # A uniform grid over a fully periodic cell does not depend on the atoms: skip
+    # build_grid's pass over them (its extent is only needed along non-periodic axes).
+    uniform = pbc.all() and balance == "uniform"
+    grid = build_grid(comm, np.empty((0, 3)) if uniform else pos[node], cell, pbc, dims=dims,
+                      balance=balance)
+    own_ids, own_pos, route = _to_owners(comm, grid, ids[node], pos[node])
+    n_own = len(own_ids)
     clock.done("distribute")
 
-    frac = grid.fractional(owned.positions) if n_own else np.empty((0, 3))
+    frac, _ = _fractional(own_pos, grid)
     atom, dest, shift = ghost_targets(grid, frac, comm.rank, r_edge)
     counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
-    g_ids, g_counts = alltoallv_rows(comm, owned.ids[atom], counts)
-    g_pos, _ = alltoallv_rows(comm, shifted_positions(owned.positions, grid.cell, atom, shift),
-                              counts, g_counts)
+    packed, g_counts = alltoallv_rows(
+        comm, _pack(own_ids[atom], shifted_positions(own_pos, grid.cell, atom, shift)), counts)
+    g_ids, g_pos = _unpack(packed)
     clock.done("halo")
 
-    ei, ej = local_edges(np.concatenate([owned.positions, g_pos]), n_own, r_edge)
-    clock.done("edges")
-
-    rep = K.union_min_labels(owned.ids, ei, ej, n_own)
+    cloud = np.concatenate([own_pos, g_pos])
+    if bicon is None:  # one fused pass: no edge arrays
+        rep, ci, cj = local_components(cloud, n_own, own_ids, r_edge)
+        clock.done("edges")
+    else:  # the biconnected parts need every edge
+        ei, ej = local_edges(cloud, n_own, r_edge)
+        clock.done("edges")
+        rep = K.union_min_labels(own_ids, ei, ej, n_own)
+        cross = ej >= n_own
+        ci, cj = ei[cross], ej[cross]
     g_rep, _ = alltoallv_rows(comm, rep[atom], counts, g_counts)
-    cross = ej >= n_own
-    pairs = np.stack([rep[ei[cross]], g_rep[ej[cross] - n_own]], axis=1)
+    pairs = np.stack([rep[ci], g_rep[cj - n_own]], axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    if len(pairs):
-        pairs = np.unique(pairs, axis=0)
+    pairs = unique_rows(pairs)
     clock.done("local_components")
 
     final = _merge_components(comm, np.ascontiguousarray(pairs, dtype=np.int64))
@@ -292,37 +274,45 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
         labels[hit] = final[idx[where[hit]]]
     clock.done("merge")
 
+    # Sizes: every label's counts summed on rank label % size; one gather of the stats.
     uniq, local_counts = np.unique(labels, return_counts=True)
     home = uniq % comm.size
     order = np.argsort(home, kind="stable")
     h_counts = np.bincount(home, minlength=comm.size).astype(np.int64)
-    r_lab, r_counts = alltoallv_rows(comm, uniq[order], h_counts)
-    r_cnt, _ = alltoallv_rows(comm, local_counts[order], h_counts, r_counts)
-    c_labels, inv = np.unique(r_lab, return_inverse=True)
-    c_sizes = np.bincount(inv.reshape(-1), weights=r_cnt, minlength=len(c_labels)).astype(np.int64)
-    n_clusters = comm.allreduce(len(c_labels))
-    largest = comm.allreduce(int(c_sizes.max()) if len(c_sizes) else 0, op=MPI.MAX)
-    cand = c_labels[c_sizes == largest]
-    largest_label = comm.allreduce(int(cand.min()) if len(cand) else np.iinfo(np.int64).max,
-                                   op=MPI.MIN)
-    sizes, size_counts = size_histogram(comm, c_sizes)
+    recv, r_counts = alltoallv_rows(comm, np.stack([uniq[order], local_counts[order]], 1),
+                                    h_counts)
+    c_labels, inv = np.unique(recv[:, 0], return_inverse=True)
+    inv = inv.reshape(-1)
+    c_sizes = np.bincount(inv, weights=recv[:, 1], minlength=len(c_labels)).astype(np.int64)
+    srt = np.sort(own_ids)
+    dup = srt[1:][srt[1:] == srt[:-1]]
+    err = QuestsInputError(f"atom id {int(dup[0])} appears more than once in the frame") \
+        if len(dup) else None
+    big = int(c_sizes.max()) if len(c_sizes) else 0
+    v, c = np.unique(c_sizes, return_counts=True)
+    stats = comm.allgather((None if err is None else str(err), len(c_labels), big,
+                            int(c_labels[c_sizes == big].min()) if big else 0, v, c))
+    _raise_first(err, stats)
+    n_clusters = sum(st[1] for st in stats)
+    largest = max(st[2] for st in stats)
+    largest_label = min(st[3] for st in stats if st[2] == largest)
+    sizes, size_counts = _merge_histograms([(st[4], st[5]) for st in stats])
     clock.done("sizes")
 
     bic = None
     if bicon is not None:
         # Size of each owned node's cluster, from the label's home rank.
-        back = c_sizes[inv.reshape(-1)]
-        sz_sorted, _ = alltoallv_rows(comm, back, r_counts, h_counts)
+        sz_sorted, _ = alltoallv_rows(comm, c_sizes[inv], r_counts, h_counts)
         sz_uniq = np.empty_like(sz_sorted)
         sz_uniq[order] = sz_sorted
         node_size = sz_uniq[np.searchsorted(uniq, labels)]
-        all_ids = np.concatenate([owned.ids, g_ids])
+        all_ids = np.concatenate([own_ids, g_ids])
         bic = biconnected_summary(comm, labels[ei], node_size[ei], all_ids[ei], all_ids[ej],
                                   bicon, c_sizes)
         clock.done("biconnected")
 
     out = np.zeros(len(ids), dtype=np.int64)
-    out[node] = lookup_by_id(comm, owned.ids, labels, node_ids)
+    out[node] = _from_owners(comm, labels, route)
     clock.done("labels")
     return ClusterResult(
         labels=out, n_atoms=n_atoms, n_nodes=n_nodes, n_clusters=int(n_clusters),
@@ -331,5 +321,72 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
         timings=clock.times)
 
 
-__all__ = ["DEFAULT_R_EDGE", "DEFAULT_THRESHOLD", "ClusterResult", "find_clusters",
-           "local_edges"]
+def _raise_first(err, gathered):
+    """Raise this rank's error, else the first failing rank's (gathered[r][0] = message)."""
+    if err is not None:
+        raise err
+    for r, g in enumerate(gathered):
+        if g[0] is not None:
+            raise QuestsInputError(f"(from rank {r}) {g[0]}")
+
+
+def _merge_histograms(parts):
+    allv = np.concatenate([p[0] for p in parts] + [np.empty(0, np.int64)]).astype(np.int64)
+    allc = np.concatenate([p[1] for p in parts] + [np.empty(0, np.int64)]).astype(np.int64)
+    values, inv = np.unique(allv, return_inverse=True)
+    return values, np.bincount(inv.reshape(-1), weights=allc,
+                               minlength=len(values)).astype(np.int64)
+
+
+def _pack(ids, positions):
+    """ids (bit patterns) and positions in one (n, 4) float64 array: one message."""
+    out = np.empty((len(ids), 4), dtype=np.float64)
+    out[:, 0] = np.ascontiguousarray(ids, dtype=np.int64).view(np.float64)
+    out[:, 1:] = positions
+    return out
+
+
+def _unpack(packed):
+    return np.ascontiguousarray(packed[:, 0]).view(np.int64), np.ascontiguousarray(packed[:, 1:])
+
+
+def _to_owners(comm, grid, ids, positions):
+    """Send nodes to their subdomain's rank, keeping the route back (collective).
+
+    The same ownership as :func:`quests_hpc.parallel.decomposition.distribute`
+    (positions wrapped in one Numba pass, then ``grid.owner``), in one
+    message per rank pair, remembering where every row came from so that the labels go
+    back with one reverse exchange.
+    """
+    n = len(positions)
+    pos = np.empty((n, 3))
+    frac = np.empty((n, 3))
+    K.wrap_fractional(np.ascontiguousarray(positions, dtype=np.float64), grid.cell,
+                      grid.inv_cell, np.ascontiguousarray(grid.pbc), pos, frac)
+    owner = grid.owner(frac) if n else np.empty(0, np.int64)
+    order = np.argsort(owner, kind="stable")
+    send = np.bincount(owner, minlength=comm.size).astype(np.int64)
+    packed, recv = alltoallv_rows(comm, _pack(ids[order], pos[order]), send)
+    own_ids, own_pos = _unpack(packed)
+    return own_ids, own_pos, (order, send, recv)
+
+
+def _fractional(positions, grid):
+    """Fractional coordinates (and positions) without a BLAS call (see wrap_fractional)."""
+    n = len(positions)
+    frac, pos = np.empty((n, 3)), np.empty((n, 3))
+    K.wrap_fractional(np.ascontiguousarray(positions, dtype=np.float64), grid.cell,
+                      grid.inv_cell, np.zeros(3, dtype=np.bool_), pos, frac)
+    return frac, pos
+
+
+def _from_owners(comm, values, route):
+    """Reverse of :func:`_to_owners`: owners' ``values`` back in the caller's order."""
+    order, send, recv = route
+    back, _ = alltoallv_rows(comm, np.ascontiguousarray(values), recv, send)
+    out = np.empty_like(back)
+    out[order] = back
+    return out
+
+
+__all__ = ["DEFAULT_R_EDGE", "DEFAULT_THRESHOLD", "ClusterResult", "find_clusters"]

@@ -147,3 +147,14 @@ def size_histogram(comm, sizes):
     values, inv = np.unique(allv, return_inverse=True)
     counts = np.bincount(inv.reshape(-1), weights=allc, minlength=len(values)).astype(np.int64)
     return values, counts
+
+
+def unique_rows(pairs):
+    """Distinct rows of an ``(m, 2)`` int64 array, sorted (a lexsort, not a hash)."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if len(pairs) < 2:
+        return pairs.copy()
+    p = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    keep = np.ones(len(p), dtype=bool)
+    keep[1:] = (p[1:] != p[:-1]).any(axis=1)
+    return p[keep]
