@@ -2,7 +2,7 @@
 # Set up .venv-phdf5: quests-hpc with an MPI-enabled h5py (parallel HDF5, the `mpio`
 # writer) built from source against Debian's Open MPI and HDF5.  Idempotent: rerunning
 # is a no-op when the venv already has an MPI h5py; the built h5py wheel is cached
-# (QUESTS_HPC_WHEEL_CACHE, default .venv-phdf5-cache/) and reused while the Debian HDF5
+# (QUESTS_HPC_WHEEL_CACHE, default ~/.cache/quests-hpc/phdf5-wheels) and reused while the Debian HDF5
 # and Open MPI packages stay the same (about 3.5 minutes for the first build, seconds
 # after that).
 #
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${QUESTS_HPC_PHDF5_VENV:-.venv-phdf5}
-CACHE=${QUESTS_HPC_WHEEL_CACHE:-.venv-phdf5-cache}
+CACHE=${QUESTS_HPC_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/quests-hpc/phdf5-wheels}
 PY=${PYTHON:-python3}
 PKGS="libopenmpi-dev openmpi-bin libhdf5-openmpi-dev pkg-config gcc"
 
