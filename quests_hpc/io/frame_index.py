@@ -124,6 +124,7 @@ def _scan_range(src, a, b, where):
         if want == 0:
             break
         j = buf.find(MARKER, 0, want + m - 1)
+        counted, nl_at = 0, nl  # newlines in buf[:counted] added to nl give nl_at
         while 0 <= j < want:
             at_line_start = buf[j - 1] == 10 if j > 0 else (pos == 0 or back[-1:] == b"\n")
             if at_line_start:
@@ -150,7 +151,9 @@ def _scan_range(src, a, b, where):
                     for q in range(len(pre) - 1):
                         if pre[q].strip() == b"ITEM: UNITS":
                             out["units"] = pre[q + 1].decode("ascii", "replace").strip()
-                nlb = nl + buf.count(b"\n", 0, j)
+                nl_at += buf.count(b"\n", counted, j)  # incremental: linear in the chunk
+                counted = j
+                nlb = nl_at
                 if err == "incomplete":
                     out["tail"] = dict(marker=pos + j, pre=pos + j - (len(win) - p0),
                                        pre_lines=pre_lines, nl_before=nlb)

@@ -146,3 +146,15 @@ def test_marker_not_at_line_start_is_ignored(tmp_path):
     path = write_text(tmp_path / "m.lammpstrj", text.replace("ITEM: NUMBER", "ITEM: NUMBER", 1))
     ix = get_index(open_source(path), cache=False)
     assert list(ix.timestep) == [0, 5]
+
+
+def test_many_small_frames_index_quickly(tmp_path):
+    import time
+
+    rows = ["1 1 0.5 0.5 0.5", "2 1 1.5 1.5 1.5"]
+    path = write_text(tmp_path / "many.lammpstrj", small_dump([(t, rows) for t in range(20000)]))
+    t0 = time.perf_counter()
+    ix = get_index(open_source(path), cache=False)
+    assert time.perf_counter() - t0 < 10  # linear scan (a quadratic one takes minutes)
+    assert len(ix) == 20000 and ix.timestep[-1] == 19999 and np.all(ix.nlines == 2)
+    assert ix.data_line[-1] == 19999 * 11 + 10
