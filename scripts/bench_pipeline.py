@@ -9,7 +9,9 @@ synthetic frame as ``id type x y z`` first).  Reference: descriptors of a differ
 "thermalised" Ta cell (11 x 12 x 16 BCC cells = 4,224 atoms, a = 3.32 A, 0.15 A
 displacements), computed on rank 0 and shared once per node.
 
-Stages reported (max over ranks, median over ``--repeat`` runs): ``read`` (generation,
+Stages reported (max over ranks, median over ``--repeat`` runs and ``--rounds``, which
+repeat the configurations interleaved, so changing load hits them alike; the per-round
+speed-ups are printed too): ``read`` (generation,
 or the parallel dump read), ``distribute``, ``halo``, ``descriptors``, ``kernel_sums``
 (dH of every atom against the reference), ``reductions``; also the peak memory of each
 rank and the speed-up against the first configuration.
@@ -202,48 +204,79 @@ def median_cpu(res, stage):
     return statistics.median(vals) if vals else None
 
 
+def job_total(res, stat=median_stage):
+    """Sum of the stage times but ``read`` (median over the job's runs)."""
+    return sum(stat(res, s) or 0.0 for s in STAGES[1:])
+
+
+def merge_rounds(jobs):
+    """Group jobs by configuration (first-seen order); runs and rounds pooled."""
+    groups = {}
+    for job in jobs:
+        name = f"{job['ranks']}x{job['threads']}"
+        g = groups.setdefault(name, dict(job, runs=[], jobs=[], peak_memory=None))
+        g["runs"] += job["runs"]
+        g["jobs"].append(job)
+        pm = job["peak_memory"]
+        g["peak_memory"] = pm if g["peak_memory"] is None else \
+            [max(a, b) for a, b in zip(g["peak_memory"], pm)]
+    return groups
+
+
 def report(results):
+    """Print stage tables, per-round speed-ups and the extrapolation (``results``: jobs)."""
     gib = 1 << 30
-    base = results[0]
+    groups = merge_rounds(results)
+    names = list(groups)
+    base = groups[names[0]]
+    rounds = sorted({j.get("round", 0) for j in results})
     print(f"\nBCC Ta frame: {base['atoms']:,} atoms; reference {base['ref']:,} environments "
-          f"({base['layout']}); stage times = max over ranks, median of "
-          f"{len(base['runs'])} run(s)\n")
+          f"({base['layout']}); stage times = max over ranks, median over "
+          f"{len(base['runs'])} run(s) in {len(rounds)} round(s)\n")
     head = f"{'config':>8} " + " ".join(f"{s:>11}" for s in STAGES) + \
         f" {'total':>9} {'speed-up':>8} {'imbal':>6}  peak memory per rank (GiB)"
     print(head)
     print("-" * len(head))
-    totals = {}
-    for res in results:
-        name = f"{res['ranks']}x{res['threads']}"
-        t = {s: median_stage(res, s) for s in STAGES}
-        total = sum(v for s, v in t.items() if v is not None and s != "read")
-        totals[name] = total
-        speed = totals[f"{base['ranks']}x{base['threads']}"] / total
+    for name in names:
+        g = groups[name]
+        t = {s: median_stage(g, s) for s in STAGES}
+        speed = job_total(base) / job_total(g)
         cells = " ".join(f"{v:11.2f}" if v is not None else f"{'-':>11}" for v in t.values())
-        mem = ", ".join(f"{m / gib:.2f}" for m in res["peak_memory"])
-        print(f"{name:>8} {cells} {total:9.2f} {speed:8.2f} {res['runs'][0]['imbalance']:6.3f}"
-              f"  [{mem}]")
-    print("\n(total = all stages but read; speed-up against the first configuration)")
-    print("\nCPU seconds per stage (largest rank; all threads of a rank summed).  On a loaded "
-          "machine\nwall times stretch but CPU seconds do not: with one thread per rank, "
-          "CPU of 1x1 / CPU of\nthe slowest rank estimates the speed-up on idle cores.\n")
-    print(f"{'config':>8} " + " ".join(f"{s:>11}" for s in STAGES[1:]) + f" {'total':>9} "
-          f"{'est. speed-up':>13}")
-    cbase = None
-    for res in results:
-        name = f"{res['ranks']}x{res['threads']}"
-        c = {s: median_cpu(res, s) for s in STAGES[1:]}
-        ctot = sum(v for v in c.values() if v is not None)
-        cbase = ctot if cbase is None else cbase
-        est = f"{cbase / ctot:13.2f}" if res["threads"] == 1 else f"{'-':>13}"
+        mem = ", ".join(f"{m / gib:.2f}" for m in g["peak_memory"])
+        print(f"{name:>8} {cells} {job_total(g):9.2f} {speed:8.2f} "
+              f"{g['runs'][0]['imbalance']:6.3f}  [{mem}]")
+    print(f"\n(total = all stages but read; speed-up = total of {names[0]} / total)")
+    if len(rounds) > 1:
+        print("\nSpeed-up per round (each configuration against the first one of the same "
+              "round;\nrounds interleave the configurations, so load changes hit all alike):")
+        for name in names[1:]:
+            ratios = []
+            for r in rounds:
+                b = [j for j in results if j.get("round", 0) == r and
+                     f"{j['ranks']}x{j['threads']}" == names[0]]
+                c = [j for j in results if j.get("round", 0) == r and
+                     f"{j['ranks']}x{j['threads']}" == name]
+                if b and c:
+                    ratios.append(job_total(b[0]) / job_total(c[0]))
+            print(f"  {name}: " + ", ".join(f"{x:.2f}" for x in ratios) +
+                  f"   median {statistics.median(ratios):.2f}")
+    print("\nCPU seconds per stage (largest rank; all threads of a rank summed; median).  "
+          "Wall times\nstretch on a loaded machine, CPU seconds less so.\n")
+    print(f"{'config':>8} " + " ".join(f"{s:>11}" for s in STAGES[1:]) + f" {'total':>9}")
+    for name in names:
+        c = {s: median_cpu(groups[name], s) for s in STAGES[1:]}
         cells = " ".join(f"{v:11.2f}" if v is not None else f"{'-':>11}" for v in c.values())
-        print(f"{name:>8} {cells} {ctot:9.2f} {est}")
-    for res in results:
-        d = res["runs"][0]["dh"][0]
-        print(f"{res['ranks']}x{res['threads']}: dH mean {d['mean']:.12f}, novel "
-              f"{d['n_novel']:,} of {d['n']:,} ({100 * d['novelty']:.2f} %), ghosts "
-              f"{res['runs'][0]['ghosts']}, dims {res['runs'][0]['dims']}")
-    best = min(results, key=lambda r: sum(median_stage(r, s) or 0.0 for s in STAGES[1:]))
+        print(f"{name:>8} {cells} {sum(v or 0.0 for v in c.values()):9.2f}")
+    print()
+    for name in names:
+        g = groups[name]
+        d = g["runs"][0]["dh"][0]
+        same = all(r["dh"][0]["mean"] == d["mean"] and r["dh"][0]["n_novel"] == d["n_novel"]
+                   for r in g["runs"])
+        print(f"{name}: dH mean {d['mean']:.12f}, novel {d['n_novel']:,} of {d['n']:,} "
+              f"({100 * d['novelty']:.2f} %){'' if same else ' (varies between runs!)'}, "
+              f"ghosts {g['runs'][0]['ghosts']}, dims {g['runs'][0]['dims']}")
+    best = min(groups.values(), key=job_total)
     extrapolate(best, "wall", median_stage)
     extrapolate(best, "CPU", lambda r, s: median_cpu_sum(r, s) / (r["ranks"] * r["threads"]))
 
@@ -282,7 +315,9 @@ def parse(argv=None):
     p.add_argument("--atoms", type=int, default=4_000_000)
     p.add_argument("--ref", type=int, default=4224)
     p.add_argument("--h", type=float, default=0.015)
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=1, help="runs per job (same frame)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole list of configurations, interleaved")
     p.add_argument("--seed", type=int, default=2025)
     p.add_argument("--configs", nargs="+", default=["1x1", "1x2", "2x1"],
                    help="RANKSxTHREADS per configuration; the first is the speed-up base")
@@ -308,14 +343,18 @@ def main(argv=None):
         n = write_dump(args.write_dump, args.atoms, args.seed)
         print(f"wrote {n:,} atoms to {args.write_dump} in {time.perf_counter() - t0:.1f} s")
     results = []
-    for cfg in args.configs:
-        ranks, threads = (int(v) for v in cfg.lower().split("x"))
-        print(f"running {ranks} rank(s) x {threads} thread(s) ...", flush=True)
-        results.append(run_config(args, ranks, threads))
+    for rnd in range(args.rounds):
+        for cfg in args.configs:
+            ranks, threads = (int(v) for v in cfg.lower().split("x"))
+            print(f"round {rnd + 1}/{args.rounds}: {ranks} rank(s) x {threads} thread(s) ...",
+                  flush=True)
+            job = run_config(args, ranks, threads)
+            job["round"] = rnd
+            results.append(job)
+            if args.json:  # keep what is done if a later configuration fails
+                with open(args.json, "w") as f:
+                    json.dump(results, f, indent=1, default=float)
     report(results)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, default=float)
     return 0
 
 
