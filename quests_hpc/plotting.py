@@ -314,7 +314,8 @@ def cluster_size_distribution(sizes, counts, n_frames=1, fit=None, atomic_volume
         y = np.exp(N.cnt_log_distribution(r, fit.log_n0, fit.dg, fit.gamma, fit.temperature))
         ax.plot(grid, y, color=COLORS[1],
                 label=(f"CNT fit: $\\gamma$ = {fit.gamma:.3f} J/m$^2$, "
-                       f"$\\Delta g$ = {fit.dg / 1e9:.2f} GJ/m$^3$"))
+                       f"$\\Delta g$ = {fit.dg / 1e9:.2f} GJ/m$^3$"
+                       + (f", $n^*$ = {fit.n_star:.0f}" if np.isfinite(fit.n_star) else "")))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("cluster size (atoms)")

@@ -27,9 +27,12 @@ def _load(path):
     if "analysis" in schema.SCHEMA:
         c = schema.load_campaign(path)
         return c, check_analysis(c.get("analysis"), base)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    raw = yaml.safe_load(text)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        raw = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise QuestsInputError(f"{path}: cannot read the campaign: {exc}") from None
     analysis = raw.pop("analysis", None) if isinstance(raw, dict) else None
     c = schema.validate(raw, base, source=path)
     c["yaml"] = text

@@ -218,12 +218,14 @@ def nucleation_analysis(path, *, comm=None, temperature=None, temperature_file=N
                         gamma_sl=N.CU_MISHIN["gamma_sl"], gamma_range=N.CU_MISHIN["gamma_sl_range"],
                         t_melt=N.CU_MISHIN["t_melt"], dh_melt=N.CU_MISHIN["dh_melt"],
                         atomic_volume=N.CU_MISHIN["atomic_volume"], fit=True, fit_max_size=None,
-                        backend="auto"):
+                        fit_frames=None, backend="auto"):
     """CNT critical sizes per frame and the fit of the cluster-size distribution.
 
-    Needs :func:`cluster_analysis` first.  The fit uses the frames before the largest
-    cluster first reaches the lower critical size (pre-nucleation: an equilibrium-like
-    distribution of subcritical clusters), at their mean temperature.
+    Needs :func:`cluster_analysis` first.  The fit uses the pre-nucleation frames (an
+    equilibrium-like distribution of subcritical clusters), at their mean temperature:
+    ``fit_frames`` (``[start, stop)`` frame positions) or, by default, the frames before
+    the largest cluster rises above the upper critical size for good (see
+    :func:`fit_frame_indices`).
 
     Returns
     -------
@@ -249,10 +251,7 @@ def nucleation_analysis(path, *, comm=None, temperature=None, temperature_file=N
            "n_star": np.asarray(n_star, dtype=np.float64), "n_star_lo": lo, "n_star_hi": hi}
     fit_info, fit_error = None, ""
     if fit:
-        crossed = np.flatnonzero(tab["largest"] >= np.nan_to_num(lo, nan=np.inf))
-        pre = np.arange(crossed[0] if len(crossed) else len(temp))
-        if len(pre) == 0:
-            pre = np.arange(1)
+        pre = fit_frame_indices(tab["largest"], hi, fit_frames)
         sizes, counts = _summed_histogram(tab, pre)
         try:
             cf = N.fit_size_distribution(sizes, counts, float(np.mean(temp[pre])),
@@ -269,6 +268,26 @@ def nucleation_analysis(path, *, comm=None, temperature=None, temperature_file=N
     table["frame"] = tab["frame"]
     _write_table(path, "nucleation", table, attrs, comm, backend)
     return res
+
+
+def fit_frame_indices(largest, n_star_hi, fit_frames=None):
+    """Frames (positions) whose cluster sizes the CNT fit uses.
+
+    ``fit_frames = [start, stop]`` picks them; by default the frames before the largest
+    cluster rises above ``n_star_hi`` and stays above it to the end (the nucleation
+    event); all frames when that never happens; at least the first frame.
+    """
+    n = len(largest)
+    if fit_frames is not None:
+        a, b = (int(x) for x in fit_frames)
+        idx = np.arange(n)[a:b]
+        if len(idx) == 0:
+            raise QuestsInputError(f"fit_frames {list(fit_frames)} selects no frame of {n}")
+        return idx
+    above = np.asarray(largest, dtype=float) > np.nan_to_num(n_star_hi, nan=np.inf)
+    stays = np.flatnonzero(~above)
+    first = 0 if len(stays) == 0 else stays[-1] + 1  # from here on, always above
+    return np.arange(max(1, first if first < n else n))
 
 
 def _summed_histogram(tab, frames):
@@ -357,7 +376,7 @@ def run_analyses(path, analysis, comm=None, out=None):
                 temperature_file=nuc["temperature_file"], gamma_sl=nuc["gamma_sl"],
                 gamma_range=nuc["gamma_range"], t_melt=nuc["t_melt"], dh_melt=nuc["dh_melt"],
                 atomic_volume=nuc["atomic_volume"], fit=nuc["fit"],
-                fit_max_size=nuc["fit_max_size"])
+                fit_max_size=nuc["fit_max_size"], fit_frames=nuc["fit_frames"])
     e = a["export"]
     if e is not None:
         d = e["directory"] or os.path.splitext(path)[0] + "_frames"

@@ -70,6 +70,15 @@ def _pair(v, ctx):
 _pair.type_name = "[low, high]"
 
 
+def _range(v, ctx):
+    if not (isinstance(v, list) and len(v) == 2):
+        raise Bad(f"must be [start, stop], two integers; got {v!r}")
+    return [int_field()(x, ctx) for x in v]
+
+
+_range.type_name = "[start, stop]"
+
+
 def _formats(v, ctx):
     vals = v if isinstance(v, list) else [v]
     ok = ("png", "pdf", "svg")
@@ -117,6 +126,8 @@ NUCLEATION = {
     "fit": (bool_field, True, "fit log N_r = log N_0 - 4 pi r^3 dg/(3kT) - 4 pi r^2 "
             "gamma/(kT) to the pre-nucleation size distribution"),
     "fit_max_size": (int_field(2), None, "largest cluster size in the fit"),
+    "fit_frames": (_range, None, "[start, stop) frame positions of the fit (default: the "
+                   "frames before the largest cluster stays above the critical size)"),
 }
 
 PLOTS = {

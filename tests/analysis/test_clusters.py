@@ -137,3 +137,42 @@ def test_union_min_labels_kernel():
     ei = np.array([0, 2, 3], dtype=np.int64)
     ej = np.array([1, 1, 9], dtype=np.int64)  # the last edge leaves the vertex set: ignored
     np.testing.assert_array_equal(K.union_min_labels(keys, ei, ej, 5), [30, 30, 30, 20, 10])
+
+
+def _edge_set(a, b):
+    return set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
+
+
+@pytest.mark.parametrize("far", [False, True])
+def test_edge_paths_agree(far):
+    """Dense grid, sparse cell list and the fused pass give the same graph."""
+    from quests_hpc.analysis.edges import _sparse_edges, local_components, local_edges
+
+    rng = np.random.default_rng(11)
+    pts = rng.random((900, 3)) * 12.0
+    if far:  # one point far away makes the dense grid too sparse: sparse path
+        pts[-1] = [1e4, -3e3, 5e3]
+    n_own = 700
+    keys = rng.permutation(np.arange(1, n_own + 1) * 7)
+    a, b = local_edges(pts, n_own, 1.7)
+    a2, b2 = _sparse_edges(pts, n_own, 1.7)
+    assert _edge_set(a, b) == _edge_set(a2, b2)
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    i, j = np.nonzero(np.triu(d <= 1.7, 1))
+    keep = i < n_own  # at least one owned endpoint (i < j)
+    assert _edge_set(a, b) == _edge_set(i[keep], j[keep])
+    rep, gi, gj = local_components(pts, n_own, keys, 1.7)
+    np.testing.assert_array_equal(rep, K.union_min_labels(keys, a, b, n_own))
+    cross = b >= n_own
+    assert _edge_set(gi, gj) == _edge_set(a[cross], b[cross])
+
+
+def test_module_entry_point(tmp_path, capsys):
+    from quests_hpc.analysis.__main__ import main
+
+    assert main([str(tmp_path / "missing.yaml")]) == 2
+    assert "error" in capsys.readouterr().err
+    (tmp_path / "c.yaml").write_text("inputs: []\nanalysis: {clusters: {r_edg: 1}}\n")
+    assert main([str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err
