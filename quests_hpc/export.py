@@ -309,30 +309,61 @@ def crc32_combine(crc1, crc2, len2):
 
 
 _GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255])
+#: zlib level of ``.gz`` exports: level 1 deflates numeric text ~6x faster than the
+#: default 6 for ~10 % larger files.
+GZIP_LEVEL = 1
+_GZIP_CHUNK = 4 << 20
 
 
-def _gzip_piece(data, first, last, crc_len, comm):
+def _deflate_chunks(raw, last, level, threads):
+    """Raw deflate of ``raw`` in independent sync-flushed chunks, compressed in threads.
+
+    zlib releases the GIL, so chunks compress in parallel; every chunk ends byte-aligned
+    (``Z_SYNC_FLUSH``), the very last one with the final block (``Z_FINISH``) when
+    ``last``.  The concatenation is one valid deflate stream.
+    """
+    size = max(_GZIP_CHUNK, -(-len(raw) // max(1, threads)))
+    bounds = list(range(0, len(raw), size)) or [0]
+
+    def one(k):
+        a = bounds[k]
+        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+        end = last and k == len(bounds) - 1
+        return c.compress(raw[a:a + size]) + c.flush(zlib.Z_FINISH if end else zlib.Z_SYNC_FLUSH)
+
+    if len(bounds) == 1 or threads <= 1:
+        return b"".join(one(k) for k in range(len(bounds)))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        return b"".join(ex.map(one, range(len(bounds))))
+
+
+def _gzip_piece(data, first, last, comm, level=GZIP_LEVEL):
     """This rank's piece of one gzip member compressed in parallel (as pigz does).
 
-    Every rank deflates its bytes independently and ends with a byte-aligned sync flush;
-    the concatenation of the pieces is one valid deflate stream.  Rank 0 adds the gzip
-    header, the last rank the final block and the trailer (the CRC-32 of the whole text,
-    combined from every rank's CRC and length).  Readers that stop after the first
-    member of a multi-member gzip file (OVITO) read it whole.
+    Every rank deflates its bytes independently (in threads, :func:`_deflate_chunks`)
+    and ends with a byte-aligned sync flush; the concatenation of the pieces is one valid
+    deflate stream.  Rank 0 adds the gzip header, the last rank the final block and the
+    trailer (the CRC-32 of the whole text, combined from every rank's CRC and length).
+    Readers that stop after the first member of a multi-member gzip file (OVITO) read it
+    whole.
     """
-    raw = data.tobytes()
-    c = zlib.compressobj(6, zlib.DEFLATED, -15)
-    out = c.compress(raw) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-    crcs = [crc_len(zlib.crc32(raw), len(raw))] if comm is None else comm.allgather(
-        (zlib.crc32(raw), len(raw)))
+    from .threads import get_num_threads
+
+    raw = memoryview(np.ascontiguousarray(data)).cast("B")
+    out = _deflate_chunks(raw, last, level, get_num_threads())
+    crc = zlib.crc32(raw)
+    crcs = [(crc, len(raw))] if comm is None else comm.allgather((crc, len(raw)))
     if first:
         out = _GZIP_HEADER + out
     if last:
-        crc, total = 0, 0
+        total_crc, total = 0, 0
         for cr, ln in crcs:
-            crc = crc32_combine(crc, cr, ln)
+            total_crc = crc32_combine(total_crc, cr, ln)
             total += ln
-        out += int(crc).to_bytes(4, "little") + int(total & 0xFFFFFFFF).to_bytes(4, "little")
+        out += (int(total_crc).to_bytes(4, "little")
+                + int(total & 0xFFFFFFFF).to_bytes(4, "little"))
     return np.frombuffer(out, dtype=np.uint8)
 
 
@@ -347,7 +378,7 @@ def write_parts(path, header, body, comm=None, compress=False):
     if compress:
         serial = comm is None or comm.size == 1
         data = _gzip_piece(data, serial or comm.rank == 0, serial or comm.rank == comm.size - 1,
-                           lambda c, n: (c, n), None if serial else comm)
+                           None if serial else comm)
     if comm is None or comm.size == 1:
         with open(path, "wb") as f:
             f.write(data.tobytes())

@@ -157,3 +157,24 @@ def test_parallel_text_independent_of_rank_count(mpi_tmp_path, name):
     assert _read_text(p) == _read_text(serial)
     if name.endswith(".gz"):
         assert subprocess.run(["gzip", "-t", str(p)]).returncode == 0
+
+
+def test_gzip_in_several_threaded_chunks(tmp_path, monkeypatch):
+    """A rank's text deflated in several sync-flushed chunks is still one gzip member."""
+    import quests_hpc.export as E
+
+    monkeypatch.setattr(E, "_GZIP_CHUNK", 1 << 12)
+    from quests_hpc.threads import get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    set_num_threads(min(2, E.__dict__.get("_max", 2)) if before >= 2 else before)
+    try:
+        f = _frame(3000, seed=5)
+        p = tmp_path / "c.lammpstrj.gz"
+        export_frame(p, f["ids"], f["positions"], CELL, True, columns={"dH": f["dh"]})
+        export_frame(tmp_path / "c.lammpstrj", f["ids"], f["positions"], CELL, True,
+                     columns={"dH": f["dh"]})
+    finally:
+        set_num_threads(before)
+    assert _read_text(p) == _read_text(tmp_path / "c.lammpstrj")
+    assert subprocess.run(["gzip", "-t", str(p)]).returncode == 0
