@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "campaign"))
 
-import campaign_data  # noqa: E402
+import campaign_data
 
 
 def make_results(d, comm, dh=True, positions=False, n_frames=4, name="out.h5"):

@@ -102,6 +102,9 @@ def test_results_without_dh_is_refused(tmp_path):
         H.cluster_analysis(path)
     with pytest.raises(QuestsInputError, match="no cluster analysis"):
         H.nucleation_analysis(path, temperature=600.0)
+    # A campaign without dH and without an analysis section: nothing to draw, no error.
+    assert H.run_analyses(path, {}, MPI.COMM_SELF) == {
+        "clusters": None, "nucleation": None, "plots": [], "exports": []}
 
 
 def test_bad_files_and_parameters(tmp_path, analysed):
