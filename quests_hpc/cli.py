@@ -33,7 +33,7 @@ structures -- per-atom novelty of environments against a reference (training) se
 dataset entropy and diversity.  Descriptors: k nearest neighbours within a cutoff
 (SPEC: k=32, r_c=5.0 A); Gaussian kernel of bandwidth h=0.015 1/A.
 
-Run any command except `example` and `info` under MPI as is, e.g.
+Run any command except `example`, `info` and `plot` under MPI as is, e.g.
   mpiexec -n 64 quests-hpc run campaign.yaml
   srun quests-hpc dh dump.lammpstrj --reference train.xyz -o dh.h5
 """
@@ -217,6 +217,60 @@ def build_parser():
     info.add_argument("--frames", type=int, default=50, metavar="N",
                       help="list at most N frames (default: 50)")
     info.set_defaults(func=_cmd_info, mpi=False)
+
+    pl = sub.add_parser(
+        "plot", help="draw the pictures of a results file",
+        description="Draw the pictures of RESULTS.h5 with matplotlib: dH histogram and CDF "
+                    "with the dH = 0 line; novelty fraction and largest cluster per frame "
+                    "(with the CNT critical-size band when a nucleation analysis was run); "
+                    "cluster-size distribution; entropy learning curve with its asymptote "
+                    "fit; overlap matrix.  Only what the file holds is drawn.")
+    pl.add_argument("results", metavar="RESULTS.h5", help="a quests-hpc results file")
+    pl.add_argument("-o", "--output-dir", default=None, metavar="DIR",
+                    help="where the pictures go (default: RESULTS_plots/ beside the file)")
+    pl.add_argument("--formats", nargs="+", default=["png"], metavar="FMT",
+                    help="picture formats, e.g. png pdf svg (default: png)")
+    pl.set_defaults(func=_cmd_plot, mpi=False)
+
+    cl = sub.add_parser(
+        "clusters", help="clusters of covered atoms (dH <= threshold) in a results file",
+        description="Clusters of covered atoms in every complete frame of RESULTS.h5: nodes "
+                    "are atoms with dH <= THRESHOLD, edges join nodes at most R_EDGE apart "
+                    "(periodic images included), clusters are connected components labelled "
+                    "by their smallest atom id (the same for any number of ranks).  Labels go "
+                    "to /frames/<frame>/cluster, per-frame statistics to /analysis/clusters.  "
+                    "Needs positions in the file (measures.positions) or a readable source "
+                    "dump.  Runs under mpiexec.")
+    cl.add_argument("results", metavar="RESULTS.h5", help="a quests-hpc results file")
+    cl.add_argument("--threshold", type=float, default=0.0,
+                    help="nodes are atoms with dH <= THRESHOLD (default: 0.0)")
+    cl.add_argument("--r-edge", type=float, default=3.0, metavar="R",
+                    help="edge length in Angstrom (default: 3.0, the paper's Methods)")
+    cl.add_argument("--column", default=None, metavar="REF",
+                    help="dH column: reference name, 'ref@h=...' label or index "
+                         "(default: the first)")
+    cl.add_argument("--biconnected-max-size", type=int, default=None, metavar="N",
+                    help="also find 2-connected parts of clusters up to N atoms "
+                         "(default: off)")
+    cl.set_defaults(func=_cmd_clusters, mpi=True)
+
+    exp = sub.add_parser(
+        "export", help="one file per frame with dH and cluster columns, for OVITO",
+        description="Write every complete frame of RESULTS.h5 as a LAMMPS dump (or extxyz) "
+                    "with per-atom dH and cluster columns that OVITO opens directly (colour "
+                    "atoms by dH).  Written in parallel under mpiexec.")
+    exp.add_argument("results", metavar="RESULTS.h5", help="a quests-hpc results file")
+    exp.add_argument("-o", "--output-dir", required=True, metavar="DIR",
+                     help="directory for the per-frame files (required)")
+    exp.add_argument("--format", choices=["lammps-dump", "extxyz"], default="lammps-dump",
+                     help="file format (default: lammps-dump)")
+    exp.add_argument("--no-gzip", action="store_true",
+                     help="write plain text instead of .gz (default: gzip)")
+    exp.add_argument("--column", default=None, metavar="REF",
+                     help="dH column to export (default: the first)")
+    exp.add_argument("--elements", nargs="+", default=None, metavar="EL",
+                     help="element of each atom type, in type order (default: none)")
+    exp.set_defaults(func=_cmd_export, mpi=True)
     return parser
 
 
@@ -234,6 +288,37 @@ def _cmd_info(args, comm=None):
     from .results.reader import describe
 
     print(describe(args.results, max_frames=args.frames))
+    return 0
+
+
+def _cmd_plot(args, comm=None):
+    from .plotting import plot_results
+
+    files = plot_results(args.results, args.output_dir, formats=args.formats)
+    for f in files:
+        print(f"picture: {f}")
+    if not files:
+        print(f"{args.results}: nothing to draw (no complete frames or analyses)")
+    return 0
+
+
+def _cmd_clusters(args, comm):
+    from .analysis.campaign_hooks import cluster_analysis
+
+    cluster_analysis(args.results, comm=comm, threshold=args.threshold, r_edge=args.r_edge,
+                     column=args.column, biconnected_max_size=args.biconnected_max_size,
+                     out=print if comm.rank == 0 else None)
+    return 0
+
+
+def _cmd_export(args, comm):
+    from .analysis.campaign_hooks import export_results
+
+    files = export_results(args.results, args.output_dir, comm=comm, fmt=args.format,
+                           compress=not args.no_gzip, column=args.column,
+                           elements=args.elements)
+    if comm.rank == 0:
+        print(f"{len(files)} file(s) in {args.output_dir}")
     return 0
 
 

@@ -47,7 +47,7 @@ def test_help_explains_every_option_and_default():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == {"example", "run", "descriptors", "dh", "entropy", "overlap",
-                                "info"}
+                                "info", "plot", "clusters", "export"}
     for name, p in sub.choices.items():
         for a in p._actions:
             if isinstance(a, argparse._HelpAction) or not a.option_strings:
@@ -329,3 +329,35 @@ def test_error_on_one_rank_only_aborts_all_within_seconds(tmp_path):
     assert time.monotonic() - t0 < 30
     assert r.returncode == 2
     assert "[rank 1] quests-hpc: error: only rank 1 saw this" in r.stderr
+
+
+def test_clusters_export_plot_commands_on_a_results_file(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "analysis"))
+    from mpi4py import MPI
+    from results_fixture import make_results
+
+    from quests_hpc.analysis.clusters import find_clusters
+
+    path = make_results(tmp_path, MPI.COMM_WORLD, positions=True, n_frames=2)
+    assert main(["clusters", path, "--r-edge", "3.0"]) == 0
+    with h5py.File(path, "r") as f:
+        name = sorted(f["frames"])[0]
+        g = f["frames"][name]
+        labels, ids, dh = g["cluster"][()], g["id"][()], g["delta_entropy"][()]
+        pos, cell, pbc = g["position"][()], g.attrs["cell"], g.attrs["pbc"]
+    dh = dh if dh.ndim == 1 else dh[:, 0]
+    direct = find_clusters(ids, pos, dh, cell, pbc, threshold=0.0, r_edge=3.0)
+    np.testing.assert_array_equal(labels, direct.labels)
+    assert np.all((labels == 0) == (dh > 0))  # every covered atom is in a cluster
+    out_dir = tmp_path / "ovito"
+    assert main(["export", path, "-o", str(out_dir), "--no-gzip", "--elements", "Cu"]) == 0
+    files = sorted(out_dir.iterdir())
+    assert len(files) == 2
+    from ase.io import read
+
+    atoms = read(files[0], format="lammps-dump-text")
+    assert len(atoms) == len(ids)
+    assert main(["plot", path, "-o", str(tmp_path / "pics")]) == 0
+    pics = sorted(p.name for p in (tmp_path / "pics").iterdir())
+    assert any(p.startswith("dh_histogram") for p in pics), pics
+    assert all(os.path.getsize(tmp_path / "pics" / p) > 5000 for p in pics)

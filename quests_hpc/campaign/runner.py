@@ -251,6 +251,7 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
         for s in sources:
             if s is not None:
                 s.close()
+        _analyses(comm, campaign, path, stages, say)
         return {"path": path, "frames": len(frames), "computed": 0, "skipped": len(frames)}
 
     refs, infos = [], []
@@ -297,6 +298,7 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
         if s is not None:
             s.close()
 
+    _analyses(comm, campaign, path, stages, say)
     per_rank = comm.gather(dict(stages.seconds), root=0)
     imbalance = comm.gather(imbalance, root=0)
     if comm.rank == 0:
@@ -309,6 +311,17 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
         say("")
         say(timing_table(per_rank, time.perf_counter() - t_start, imbalance[0]))
     return {"path": path, "frames": len(frames), "computed": len(todo), "skipped": len(done)}
+
+
+def _analyses(comm, campaign, path, stages, say):
+    """The campaign's ``analysis`` section on the finished results file (collective)."""
+    analysis = campaign.get("analysis")
+    if analysis is None:
+        return
+    from ..analysis.campaign_hooks import run_analyses
+
+    with stages.timed("analysis"):
+        run_analyses(path, analysis, comm, out=say)
 
 
 class _Stream:

@@ -17,6 +17,7 @@ import re
 
 import yaml
 
+from ..analysis.schema import ANALYSIS, analysis_problems
 from ..errors import QuestsInputError
 from .fields import (
     BACKENDS,
@@ -142,8 +143,14 @@ SCHEMA = {
     }, {}, "execution settings (may change between restarts)"),
 }
 
-#: Sections that do not change results: left out of the campaign fingerprint.
-NOT_FINGERPRINTED = ("run", "output", "description", "name")
+# Post-processing of the results file (clusters, nucleation, pictures, OVITO files): its
+# own table, owned by quests_hpc.analysis.schema.
+SCHEMA["analysis"] = (ANALYSIS, {}, "after the frames: clusters, nucleation, pictures and "
+                      "per-frame files for OVITO (quests_hpc.analysis)")
+
+#: Sections that do not change results: left out of the campaign fingerprint.  The
+#: analysis section only reads the results file, so changing it never refuses a restart.
+NOT_FINGERPRINTED = ("run", "output", "description", "name", "analysis")
 
 
 # --------------------------------------------------------------------- validation
@@ -284,6 +291,8 @@ def validate(raw, base_dir, source="campaign", lines=None):
 
 
 def _cross_checks(c, ctx):
+    for p in analysis_problems(c.get("analysis") or {}):
+        ctx.problem(["analysis"], p)
     refs = [r for r in (c.get("references") or []) if r]
     ins = [r for r in (c.get("inputs") or []) if r]
     if c.get("inputs") == []:

@@ -10,6 +10,8 @@ Everything here is serial (plain h5py, any build); call it on one rank.
 
 import json
 
+import math
+
 import numpy as np
 
 from ..errors import QuestsInputError
@@ -195,6 +197,12 @@ def describe(path, max_frames=20):
                 lines.append(f"      fit a - b exp(-c (log N)^2): a = {a_:.4f}, b = {b_:.4f}, "
                              f"c = {c_:.4g} (rmse {lc['fit_rmse'][b]:.3g}); information gap "
                              f"at the largest N: {lc['information_gap'][b, -1]:.4f} nats")
+                if np.isfinite(a_) and a_ > math.log(float(np.max(lc["sizes"]))) + 1.0:
+                    # H(N) <= log N for every subset: an asymptote far above log N_max is
+                    # an extrapolation the fitted points do not support.
+                    lines.append("      warning: the asymptote is not determined by these "
+                                 "points (a > log N_max + 1): the curve has not levelled off "
+                                 "within the fitted range; use more sizes (learning_curve.num)")
     return "\n".join(lines)
 
 
