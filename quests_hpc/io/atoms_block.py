@@ -255,6 +255,35 @@ def parse_range(src, start, stop, plan, rows, max_rows, chunk_bytes=DEFAULT_CHUN
     return parser.lines, parser.error, placed, parser.count
 
 
+def id_locality(src, lo, hi, plan, nbytes=1 << 16, window=64):
+    """How ordered the ids at the start of ``[lo, hi)`` are: the fraction of consecutive
+    lines whose ids differ by at most ``window`` (1.0 when unknown).
+
+    Placing rows by id while parsing writes each row where its id says; that is fast when
+    consecutive lines have nearby ids (LAMMPS writes atoms processor by processor, in
+    spatially sorted order) and slow when they are scattered (random stores).
+    """
+    n = min(nbytes, hi - lo)
+    if n <= 0 or not plan.has_id:
+        return 1.0
+    buf = np.frombuffer(src.read_at(lo, n), dtype=np.uint8)
+    kinds = np.zeros_like(plan.kinds)
+    kinds[np.asarray(plan.kinds) == K.ID] = K.ID
+    cap = len(buf) // plan.min_line_bytes + 1
+    ids = np.empty(cap, dtype=np.int64)
+    e_i, e_t, e_f = np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, 3))
+    e_2 = np.empty((0, 0))
+    e_2i = np.empty((0, 0), np.int64)
+    fix = np.empty((_FIX_ROWS, 5), dtype=np.int64)
+    r, _, _, _, _, _ = K.parse_rows(buf, 0, len(buf), len(buf) == hi - lo, cap, kinds, plan.slots,
+                                    0, cap, 0, False, ids, e_t, e_f, e_2, e_2i, e_2i, fix,
+                                    _NO_PLACE, e_i, e_t, e_f, e_2, e_2i, e_2i,
+                                    np.zeros(1, np.int64))
+    if r < 2:
+        return 1.0
+    return float(np.mean(np.abs(np.diff(ids[:r])) <= window))
+
+
 def line_start_after(src, s, d0, d1):
     """First line start at or after byte ``s`` within ``[d0, d1]``."""
     if s <= d0:

@@ -54,7 +54,8 @@ import numpy as np
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
 from . import _kernels as K
-from .atoms_block import DEFAULT_CHUNK, Rows, line_start_after, parse_range, stream_parse
+from .atoms_block import (DEFAULT_CHUNK, Rows, id_locality, line_start_after, parse_range,
+                          stream_parse)
 from .compressed import open_source
 from .frame import Frame, decode_codes, map_types, normalize_type_map
 from .frame_index import BAD_HEADER, SHORT, get_index
@@ -64,6 +65,7 @@ from .ownership import (even_split_by_id, exchange_placed, local_id_range, send_
 from .selection import is_single, select_frames
 
 _SMALL_FILE = 4 << 20  # files below this size are indexed without a cache file
+_MIN_LOCALITY = 0.5  # place rows by id only when half the consecutive ids are close
 
 
 def expand_paths(path):
@@ -268,6 +270,10 @@ class LammpsDump:
             src = self._source(fno)
             lo = line_start_after(src, d0 + (d1 - d0) * rank // size, d0, d1)
             hi = line_start_after(src, d0 + (d1 - d0) * (rank + 1) // size, d0, d1)
+            if placing:
+                # placement pays when consecutive lines have nearby ids; decided together
+                local = id_locality(src, lo, hi, plan) >= _MIN_LOCALITY
+                placing = bool(pcomm.allreduce(np.int64(local), "min", comm))
             res = self._parse_range(src, lo, hi, plan, natoms, size, bounds, rank, placing)
             if placing:
                 if not all(pcomm.allgather(res["placed"], comm)):
@@ -341,7 +347,10 @@ class LammpsDump:
         if placing:
             own_lo, own_hi = int(bounds[rank]) + 1, int(bounds[rank + 1]) + 1
             rows = Rows(plan, own_hi - own_lo, zero_ids=True)
-            out_cap = min(natoms - (own_hi - own_lo), (hi - lo) // plan.min_line_bytes + 1)
+            # rows for other ranks: at most a quarter of the share (memory), else the
+            # frame is parsed again in file order
+            out_cap = min(natoms - (own_hi - own_lo), (hi - lo) // plan.min_line_bytes + 1,
+                          (own_hi - own_lo) // 4 + 4096)
             out = Rows(plan, out_cap)
             place = (own_lo, own_hi, 1, natoms + 1)
             max_rows = natoms

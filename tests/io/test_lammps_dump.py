@@ -195,3 +195,22 @@ def test_no_warning_on_clean_files():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_lammps_dump(data("cu_unsorted.lammpstrj"), ":")
+
+
+def test_shuffled_lines_read_in_file_order(tmp_path):
+    """Scattered ids are not placed while parsing (random stores); same frame either way."""
+    text = open(data("cu_sorted_17g.lammpstrj")).read()
+    frames = text.split("ITEM: TIMESTEP")[1:]
+    head, body = frames[0].split("ITEM: ATOMS", 1)
+    cols, *rows = body.rstrip("\n").split("\n")
+    order = np.random.default_rng(1).permutation(len(rows))
+    path = tmp_path / "shuffled.lammpstrj"
+    path.write_text("ITEM: TIMESTEP" + head + "ITEM: ATOMS" + cols + "\n"
+                    + "\n".join(rows[i] for i in order) + "\n")
+    with LammpsDump(str(path)) as d:
+        f = d.read(0)
+        assert not d.timings["placed"]
+    with LammpsDump(data("cu_sorted_17g.lammpstrj")) as d:
+        g = d.read(0)
+        assert d.timings["placed"]
+    assert np.array_equal(f.ids, g.ids) and np.array_equal(f.positions, g.positions)
