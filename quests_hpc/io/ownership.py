@@ -178,7 +178,8 @@ def even_split_by_id(cols, natoms, comm, where="", timings=None, id_range=None):
     dense = natoms > 0 and gmax - gmin + 1 == natoms
     lap("id_range")
     if dense:
-        mode, split = 0, np.zeros(0, dtype=np.int64)
+        # owner by comparison with the first id of every share (no integer division)
+        mode, split = 1, (gmin + bounds[1:-1]).astype(np.int64)
     else:
         s = np.sort(ids)
         split = _sparse_splitters(s, natoms, gmin, gmax, comm)
@@ -232,7 +233,8 @@ def exchange_placed(own, out, own_lo, natoms, comm, where="", timings=None):
     """
     t0 = time.perf_counter()
     rank, size = pcomm.rank_size(comm)
-    counts = _partition(out, 0, 1, natoms, np.zeros(0, dtype=np.int64), size)
+    split = (1 + pcomm.even_bounds(natoms, size)[1:-1]).astype(np.int64)
+    counts = _partition(out, 1, 1, natoms, split, size)
     recv_counts = np.empty_like(counts)
     comm.Alltoall(counts, recv_counts)
     t1 = time.perf_counter()
