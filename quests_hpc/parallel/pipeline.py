@@ -117,7 +117,8 @@ def run_frame(comm, ids, positions, cell, pbc, reference=None, *, types=None, k=
         Rows are the cell vectors (same on every rank).
     pbc : bool or 3 bools
     reference : SharedReference, optional
-        Reference descriptors; without one, only descriptors are computed.
+        Reference descriptors; without one, only descriptors are computed.  Give it on
+        every rank or on none.
     types : array_like, optional
         Carried along with the atoms.
     k, cutoff : int, float
