@@ -304,10 +304,12 @@ class LammpsDump:
         first = int(bounds[rank])
         if placed:
             cols = rows.columns()
+            out = res.pop("out")
+            out_cols = out.columns()  # the only references left: freed as they are sent
+            del out, res, rows
             if size > 1:
-                exchange_placed(cols, res["out"].columns(), int(bounds[rank]) + 1, natoms, comm,
-                                where, sub)
-            del res, rows
+                exchange_placed(cols, out_cols, int(bounds[rank]) + 1, natoms, comm, where, sub)
+            del out_cols
             _to_cartesian(cols["pos"], hdr, plan, self.wrap)
         else:
             cols = rows.columns()
