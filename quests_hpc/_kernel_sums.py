@@ -7,8 +7,9 @@ into squared distances ``d2 = |y|^2 + |x|^2 - 2 y.x`` (in place), exponentiate
 
 Every kernel is serial and ``nogil``: the callers run one kernel per thread, each on its
 own block, so that the BLAS product and the exponentials of a block stay in that core's
-cache (measured faster than alternating a two-thread BLAS call with a ``prange`` kernel,
-see ``scripts/bench_core.py`` and the design notes in :mod:`quests_hpc.information`).
+cache.  Measured on the 2-core development machine, dH of 30,000 x 10,000: 1.0-1.9 s this
+way against 2.2-3.4 s for the alternative of a two-thread BLAS product per large block
+followed by a ``prange`` kernel (best block shape, three rounds each).
 
 Numerics
 --------
