@@ -302,7 +302,6 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     with np.errstate(divide="ignore"):
         log_s = np.log(S, out=S)  # in place: memory stays 2 * n_states * n_h * n_y
     log_s += M
-    del M
     log_s = log_s[0] if n_states == 1 else np.logaddexp.reduce(log_s, axis=0)
     n_dropped = np.zeros(n_y, dtype=np.int64)
     if truncate:

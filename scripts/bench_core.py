@@ -70,7 +70,7 @@ def cluster_atoms(n, seed=3, stdev=0.1):
     order = np.argsort(np.einsum("ij,ij->i", pos, pos), kind="stable")[:n]
     rng = np.random.default_rng(seed)
     pos = pos[order] + rng.normal(0.0, stdev, (n, 3))
-    return Atoms("Cu%d" % n, positions=pos, pbc=False)
+    return Atoms(f"Cu{n}", positions=pos, pbc=False)
 
 
 def ours_descriptors():
@@ -158,7 +158,7 @@ def run_child(spec, threads):
         env[var] = str(threads)
     spec = dict(spec, threads=threads)
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
-                       env=env, capture_output=True, text=True)
+                       env=env, capture_output=True, text=True, check=False)
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -293,7 +293,7 @@ def main():
             from ase import Atoms
             n = P["n_test"]
             side = (n / (4 / 3.61**3)) ** (1 / 3)
-            gas = Atoms("Cu%d" % n, positions=np.random.default_rng(13).random((n, 3)) * side,
+            gas = Atoms(f"Cu{n}", positions=np.random.default_rng(13).random((n, 3)) * side,
                         cell=[side] * 3, pbc=True)
             np.save(os.path.join(tmp, "yb.npy"), get_desc([gas]))
         print(f"  inputs: FCC descriptors {y.shape} and {x.shape} "
@@ -305,9 +305,11 @@ def main():
             spec = dict(case="entropy", x=os.path.join(tmp, "xe.npy"))
             compare("d H", P["n_ent"], nt, dict(upstream=spec, ours=spec))
         if "novel" in only:
-            spec = dict(case="novel", y=os.path.join(tmp, "yb.npy"), x=os.path.join(tmp, "x.npy"))
+            spec = dict(case="novel", y=os.path.join(tmp, "yb.npy"),
+                        x=os.path.join(tmp, "x.npy"))
             compare("f dH gas vs FCC", f"{len(y)} x {len(x)}", nt,
-                    dict(upstream=spec, ours=spec), note="max|diff| over rows with upstream dH < 700")
+                    dict(upstream=spec, ours=spec),
+                    note="max|diff| over rows with upstream dH < 700")
     rates = matmul_rate(nt) if "matmul" in only else {}
 
     # ------------------------------------------------------------------ table
@@ -321,7 +323,7 @@ def main():
         u, o = row["r"].get("upstream"), row["r"].get("ours")
         ratio = u["time"] / o["time"] if u and o else None
         base = "/".join(fmt(v and v["base_mb"], "{:.0f}") for v in (u, o))
-        print(f"{row['name']:22s} {str(row['size']):>16s} {row['threads']:>3d} "
+        print(f"{row['name']:22s} {row['size']!s:>16s} {row['threads']:>3d} "
               f"{fmt(u and u['time']):>10s} {fmt(o and o['time']):>8s} {fmt(ratio, '{:.1f}x'):>6s} "
               f"{fmt(u and u['peak_mb'], '{:.0f}'):>10s} {fmt(o and o['peak_mb'], '{:.0f}'):>12s} "
               f"{base:>9s} {fmt(row['diff'], '{:.1e}'):>9s}  {row['note']}")
