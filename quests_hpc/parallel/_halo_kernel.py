@@ -12,6 +12,9 @@ zero shift.
 import numpy as np
 from numba import njit, prange
 
+# Atoms per scratch allocation in the parallel loop.
+_CHUNK = 1024
+
 
 @njit(inline="always")
 def _axis_pairs(f, periodic, elo, ehi, nd, out_s, out_i):
@@ -65,30 +68,33 @@ def halo_targets(frac, pbc, elo0, ehi0, elo1, ehi1, elo2, ehi2, me, max_pairs, c
     d0 = elo0.shape[0]
     d1 = elo1.shape[1]
     d2 = elo2.shape[2]
-    for t in prange(n):
+    nchunks = (n + _CHUNK - 1) // _CHUNK
+    for ch in prange(nchunks):
+        # scratch per chunk, not per atom: allocations inside a parallel loop contend
         s0 = np.empty(max_pairs, np.int64)
         i0 = np.empty(max_pairs, np.int64)
         s1 = np.empty(max_pairs, np.int64)
         i1 = np.empty(max_pairs, np.int64)
         s2 = np.empty(max_pairs, np.int64)
         i2 = np.empty(max_pairs, np.int64)
-        row = 0 if counts_only else offsets[t]
-        n0 = _axis_pairs(frac[t, 0], pbc[0], elo0, ehi0, d0, s0, i0)
-        for a in range(n0):
-            n1 = _axis_pairs(frac[t, 1], pbc[1], elo1[i0[a]], ehi1[i0[a]], d1, s1, i1)
-            for b in range(n1):
-                n2 = _axis_pairs(frac[t, 2], pbc[2], elo2[i0[a], i1[b]], ehi2[i0[a], i1[b]],
-                                 d2, s2, i2)
-                for c in range(n2):
-                    r = (i0[a] * d1 + i1[b]) * d2 + i2[c]
-                    if r == me and s0[a] == 0 and s1[b] == 0 and s2[c] == 0:
-                        continue
-                    if not counts_only:
-                        out_atom[row] = t
-                        out_rank[row] = r
-                        out_shift[row, 0] = s0[a]
-                        out_shift[row, 1] = s1[b]
-                        out_shift[row, 2] = s2[c]
-                    row += 1
-        if counts_only:
-            offsets[t + 1] = row
+        for t in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            row = 0 if counts_only else offsets[t]
+            n0 = _axis_pairs(frac[t, 0], pbc[0], elo0, ehi0, d0, s0, i0)
+            for a in range(n0):
+                n1 = _axis_pairs(frac[t, 1], pbc[1], elo1[i0[a]], ehi1[i0[a]], d1, s1, i1)
+                for b in range(n1):
+                    n2 = _axis_pairs(frac[t, 2], pbc[2], elo2[i0[a], i1[b]],
+                                     ehi2[i0[a], i1[b]], d2, s2, i2)
+                    for c in range(n2):
+                        r = (i0[a] * d1 + i1[b]) * d2 + i2[c]
+                        if r == me and s0[a] == 0 and s1[b] == 0 and s2[c] == 0:
+                            continue
+                        if not counts_only:
+                            out_atom[row] = t
+                            out_rank[row] = r
+                            out_shift[row, 0] = s0[a]
+                            out_shift[row, 1] = s1[b]
+                            out_shift[row, 2] = s2[c]
+                        row += 1
+            if counts_only:
+                offsets[t + 1] = row

@@ -1,6 +1,6 @@
 """Per-rank runtime: threads, Numba compile-cache warm-up, failure handling, memory.
 
-* :func:`configure_threads` -- Numba (and BLAS) threads per rank default to
+* :func:`configure_threads` -- Numba threads per rank default to
   ``cores on the node / ranks on the node`` (at least 1), so ``mpiexec -n 2`` on a 2-core
   machine does not oversubscribe; overridable by argument or ``QUESTS_HPC_NUM_THREADS``.
 * :func:`warm_up` -- compile (or load from Numba's cache) every kernel in a safe order:
@@ -82,7 +82,7 @@ def default_threads(ranks_on_node, cores=None):
 
 
 def configure_threads(comm=None, n=None):
-    """Set the Numba (and, when threadpoolctl is installed, BLAS) threads of this rank.
+    """Set the Numba threads of this rank (and hold BLAS to one thread, via threadpoolctl).
 
     Collective over ``comm`` (it splits a node communicator).
 
@@ -106,10 +106,13 @@ def configure_threads(comm=None, n=None):
         env = os.environ.get(ENV_THREADS)
         n = int(env) if env else default_threads(ranks_on_node)
     n = _threads.set_num_threads(int(n))
-    try:  # BLAS calls (numpy matmul) must not oversubscribe either.
+    try:
+        # BLAS stays single-threaded: the kernel sums run one BLAS call per worker thread
+        # (quests_hpc.information), and the pipeline's own products are tall and skinny
+        # ((n, 3) @ (3, 3)), which multi-threaded OpenBLAS runs 2-3x slower.
         import threadpoolctl
 
-        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+        threadpoolctl.threadpool_limits(limits=1, user_api="blas")
     except ImportError:
         pass
     return n
