@@ -20,8 +20,6 @@ oneoff
     Dataset-level ``entropy`` and ``overlap`` commands (no results file).
 """
 
-from .schema import CampaignError, load_campaign, validate
-
 __all__ = ["CampaignError", "load_campaign", "validate", "run_campaign"]
 
 
@@ -30,3 +28,14 @@ def run_campaign(*args, **kwargs):
     from .runner import run_campaign as _run
 
     return _run(*args, **kwargs)
+
+
+def __getattr__(name):
+    # Lazy (PEP 562): the schema includes the analysis section, whose checkers come from
+    # quests_hpc.campaign.fields; importing the schema here eagerly would make
+    # `import quests_hpc.analysis.schema` circular.
+    if name in ("CampaignError", "load_campaign", "validate"):
+        from . import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
