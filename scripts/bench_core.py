@@ -334,13 +334,17 @@ def main():
         for k, v in rates.items():
             print(f"e matmul float64 {k:38s} {v:7.1f} GFLOP/s")
         per_core = max(rates[k] for k in rates if "1 thread" in k)
+        multi = [v for k, v in rates.items() if "1 thread" not in k][0]
         for row in rows:
             o = row["r"].get("ours")
             if o and "flops" in o:
                 rate = o["flops"] / o["time"] / 1e9
                 print(f"e {row['name']:6s} ours: {rate:6.1f} GFLOP/s (distance product) = "
                       f"{100 * rate / (per_core * row['threads']):.0f}% of {row['threads']} x "
-                      f"the 1-thread matmul rate ({per_core:.1f} GFLOP/s per core)")
+                      f"the 1-thread matmul rate ({per_core:.1f} GFLOP/s per core), "
+                      f"{100 * rate / multi:.0f}% of the {nt}-thread product's rate")
+        print("(the first fraction assumes every core is free; on a busy machine the "
+              f"{nt}-thread product line shows what was left)")
     for row in rows:
         for impl, v in row["r"].items():
             if v:
