@@ -11,11 +11,31 @@ Lower levels: :mod:`quests_hpc.descriptors` (arrays, point clouds),
 __version__ = "0.1.0"
 
 from .descriptors import descriptors_from_arrays, get_descriptors, local_descriptors
+from .information import (
+    delta_entropy,
+    diversity,
+    diversity_from_log_sums,
+    entropy,
+    entropy_from_log_sums,
+    log_kernel_sum,
+    novelty,
+    overlap,
+    self_log_kernel_sum,
+)
 from .threads import get_num_threads, set_num_threads
 
 __all__ = [
     "__version__",
+    "delta_entropy",
     "descriptors_from_arrays",
+    "diversity",
+    "diversity_from_log_sums",
+    "entropy",
+    "entropy_from_log_sums",
+    "log_kernel_sum",
+    "novelty",
+    "overlap",
+    "self_log_kernel_sum",
     "get_descriptors",
     "get_num_threads",
     "local_descriptors",
