@@ -83,7 +83,7 @@ def sorting_network(n):
 
 @njit(parallel=True, cache=True)
 def descriptor_kernel(
-    points, centres, bin_of_point, start, stop, neigh, network, k, cutoff, out, clash
+    points, centres, dest, bin_of_point, start, stop, neigh, network, k, cutoff, out, clash
 ):
     """Descriptors of the points ``centres`` (indices into the sorted ``points``).
 
@@ -93,6 +93,9 @@ def descriptor_kernel(
         Points sorted by bin (``CellList.sorted_points``).
     centres : int64 (C,)
         Sorted-point indices whose descriptors are wanted.
+    dest : int64 (C,)
+        Row of ``out`` that receives the descriptor of ``centres[t]`` (so the caller's
+        order is written directly, without a temporary copy).
     bin_of_point, start, stop : int64 arrays
         From the cell list.
     neigh : int64 (B, 27)
@@ -102,8 +105,8 @@ def descriptor_kernel(
     k : int
         Neighbours per environment.
     cutoff : float
-    out : float64 (C, 2k-1)
-        Written: row t is the descriptor of centre ``centres[t]``.
+    out : float64 (R, 2k-1)
+        Written: row ``dest[t]`` is the descriptor of centre ``centres[t]``.
     clash : int64 (C,)
         Written: -1, or the sorted index of a point at distance 0 from the centre.
     """
@@ -118,6 +121,7 @@ def descriptor_kernel(
         mat = np.zeros((k, k))
         for t in range(c * _CHUNK, min(nc, (c + 1) * _CHUNK)):
             p = centres[t]
+            row = dest[t]
             px, py, pz = points[p, 0], points[p, 1], points[p, 2]
             count = 0
             clash[t] = -1
@@ -144,10 +148,10 @@ def descriptor_kernel(
                 r = np.sqrt(best_d2[a])
                 u = 1.0 - best_d2[a] / rc2
                 w = u * u
-                out[t, a] = w / r if r > 0.0 else 0.0
+                out[row, a] = w / r if r > 0.0 else 0.0
                 sw[a] = np.sqrt(w)
             for a in range(count, k):
-                out[t, a] = 0.0
+                out[row, a] = 0.0
             # Cross part X2: M_jl = sqrt(w_j w_l) / r_jl with zero diagonal, zero rows and
             # columns for missing neighbours.  Every row is sorted (ascending) by one
             # sorting network applied to all rows at once -- M is symmetric, so row j is
@@ -180,5 +184,5 @@ def descriptor_kernel(
                 total = 0.0
                 for r in range(count):
                     total += srow[r]
-                out[t, k + n] = total / k
+                out[row, k + n] = total / k
     return out

@@ -84,12 +84,10 @@ def local_descriptors(points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, lab
     cl = build_cell_list(points, cutoff)
     neigh = neighbour_bins(cl.keys, cl.bin_xyz, cl.dims)
     centres = np.flatnonzero(cl.order < n_centres).astype(np.int64)
-    rows = np.empty((len(centres), 2 * k - 1))
     clash = np.empty(len(centres), dtype=np.int64)
-    descriptor_kernel(
-        cl.sorted_points, centres, cl.bin_of_point, cl.start, cl.stop, neigh, _network(k), k, cutoff,
-        rows, clash,
-    )
+    # Rows go straight to the caller's order (no temporary copy of the output).
+    descriptor_kernel(cl.sorted_points, centres, cl.order[centres], cl.bin_of_point, cl.start,
+                      cl.stop, neigh, _network(k), k, cutoff, out, clash)
     bad = np.flatnonzero(clash >= 0)
     if len(bad):
         t = bad[0]
@@ -101,7 +99,6 @@ def local_descriptors(points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, lab
             i, j, f"atoms {i} and {j} are at the same position (r = 0): "
             f"{points[cl.order[centres[t]]].tolist()}; descriptors need distinct positions"
         )
-    out[cl.order[centres]] = rows
     return out
 
 
