@@ -324,8 +324,11 @@ def test_error_on_one_rank_only_aborts_all_within_seconds(tmp_path):
         "    sys.exit(cli._fail(comm, QuestsInputError('only rank 1 saw this')))\n"
         "comm.Barrier()\n")
     t0 = time.monotonic()
+    # env from os.environ (Python's start-up copy), not the C environment inherited by
+    # default: after this pytest process initialised MPI as a singleton, Open MPI has put
+    # its own job variables there, and an mpiexec started with them fails to launch.
     r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, env=dict(os.environ))
     assert time.monotonic() - t0 < 30
     assert r.returncode == 2
     assert "[rank 1] quests-hpc: error: only rank 1 saw this" in r.stderr

@@ -161,7 +161,7 @@ def test_kill_at_random_moments_leaves_readable_consistent_file(tmp_path):
     for trial in range(3):
         path = str(tmp_path / f"k{trial}.h5")
         proc = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE,
-                                text=True)
+                                text=True, env=dict(os.environ))  # not MPI singleton vars
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(float(rng.uniform(0.0, 0.3)))
         proc.send_signal(signal.SIGKILL)
