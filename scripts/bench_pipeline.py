@@ -26,7 +26,6 @@ Usage (the driver launches one ``mpiexec`` per configuration, RANKSxTHREADS)::
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -138,7 +137,7 @@ def worker(args):
         gen = bcc_share(n, lo, hi, args.seed)
         comm.Barrier()
         t_gen = time.perf_counter() - t0
-    for rep in range(args.repeat):
+    for _rep in range(args.repeat):
         if args.dump is None:
             ids, pos, cell = gen
             res = run_frame(comm, ids, pos, cell, True, R, timings={"read": t_gen}, **kw)

@@ -39,9 +39,9 @@ def brute_force_descriptors(positions, cell, pbc, k=32, cutoff=5.0):
         out[i, :m] = w / d
         mat = np.zeros((k, k))
         for j in range(m):
-            for l in range(m):
-                if j != l:
-                    mat[j, l] = np.sqrt(w[j] * w[l]) / np.linalg.norm(disp[j] - disp[l])
+            for q in range(m):
+                if j != q:
+                    mat[j, q] = np.sqrt(w[j] * w[q]) / np.linalg.norm(disp[j] - disp[q])
         rows = -np.sort(-mat, axis=1)[:, :-1]
         out[i, k:] = rows.sum(axis=0) / k
     return out

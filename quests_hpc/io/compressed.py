@@ -9,7 +9,8 @@ compressed one.
 * :class:`StreamSource` -- ``.gz`` (gzip, multi-member included), ``.bz2``, ``.xz`` and
   ``.zst`` (needs the ``zstandard`` package).  Offsets are positions in the
   *decompressed* stream.  A stream cut short (still being written) reads up to the cut
-  with a warning; corrupt data raise an error naming the file.  Reading forward is sequential decompression; reading backward
+  with a warning; corrupt data raise an error naming the file.  Reading forward is sequential
+  decompression; reading backward
   reopens the file and decompresses again from the start, so frames should be read in
   increasing order.  Decompression is serial: in an MPI run one rank decompresses and the
   others receive text (see :mod:`quests_hpc.io.lammps_dump`).

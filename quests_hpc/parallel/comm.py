@@ -192,7 +192,7 @@ def row_view(a):
         raise ValueError("row_view needs a C-contiguous array")
     n = a.shape[0]
     rowbytes = a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64))
-    for size, dt in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):
+    for size, dt in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):  # noqa: B007
         if rowbytes % size == 0:
             break
     if rowbytes == 0:
