@@ -43,7 +43,7 @@ from mpi4py import MPI
 from .. import geometry
 from ..errors import QuestsInputError
 from ..parallel.decomposition import build_grid
-from ..parallel.exchange import alltoallv_rows, gather_rows
+from ..parallel.comm import alltoallv_rows, gather_rows
 from ..parallel.halo import ghost_targets, shifted_positions
 from . import _cluster_kernels as K
 from .biconnected import BiconnectedSummary, biconnected_summary
@@ -145,7 +145,7 @@ def _merge_components(comm, pairs, root=0):
     smallest label of each merged set -- are exactly what the rank needs.
     """
     counts = np.array(comm.allgather(len(pairs)), dtype=np.int64)
-    allp = gather_rows(comm, pairs, root)
+    allp = gather_rows(pairs, comm, root)
     final = None
     if comm.rank == root:
         keys, inv = np.unique(allp.reshape(-1), return_inverse=True)
@@ -157,7 +157,7 @@ def _merge_components(comm, pairs, root=0):
     send_counts = counts if comm.rank == root else np.zeros(comm.size, dtype=np.int64)
     recv_counts[root] = counts[comm.rank]
     src = final if comm.rank == root else np.empty(0, np.int64)
-    out, _ = alltoallv_rows(comm, src, send_counts, recv_counts)
+    out, _ = alltoallv_rows(src, send_counts, comm, recv_counts)
     return out
 
 
@@ -244,7 +244,7 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
     atom, dest, shift = ghost_targets(grid, frac, comm.rank, r_edge)
     counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
     packed, g_counts = alltoallv_rows(
-        comm, _pack(own_ids[atom], shifted_positions(own_pos, grid.cell, atom, shift)), counts)
+        _pack(own_ids[atom], shifted_positions(own_pos, grid.cell, atom, shift)), counts, comm)
     g_ids, g_pos = _unpack(packed)
     clock.done("halo")
 
@@ -258,7 +258,7 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
         rep = K.union_min_labels(own_ids, ei, ej, n_own)
         cross = ej >= n_own
         ci, cj = ei[cross], ej[cross]
-    g_rep, _ = alltoallv_rows(comm, rep[atom], counts, g_counts)
+    g_rep, _ = alltoallv_rows(rep[atom], counts, comm, g_counts)
     pairs = np.stack([rep[ci], g_rep[cj - n_own]], axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     pairs = unique_rows(pairs)
@@ -279,8 +279,7 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
     home = uniq % comm.size
     order = np.argsort(home, kind="stable")
     h_counts = np.bincount(home, minlength=comm.size).astype(np.int64)
-    recv, r_counts = alltoallv_rows(comm, np.stack([uniq[order], local_counts[order]], 1),
-                                    h_counts)
+    recv, r_counts = alltoallv_rows(np.stack([uniq[order], local_counts[order]], 1), h_counts, comm)
     c_labels, inv = np.unique(recv[:, 0], return_inverse=True)
     inv = inv.reshape(-1)
     c_sizes = np.bincount(inv, weights=recv[:, 1], minlength=len(c_labels)).astype(np.int64)
@@ -302,7 +301,7 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
     bic = None
     if bicon is not None:
         # Size of each owned node's cluster, from the label's home rank.
-        sz_sorted, _ = alltoallv_rows(comm, c_sizes[inv], r_counts, h_counts)
+        sz_sorted, _ = alltoallv_rows(c_sizes[inv], r_counts, comm, h_counts)
         sz_uniq = np.empty_like(sz_sorted)
         sz_uniq[order] = sz_sorted
         node_size = sz_uniq[np.searchsorted(uniq, labels)]
@@ -366,7 +365,7 @@ def _to_owners(comm, grid, ids, positions):
     owner = grid.owner(frac) if n else np.empty(0, np.int64)
     order = np.argsort(owner, kind="stable")
     send = np.bincount(owner, minlength=comm.size).astype(np.int64)
-    packed, recv = alltoallv_rows(comm, _pack(ids[order], pos[order]), send)
+    packed, recv = alltoallv_rows(_pack(ids[order], pos[order]), send, comm)
     own_ids, own_pos = _unpack(packed)
     return own_ids, own_pos, (order, send, recv)
 
@@ -383,7 +382,7 @@ def _fractional(positions, grid):
 def _from_owners(comm, values, route):
     """Reverse of :func:`_to_owners`: owners' ``values`` back in the caller's order."""
     order, send, recv = route
-    back, _ = alltoallv_rows(comm, np.ascontiguousarray(values), recv, send)
+    back, _ = alltoallv_rows(np.ascontiguousarray(values), recv, comm, send)
     out = np.empty_like(back)
     out[order] = back
     return out

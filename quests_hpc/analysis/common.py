@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import geometry
 from ..errors import QuestsInputError
-from ..parallel.exchange import alltoallv_rows
+from ..parallel.comm import alltoallv_rows
 from ..parallel.runtime import collective_errors
 
 
@@ -88,10 +88,10 @@ def route_by_key(comm, keys, *columns):
     dest = keys % comm.size
     order = np.argsort(dest, kind="stable")
     send_counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
-    out, recv_counts = alltoallv_rows(comm, keys[order], send_counts)
+    out, recv_counts = alltoallv_rows(keys[order], send_counts, comm)
     recv = [out]
     for c in columns:
-        r, _ = alltoallv_rows(comm, np.asarray(c)[order], send_counts, recv_counts)
+        r, _ = alltoallv_rows(np.asarray(c)[order], send_counts, comm, recv_counts)
         recv.append(r)
     return recv, order, send_counts, recv_counts
 
@@ -124,7 +124,7 @@ def lookup_by_id(comm, owner_ids, owner_values, query_ids):
         if not ok.all():
             raise QuestsInputError(f"atom id {int(q_ids[~ok][0])} has no owner rank")
         answer = d_vals[pos]
-    back, _ = alltoallv_rows(comm, answer, q_recv, q_send)
+    back, _ = alltoallv_rows(answer, q_recv, comm, q_send)
     out = np.empty_like(back)
     out[q_order] = back
     return out

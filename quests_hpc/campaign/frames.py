@@ -66,7 +66,7 @@ def sort_back(comm, owned_ids, share_ids, arrays):
     list of ndarray
         Rows aligned with ``share_ids``.
     """
-    from ._mpi import alltoallv_rows
+    from ..parallel.comm import alltoallv_rows
 
     share_ids = np.asarray(share_ids, dtype=np.int64)
     mine = None
@@ -83,7 +83,7 @@ def sort_back(comm, owned_ids, share_ids, arrays):
     dest = np.asarray(ranks, dtype=np.int64)[np.clip(pos, 0, None)] if len(ranks) else pos
     order = np.argsort(dest, kind="stable")
     counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
-    got, recv_counts = alltoallv_rows(comm, owned_ids[order], counts)
+    got, recv_counts = alltoallv_rows(owned_ids[order], counts, comm)
     srt = np.argsort(got, kind="stable")
     ok = comm.allgather(bool(np.array_equal(got[srt], share_ids)))
     if not all(ok):
@@ -91,7 +91,7 @@ def sort_back(comm, owned_ids, share_ids, arrays):
                                "of exactly the atoms of its share")
     out = []
     for a in arrays:
-        r, _ = alltoallv_rows(comm, np.ascontiguousarray(a)[order], counts, recv_counts)
+        r, _ = alltoallv_rows(np.ascontiguousarray(a)[order], counts, comm, recv_counts)
         out.append(r[srt])
     return out
 

@@ -50,7 +50,7 @@ def reference_descriptors(comm, spec, params):
     info : dict
         ``n_environments``, ``n_frames``, ``format`` (same on every rank).
     """
-    from ._mpi import gather_rows
+    from ..parallel.comm import gather_rows
 
     k, cutoff = params["k"], params["cutoff"]
     path = spec["path"][0] if isinstance(spec["path"], list) else spec["path"]
@@ -82,7 +82,7 @@ def reference_descriptors(comm, spec, params):
         for i in big:  # distributed: every rank computes its part, gathered in id order
             share = src.read(i)
             d, _ = frame_descriptors_in_order(comm, share, params)
-            parts[i] = gather_rows(comm, d, root=0)
+            parts[i] = gather_rows(d, comm, root=0)
         if small:
             parts.update(_small_frames(comm, src, small, k, cutoff))
         x = np.concatenate([parts[i] for i in sel]) if comm.rank == 0 else None
@@ -120,7 +120,7 @@ def _descriptor_file(path, k, cutoff):
 def _small_frames(comm, src, frames, k, cutoff):
     """Descriptors of small ASE frames: contiguous blocks of frames per rank (collective)."""
     from ..descriptors import descriptors_from_arrays
-    from ._mpi import gather_rows
+    from ..parallel.comm import gather_rows
 
     bounds = _balanced_blocks(src.natoms[frames], comm.size)
     # rank 0 holds the atoms; send every rank its block of frames
@@ -146,7 +146,7 @@ def _small_frames(comm, src, frames, k, cutoff):
     if errs:
         raise QuestsInputError(f"{src.files[0]}: {errs[0]}")
     local = np.concatenate(rows) if rows else np.empty((0, 2 * k - 1))
-    allrows = gather_rows(comm, local, root=0)
+    allrows = gather_rows(local, comm, root=0)
     if comm.rank != 0:
         return {}
     out, a = {}, 0

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import QuestsInputError
 from ..geometry import complete_cell, wrap_positions
-from ._mpi import scatter_blocks
+from ..parallel.comm import scatter_blocks
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _DUMP_HINTS = (".lammpstrj", ".dump", ".lammps-dump", ".lmp-dump")
@@ -177,9 +177,9 @@ class InputSource:
             arrays = (ids[order], pos, a.numbers[order].astype(np.int32))
             meta = (a.cell.array.copy(), a.pbc.copy(), int(a.info.get("timestep", -1)), len(a))
         cell, pbc, ts, n = comm.bcast(meta, root=0)
-        ids = scatter_blocks(comm, arrays[0], n)
-        pos = scatter_blocks(comm, arrays[1], n)
-        types = scatter_blocks(comm, arrays[2], n)
+        ids = scatter_blocks(arrays[0], n, comm)
+        pos = scatter_blocks(arrays[1], n, comm)
+        types = scatter_blocks(arrays[2], n, comm)
         return Share(ids, pos, types, cell, pbc, ts, n)
 
     def close(self):

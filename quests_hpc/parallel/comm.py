@@ -172,14 +172,80 @@ def alltoallv_rows(arr, send_counts, comm=None, recv_counts=None):
         comm.Alltoall(send_counts, recv_counts)
     recv_counts = np.asarray(recv_counts, dtype=np.int64)
     recv = np.empty((int(recv_counts.sum()),) + arr.shape[1:], dtype=arr.dtype)
-    sd = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
-    rd = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
+    sd = _displacements(send_counts)
+    rd = _displacements(recv_counts)
     t = _row_type(arr)
     try:
         comm.Alltoallv([arr, (send_counts, sd), t], [recv, (recv_counts, rd), t])
     finally:
         t.Free()
     return recv, recv_counts
+
+
+def _displacements(counts):
+    d = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=d[1:])
+    return d
+
+
+def gather_rows(arr, comm=None, root=0):
+    """Rows of every rank concatenated in rank order on ``root`` (``None`` elsewhere).
+
+    For results of moderate size (tests, summaries); whole-frame arrays are written in
+    parallel instead.  Collective.
+    """
+    arr = np.ascontiguousarray(arr)
+    if not is_parallel(comm):
+        return arr
+    # Shapes travel with the counts, so a mismatch is seen (and raised) by every rank
+    # rather than leaving the others waiting in Gatherv.
+    info = comm.allgather((len(arr), arr.shape[1:], arr.dtype.str))
+    if len({(i[1], i[2]) for i in info}) > 1:
+        raise ValueError("gather_rows: ranks hold rows of different shapes/dtypes: "
+                         + ", ".join(f"rank {r}: {i[1]} {i[2]}" for r, i in enumerate(info)))
+    counts = np.array([i[0] for i in info], dtype=np.int64)
+    t = _row_type(arr)
+    try:
+        if comm.rank == root:
+            out = np.empty((int(counts.sum()),) + arr.shape[1:], dtype=arr.dtype)
+            comm.Gatherv([arr, len(arr), t], [out, (counts, _displacements(counts)), t],
+                         root=root)
+            return out
+        comm.Gatherv([arr, len(arr), t], None, root=root)
+        return None
+    finally:
+        t.Free()
+
+
+def scatter_blocks(arr, n, comm=None, root=0):
+    """Rows ``[r n/P, (r+1) n/P)`` of ``arr`` (read on ``root`` only) to rank ``r``."""
+    if not is_parallel(comm):
+        return np.ascontiguousarray(arr)
+    rank, size = comm.rank, comm.size
+    bounds = np.array([n * r // size for r in range(size + 1)], dtype=np.int64)
+    counts = np.diff(bounds)
+    tail, dt = comm.bcast((arr.shape[1:], arr.dtype.str) if rank == root else None, root=root)
+    out = np.empty((int(counts[rank]),) + tuple(tail), dtype=np.dtype(dt))
+    t = _row_type(out)
+    try:
+        send = [np.ascontiguousarray(arr), (counts, bounds[:-1]), t] if rank == root else None
+        comm.Scatterv(send, [out, len(out), t], root=root)
+    finally:
+        t.Free()
+    return out
+
+
+def bcast_into(buf, comm=None, root=0, chunk_bytes=1 << 28):
+    """Broadcast the contents of the contiguous array ``buf`` in place, in byte chunks
+    (counts stay below the 32-bit limit of classic MPI calls)."""
+    if not is_parallel(comm):
+        return buf
+    from mpi4py import MPI
+
+    flat = buf.reshape(-1).view(np.uint8)
+    for start in range(0, len(flat), chunk_bytes):
+        comm.Bcast([flat[start:start + chunk_bytes], MPI.BYTE], root=root)
+    return buf
 
 
 def row_view(a):

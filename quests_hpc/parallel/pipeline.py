@@ -23,7 +23,7 @@ from ..descriptors import DEFAULT_CUTOFF, DEFAULT_K, check_parameters, local_des
 from ..information import DEFAULT_BANDWIDTH
 from . import measures
 from .decomposition import OwnedAtoms, build_grid, distribute, imbalance
-from .exchange import gather_rows
+from .comm import gather_rows
 from .halo import exchange_halo
 from .runtime import collective_errors, current_memory_bytes, peak_memory_bytes
 
@@ -280,11 +280,11 @@ def gather_by_id(comm, result, root=0):
     dict or None
         On ``root``: ``ids``, and ``descriptors`` / ``dh`` where the result has them.
     """
-    out = {"ids": gather_rows(comm, result.ids, root)}
+    out = {"ids": gather_rows(result.ids, comm, root)}
     if comm.allreduce(result.descriptors is not None, op=MPI.LAND):
-        out["descriptors"] = gather_rows(comm, result.descriptors, root)
+        out["descriptors"] = gather_rows(result.descriptors, comm, root)
     if comm.allreduce(result.dh is not None, op=MPI.LAND):
-        out["dh"] = gather_rows(comm, np.atleast_2d(result.dh).T, root)
+        out["dh"] = gather_rows(np.atleast_2d(result.dh).T, comm, root)
     if comm.rank != root:
         return None
     order = np.argsort(out["ids"], kind="stable")

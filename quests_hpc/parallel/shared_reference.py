@@ -23,7 +23,7 @@ from mpi4py import MPI
 
 from .. import information
 from ..errors import QuestsInputError
-from .exchange import bcast_into
+from .comm import bcast_into
 from .runtime import collective_errors
 
 LAYOUTS = ("auto", "shared", "sharded")
@@ -206,7 +206,7 @@ class SharedReference:
         elif comm.rank == root:
             arr[...] = x
         if is_leader:
-            bcast_into(leaders, arr, root=0)
+            bcast_into(arr, leaders, root=0)
             leaders.Free()
         win.Fence()
         return cls(comm, "shared", n, d, arr, win=win, node=node)
@@ -223,9 +223,9 @@ class SharedReference:
         chosen = cls._choose(layout, n * d * 8, memory_budget)
         if chosen == "sharded":
             return cls(comm, "sharded", n, d, x_local)
-        from .exchange import gather_rows
+        from .comm import gather_rows
 
-        full = gather_rows(comm, x_local, root=0)
+        full = gather_rows(x_local, comm, root=0)
         return cls.from_root(comm, full, root=0, layout="shared")
 
     # ------------------------------------------------------------------ use

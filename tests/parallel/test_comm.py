@@ -84,3 +84,26 @@ def test_raise_if_any_on_every_rank():
         pc.raise_if_any(err, comm)
     pc.raise_if_any(None, comm)  # and the communicator still works afterwards
     assert pc.allgather(comm.rank, comm) == list(range(comm.size))
+
+
+@pytest.mark.mpi(min_size=2)
+def test_gather_scatter_rows_and_a_shape_mismatch_raises_on_every_rank():
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.rank, comm.size
+    rows = np.full((rank + 1, 3), float(rank))
+    got = pc.gather_rows(rows, comm, root=0)
+    if rank == 0:
+        np.testing.assert_array_equal(got[:, 0], np.repeat(np.arange(size), np.arange(1, size + 1)))
+    else:
+        assert got is None
+    n = 7 * size + 1
+    whole = np.arange(2 * n, dtype=np.int64).reshape(n, 2) if rank == 0 else None
+    part = pc.scatter_blocks(whole, n, comm)
+    lo, hi = n * rank // size, n * (rank + 1) // size
+    np.testing.assert_array_equal(part[:, 0], 2 * np.arange(lo, hi))
+    bad = np.zeros((2, 3 if rank else 4))
+    with pytest.raises(ValueError, match="different shapes"):
+        pc.gather_rows(bad, comm)  # every rank raises: no rank is left in Gatherv
+    comm.Barrier()
