@@ -216,15 +216,21 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
                   "inputs_fingerprint": inputs_fingerprint(every), "inputs": every}
         decision = None
         if comm.rank == 0:
-            probs = R.check_output_dir(path)
-            decision = R.inspect_output(path, expect) if not probs else R.ExistingOutput("new")
-            if decision.status == "refuse":
-                if overwrite:
-                    R.remove_output(path)
-                    decision = R.ExistingOutput("new", reason="overwritten")
-                else:
-                    probs.append(decision.reason + "; rerun with --overwrite (or "
-                                 "output.overwrite: true) to replace it")
+            # Rank 0 alone looks at the output; whatever it finds (an error included)
+            # reaches every rank through the bcast below, so no rank is left waiting.
+            try:
+                probs = R.check_output_dir(path)
+                decision = (R.inspect_output(path, expect) if not probs
+                            else R.ExistingOutput("new"))
+                if decision.status == "refuse":
+                    if overwrite:
+                        R.remove_output(path)
+                        decision = R.ExistingOutput("new", reason="overwritten")
+                    else:
+                        probs.append(decision.reason + "; rerun with --overwrite (or "
+                                     "output.overwrite: true) to replace it")
+            except QuestsInputError as exc:
+                probs, decision = [str(exc)], R.ExistingOutput("new")
             problems += probs
         decision, problems = comm.bcast((decision, problems), root=0)
         try:
