@@ -65,7 +65,23 @@ def _decode_errors():
     return tuple(errs)
 
 
-class RawSource:
+class _Source:
+    """What both sources share: ``read_at`` over ``readinto_at``, and a context manager."""
+
+    def read_at(self, offset, n):
+        """Up to ``n`` bytes (decompressed, for a stream) at ``offset`` as ``bytes``."""
+        buf = bytearray(n)
+        got = self.readinto_at(offset, buf)
+        return bytes(buf[:got])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RawSource(_Source):
     """An uncompressed file read with ``os.pread``.
 
     Parameters
@@ -99,22 +115,10 @@ class RawSource:
             total += n
         return total
 
-    def read_at(self, offset, n):
-        """Up to ``n`` bytes at ``offset`` as ``bytes``."""
-        buf = bytearray(n)
-        got = self.readinto_at(offset, buf)
-        return bytes(buf[:got])
-
     def close(self):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __del__(self):
         try:
@@ -123,7 +127,7 @@ class RawSource:
             pass
 
 
-class StreamSource:
+class StreamSource(_Source):
     """A compressed file read as a forward stream (offsets in decompressed bytes).
 
     Decompression uses the streaming decompressor objects of :mod:`zlib`, :mod:`bz2`,
@@ -243,22 +247,10 @@ class StreamSource:
             total += got
         return total
 
-    def read_at(self, offset, n):
-        """Up to ``n`` decompressed bytes at ``offset`` as ``bytes``."""
-        buf = bytearray(n)
-        got = self.readinto_at(offset, buf)
-        return bytes(buf[:got])
-
     def close(self):
         if self._f is not None:
             self._f.close()
             self._f = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __del__(self):
         try:
