@@ -80,6 +80,12 @@ class _Source:
     def __exit__(self, *exc):
         self.close()
 
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
 
 class RawSource(_Source):
     """An uncompressed file read with ``os.pread``.
@@ -119,12 +125,6 @@ class RawSource(_Source):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 class StreamSource(_Source):
@@ -251,12 +251,6 @@ class StreamSource(_Source):
         if self._f is not None:
             self._f.close()
             self._f = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def open_source(path):
