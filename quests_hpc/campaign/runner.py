@@ -3,18 +3,30 @@
 :func:`run_campaign` is collective over ``comm`` (default ``MPI.COMM_WORLD``; a serial
 run is a world of one rank).  Steps:
 
+0. *guard*: an output that is (the same file as) an input, a reference, the campaign
+   file or a frame index cache -- or whose ``.partial`` / ``.lock`` companions are -- is
+   refused before anything is touched; then the output's lock
+   (:mod:`quests_hpc.results.lock`) is taken and held until the end (a second run on the
+   same output is refused at once, naming the holder);
 1. threads per rank and the Numba warm-up (:mod:`quests_hpc.parallel.runtime`);
 2. *plan*: open every input (frame indices), apply the frame selections, fingerprint the
    campaign and the input / reference files, inspect an existing output file
-   (:func:`quests_hpc.results.restart.inspect_output`).  Every problem found here is
-   collected and raised at once (:class:`~quests_hpc.campaign.schema.CampaignError`,
-   exit status 2) before any work starts;
+   (:func:`quests_hpc.results.restart.inspect_output`); complete frames of an input whose
+   size or times changed are hashed again (a frame whose bytes changed refuses the
+   file).  Every problem found here is collected and raised at once
+   (:class:`~quests_hpc.campaign.schema.CampaignError`, exit status 2) before any work
+   starts -- nothing has been removed or replaced;
 3. references: descriptors computed or loaded once and shared (only when needed);
-4. a new output gets its whole structure under a temporary name, then is renamed;
-5. every frame not yet complete: read -> pipeline -> dH / H / D -> write -> flush ->
-   attributes -> flush -> ``complete`` -> flush; one progress line per frame on rank 0;
+4. a new output gets its whole structure under a temporary name, then is renamed.  With
+   overwrite, a refused output is kept: the new results are built (or resumed) under
+   ``OUT.h5.partial`` and renamed over it only once the run has finished, so a killed
+   ``--overwrite`` run leaves the old results intact;
+5. every frame not yet complete: read -> content hash -> pipeline -> dH / H / D -> write
+   -> flush -> attributes -> flush -> ``complete`` -> flush; one progress line per frame
+   on rank 0;
 6. the overlap table and the learning curve (each marked complete when written), then
-   the root ``complete`` flag; a summary and the timing table on rank 0.
+   the root ``complete`` flag (and the rename of an overwrite); the ``analysis``
+   section; a summary and the timing table on rank 0.
 """
 
 import json
@@ -120,14 +132,16 @@ def _plan_inputs(comm, campaign):
 
 
 def _identities(comm, campaign, sources):
-    """File identities of inputs (sampled hash) and references (full hash), from rank 0."""
+    """File identities, from rank 0: LAMMPS dumps of the inputs by a sampled hash (their
+    frames carry their own content hash), other inputs and references by a full hash."""
     ids, err = None, None
     if comm.rank == 0:
         try:
             ins = []
             for src in sources:
                 if src is not None:
-                    ins.extend(R.file_identity(f) for f in src.files)
+                    full = src.format != "lammps-dump"
+                    ins.extend(R.file_identity(f, full=full) for f in src.files)
             refs = []
             for spec in campaign["references"]:
                 paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
@@ -172,6 +186,8 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
         Default ``MPI.COMM_WORLD``.
     overwrite : bool
         Replace an output written by a different campaign (also ``output.overwrite``).
+        The old file stays untouched until the new results are complete (they are built
+        under ``OUT.h5.partial`` and renamed over it at the end).
     out : callable
         Where rank 0's text goes (default: print to stdout).
 
@@ -183,63 +199,244 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
     Raises
     ------
     CampaignError
-        Problems found before any work (exit status 2 in the CLI).
+        Problems found before any work (exit status 2 in the CLI), the output being an
+        input, a reference, the campaign file or an index cache included.
+    quests_hpc.results.lock.OutputLockedError
+        Another run holds the output (exit status 2).
     quests_hpc.results.writer.ResultsIOError
         Writing failed (finished frames stay intact).
     """
     from mpi4py import MPI
 
-    from ..parallel.runtime import configure_threads, warm_up
+    from ..results.lock import output_lock
 
     comm = MPI.COMM_WORLD if comm is None else comm
+    path = campaign["output"]["path"]
+    dir_problems = _guard_output(comm, campaign)
+    if dir_problems:  # no lock there: _setup raises, listing these with every other problem
+        _setup(comm, campaign, overwrite, _say(comm, out), _Stages(), dir_problems)
+        raise CampaignError(campaign.get("source", "campaign"), dir_problems)
+    import shlex
+
+    with output_lock(path, comm, command=shlex.join(sys.argv)):
+        return _run_locked(comm, campaign, overwrite, out)
+
+
+def _protected_files(campaign):
+    """``(file, what)`` of every file a run must never write: inputs, references, the
+    campaign file and the frame index caches of the input and reference files."""
+    from ..io.frame_index import cache_path
+    from ..io.lammps_dump import expand_paths
+
+    out = []
+    src = campaign.get("source")
+    if src and os.path.isfile(src):
+        out.append((os.path.abspath(src), "the campaign file"))
+    for kind, specs in (("input", campaign.get("inputs") or []),
+                        ("reference", campaign.get("references") or [])):
+        for spec in specs:
+            paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+            files = []
+            for q in paths:
+                try:
+                    files.extend(expand_paths(q))
+                except QuestsInputError:
+                    files.append(q)  # reported by the planning; protect the name anyway
+            for f in files:
+                out.append((f, f"the {kind} {spec['name']}"))
+                out += [(cache_path(f, where), f"the frame index cache of {f}")
+                        for where in ("beside", "user")]
+    return out
+
+
+def _guard_output(comm, campaign):
+    """Refuse an output that is a protected file, before anything is touched (collective).
+
+    Returns the problems of the output directory (then no lock can be taken: the caller
+    lists them with every other problem); raises :class:`CampaignError` for a conflict.
+    """
+    path = campaign["output"]["path"]
+    res = None
+    if comm.rank == 0:
+        try:
+            res = (R.output_conflicts(path, _protected_files(campaign)),
+                   R.check_output_dir(path))
+        except (OSError, QuestsInputError) as exc:
+            res = ([f"output {path}: {exc}"], [])
+    conflicts, dir_problems = comm.bcast(res, root=0)
+    if conflicts:
+        raise CampaignError(campaign.get("source", "campaign"), conflicts)
+    return dir_problems
+
+
+class _Setup:
+    """What the planning found (identical on every rank)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _on_root(comm, fn):
+    """``fn()`` on rank 0; (result, problems) on every rank (an input error -> problem)."""
+    res = None
+    if comm.rank == 0:
+        try:
+            res = (fn(), [])
+        except QuestsInputError as exc:
+            res = (None, [str(exc)])
+    return comm.bcast(res, root=0)
+
+
+def _setup(comm, campaign, overwrite, say, stages, problems):
+    """Threads, planning, identities, the decision about the output (collective).
+
+    Every problem is collected and raised at once as a :class:`CampaignError`.
+    """
+    from ..parallel.runtime import configure_threads, warm_up
+
+    outp, run = campaign["output"], campaign["run"]
+    path = outp["path"]
+    with stages.timed("setup"):
+        nthreads = configure_threads(comm, run["threads"])
+        warm_up(comm)
+        sources, frames, more = _plan_inputs(comm, campaign)
+        from .budget import input_problems  # frames that cannot fit in memory: refused now
+        problems = list(problems) + more + input_problems(comm, campaign, sources, frames)
+        try:
+            ins, refids = _identities(comm, campaign, sources)
+            known = True
+        except QuestsInputError as exc:
+            problems.append(str(exc))
+            ins, refids, known = [], [], False
+        every = ins + [d for r in refids for d in r]
+        expect = {"campaign_fingerprint": campaign_fingerprint(campaign),
+                  "inputs_fingerprint": inputs_fingerprint(every), "inputs": every}
+        decision, target = R.ExistingOutput("new"), path
+        if known:  # read-only: also when other problems were found, to list them all
+            decision, target, more = _decide(comm, path, expect, overwrite or outp["overwrite"],
+                                             frames, sources, ins)
+            problems += more
+        try:
+            backend = choose_backend(outp["backend"])
+        except ValueError as exc:
+            problems.append(f"output.backend: {exc}")
+        if problems:
+            for s in sources:
+                if s is not None:
+                    s.close()
+            raise CampaignError(campaign.get("source", "campaign"), problems)
+    return _Setup(nthreads=nthreads, sources=sources, frames=frames, refids=refids,
+                  expect=expect, decision=decision, target=target, backend=backend)
+
+
+def _decide(comm, path, expect, overwrite, frames, sources, ins):
+    """New, resume or refuse; with ``overwrite`` a refused output is kept and the new
+    results go to ``OUT.h5.partial`` (resumed if a killed overwrite left it there).
+
+    Returns ``(decision, target file, problems)`` on every rank.
+    """
+    dec, probs = _on_root(comm, lambda: R.inspect_output(path, expect))
+    if probs:
+        return R.ExistingOutput("new"), path, probs
+    dec = _verified(comm, path, dec, frames, sources, ins)
+    if dec.status != "refuse":
+        return dec, path, []
+    if not overwrite:
+        return dec, path, [dec.reason + "; rerun with --overwrite (or output.overwrite: "
+                                        "true) to replace it (it is kept until the new "
+                                        "results are complete)"]
+    tmp = R.partial_path(path)
+    aside, probs = _on_root(comm, lambda: R.inspect_output(tmp, expect))
+    if probs:
+        return R.ExistingOutput("new"), path, probs
+    aside = _verified(comm, tmp, aside, frames, sources, ins)
+    if aside.status != "resume":
+        aside = R.ExistingOutput("new", reason="overwrite")
+    return aside, tmp, []
+
+
+def _verified(comm, path, dec, frames, sources, ins):
+    """``dec`` unless a complete frame of an input whose size or times changed has other
+    bytes now than when it was computed: then the file is refused (collective)."""
+    if dec.status != "resume":
+        return dec
+    changed = {n["path"]: o for o, n in zip(dec.inputs, ins)
+               if n.get("hashed") == "sampled" and R.stat_changed(o, n)}
+    done = set(dec.complete)
+    check = [fp for fp in frames if fp.name in done and fp.source_path in changed]
+    stale = []
+    hasher = _FrameHasher(comm)
+    try:
+        for fp in check:
+            rng = _frame_range(sources[fp.input_no], fp.source_index)
+            now = hasher.hash(rng) if rng is not None else ""
+            if not now or now != dec.frame_hashes.get(fp.name):
+                stale.append(f"{fp.source_path}: frame {fp.source_index} (timestep "
+                             f"{fp.timestep}) has other bytes now than when {fp.name} was "
+                             "computed (the file was modified in place)")
+    finally:
+        hasher.close()
+    if not stale:
+        return dec
+    more = f" (and {len(stale) - 3} more frames)" if len(stale) > 3 else ""
+    return R.ExistingOutput("refuse", reason=(
+        f"{path} was written from other input data: " + "; ".join(stale[:3]) + more))
+
+
+def _frame_range(src, idx):
+    """``(file, start, end, compressed)`` of frame ``idx`` of a LAMMPS-dump input, else None."""
+    dump = getattr(src, "_dump", None)
+    if dump is None:
+        return None
+    k = int(idx)
+    for f, ix in zip(dump.files, dump.indices):
+        if k < len(ix):
+            return f, int(ix.start[k]), int(ix.end[k]), bool(ix.compressed)
+        k -= len(ix)
+    return None
+
+
+class _FrameHasher:
+    """Content hashes of frames (collective); keeps compressed streams open on rank 0 so
+    that frames hashed in file order cost one decompression pass."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self._streams = {}
+
+    def hash(self, rng):
+        path, a, b, compressed = rng
+        src = None
+        if compressed and self.comm.rank == 0:
+            from ..io.compressed import open_source
+
+            if path not in self._streams:
+                self.close()
+                try:
+                    self._streams[path] = open_source(path)
+                except QuestsInputError:
+                    pass  # frame_hash reports it on every rank
+            src = self._streams.get(path)
+        return R.frame_hash(self.comm, path, a, b, compressed, source=src)
+
+    def close(self):
+        for s in self._streams.values():
+            s.close()
+        self._streams = {}
+
+
+def _run_locked(comm, campaign, overwrite, out):
+    """:func:`run_campaign` once the output is locked (collective)."""
     say = _say(comm, out)
     t_start = time.perf_counter()
     stages = _Stages()
     par, meas, outp, run = (campaign[k] for k in ("parameters", "measures", "output", "run"))
     params = {"k": par["k"], "cutoff": par["cutoff"], "bandwidth": list(par["bandwidth"]),
               "threshold": par["threshold"], "balance": run["balance"]}
-    overwrite = overwrite or outp["overwrite"]
     path = outp["path"]
-    source = campaign.get("source", "campaign")
-
-    with stages.timed("setup"):
-        nthreads = configure_threads(comm, run["threads"])
-        warm_up(comm)
-        sources, frames, problems = _plan_inputs(comm, campaign)
-        try:
-            ins, refids = _identities(comm, campaign, sources)
-        except QuestsInputError as exc:
-            problems.append(str(exc))
-            ins, refids = [], []
-        every = ins + [d for r in refids for d in r]
-        expect = {"campaign_fingerprint": campaign_fingerprint(campaign),
-                  "inputs_fingerprint": inputs_fingerprint(every), "inputs": every}
-        decision = None
-        if comm.rank == 0:
-            # Rank 0 alone looks at the output; whatever it finds (an error included)
-            # reaches every rank through the bcast below, so no rank is left waiting.
-            try:
-                probs = R.check_output_dir(path)
-                decision = (R.inspect_output(path, expect) if not probs
-                            else R.ExistingOutput("new"))
-                if decision.status == "refuse":
-                    if overwrite:
-                        R.remove_output(path)
-                        decision = R.ExistingOutput("new", reason="overwritten")
-                    else:
-                        probs.append(decision.reason + "; rerun with --overwrite (or "
-                                     "output.overwrite: true) to replace it")
-            except QuestsInputError as exc:
-                probs, decision = [str(exc)], R.ExistingOutput("new")
-            problems += probs
-        decision, problems = comm.bcast((decision, problems), root=0)
-        try:
-            backend = choose_backend(outp["backend"])
-        except ValueError as exc:
-            problems.append(f"output.backend: {exc}")
-        if problems:
-            raise CampaignError(source, problems)
-
+    st = _setup(comm, campaign, overwrite, say, stages, [])
+    sources, frames, decision, target, backend = (st.sources, st.frames, st.decision,
+                                                  st.target, st.backend)
     total_atoms = sum(fp.natoms for fp in frames)
     done = set(decision.complete)
     todo = [fp for fp in frames if fp.name not in done]
@@ -247,7 +444,10 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
     need_lc = bool(lc) and not decision.flags.get("learning_curve", False)
     say(f"quests-hpc run: campaign {campaign['name']!r}: {len(frames)} frame(s), "
         f"{total_atoms} atoms, {len(campaign['references'])} reference(s); {comm.size} "
-        f"rank(s) x {nthreads} thread(s); output {path} ({backend} writer)")
+        f"rank(s) x {st.nthreads} thread(s); output {path} ({backend} writer)")
+    if target != path:
+        say(f"{path} was written by a different campaign: it is kept until the new results "
+            f"are complete in {target}, then replaced")
     if decision.status == "resume":
         say(f"resuming: {len(done)} of {len(frames)} frame(s) already complete, "
             f"{len(todo)} to compute")
@@ -257,6 +457,7 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
         for s in sources:
             if s is not None:
                 s.close()
+        _finish(comm, target, path)
         _analyses(comm, campaign, path, stages, say)
         return {"path": path, "frames": len(frames), "computed": 0, "skipped": len(frames)}
 
@@ -268,41 +469,45 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
                        fsync=outp["fsync"])
     if decision.status == "new":
         with stages.timed("setup"):
-            _create(comm, campaign, frames, refs, infos, refids, expect, path, backend,
-                    writer_opts)
+            _create(comm, campaign, frames, refs, infos, st.refids, st.expect, target,
+                    backend, writer_opts, rename=target == path)
 
     hs = params["bandwidth"]
     want = {k: meas[k] for k in ("delta_entropy", "descriptors", "entropy", "diversity")}
-    with ResultsWriter.open(path, comm, mode="a", **writer_opts) as w:
-        from .progress import Progress
+    hasher = _FrameHasher(comm)
+    try:
+        with ResultsWriter.open(target, comm, mode="a", **writer_opts) as w:
+            from .progress import Progress
 
-        prog = Progress(len(frames), total_atoms, len(done),
-                        sum(fp.natoms for fp in frames if fp.name in done),
-                        mode=run["progress"], active=comm.rank == 0, stream=_Stream(out))
-        imbalance = []
-        for fi, fp in enumerate(frames):
-            if fp.name in done:
-                continue
-            wall, imb = _do_frame(comm, w, fi, fp, sources[fp.input_no], refs, params, want,
-                                  meas, stages)
-            imbalance.append(imb)
-            prog.frame_done(fp.name, fp.natoms, wall)
-        prog.close()
-        with stages.timed("summary"):
-            if meas["overlap"] and campaign["references"] and not (
-                    decision.flags.get("overlap") and not todo):
-                _overlap_table(comm, w, frames, campaign, hs)
-        if need_lc:
-            with stages.timed("learning_curve"):
-                names = [r["name"] for r in campaign["references"]]
-                _learning_curve(comm, w, refs[names.index(lc["dataset"])], lc, hs)
-        w.set_attrs("/", {"complete": True})
-        w.flush()
+            prog = Progress(len(frames), total_atoms, len(done),
+                            sum(fp.natoms for fp in frames if fp.name in done),
+                            mode=run["progress"], active=comm.rank == 0, stream=_Stream(out))
+            imbalance = []
+            for fi, fp in enumerate(frames):
+                if fp.name in done:
+                    continue
+                wall, imb = _do_frame(comm, w, fi, fp, sources[fp.input_no], refs, params,
+                                      want, meas, stages, hasher)
+                imbalance.append(imb)
+                prog.frame_done(fp.name, fp.natoms, wall)
+            prog.close()
+            with stages.timed("summary"):
+                if _wants_overlap(campaign) and not (decision.flags.get("overlap") and not todo):
+                    _overlap_table(comm, w, frames, campaign, hs)
+            if need_lc:
+                with stages.timed("learning_curve"):
+                    names = [r["name"] for r in campaign["references"]]
+                    _learning_curve(comm, w, refs[names.index(lc["dataset"])], lc, hs)
+            w.set_attrs("/", {"complete": True})
+            w.flush()
+    finally:
+        hasher.close()
     for ref in refs:
         ref.free()
     for s in sources:
         if s is not None:
             s.close()
+    _finish(comm, target, path)
 
     _analyses(comm, campaign, path, stages, say)
     per_rank = comm.gather(dict(stages.seconds), root=0)
@@ -317,6 +522,45 @@ def run_campaign(campaign, comm=None, *, overwrite=False, out=_print):
         say("")
         say(timing_table(per_rank, time.perf_counter() - t_start, imbalance[0]))
     return {"path": path, "frames": len(frames), "computed": len(todo), "skipped": len(done)}
+
+
+def _wants_overlap(campaign):
+    """The overlap table needs per-frame dH against a reference."""
+    meas = campaign["measures"]
+    return bool(meas["overlap"] and meas["delta_entropy"] and campaign["references"])
+
+
+def _finish(comm, target, path):
+    """Put finished results built aside (``target``) in place of ``path`` (collective)."""
+    if target == path:
+        return
+    err = None
+    if comm.rank == 0:
+        try:
+            os.replace(target, path)
+            _fsync_dir(path)
+        except OSError as exc:
+            err = (f"the new results are complete in {target} but could not replace {path}: "
+                   f"{exc.strerror or exc}")
+    err = comm.bcast(err, root=0)
+    if err:
+        from ..results.writer import ResultsIOError
+
+        raise ResultsIOError(err)
+
+
+def _fsync_dir(path):
+    """Make a rename in the directory of ``path`` durable (best effort)."""
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _analyses(comm, campaign, path, stages, say):
@@ -354,8 +598,13 @@ class _Stream:
         return self.out is _print and sys.stdout.isatty()
 
 
-def _create(comm, campaign, frames, refs, infos, refids, expect, path, backend, opts):
-    """Create the whole file structure under a temporary name, then rename it (collective)."""
+def _create(comm, campaign, frames, refs, infos, refids, expect, path, backend, opts,
+            rename=True):
+    """Create the whole file structure (collective).
+
+    ``rename``: under a temporary name, then renamed to ``path`` (a new output); else
+    directly in ``path`` (already the aside name of an overwrite, renamed at the end).
+    """
     from .learning import subset_sizes
 
     meas, par = campaign["measures"], campaign["parameters"]
@@ -384,7 +633,7 @@ def _create(comm, campaign, frames, refs, infos, refids, expect, path, backend, 
         store={"delta_entropy": meas["delta_entropy"], "descriptors": meas["descriptors"],
                "positions": meas["positions"]},
         entropy=meas["entropy"] or meas["diversity"], diversity=meas["diversity"],
-        overlap=meas["overlap"] and bool(ref_meta), learning_curve=lcplan)
+        overlap=_wants_overlap(campaign) and bool(ref_meta), learning_curve=lcplan)
     attrs = None
     if comm.rank == 0:
         attrs = L.root_attributes(plan, comm.size, backend)
@@ -397,13 +646,12 @@ def _create(comm, campaign, frames, refs, infos, refids, expect, path, backend, 
             "inputs": json.dumps(expect["inputs"]),
         })
     attrs = comm.bcast(attrs, root=0)
-    tmp = R.partial_path(path)
-    if comm.rank == 0 and os.path.exists(tmp):
-        os.remove(tmp)
-    comm.Barrier()
+    tmp = R.partial_path(path) if rename else path
     w = ResultsWriter.open(tmp, comm, mode="w", **opts)
     with w:
         w.create_structure(plan, attrs)
+    if not rename:
+        return
     err = None
     if comm.rank == 0:
         try:
@@ -415,12 +663,14 @@ def _create(comm, campaign, frames, refs, infos, refids, expect, path, backend, 
         raise QuestsInputError(err)
 
 
-def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages):
+def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages, hasher):
     """Compute and write one frame; returns (wall seconds, atom imbalance)."""
     from .frames import compute_frame
 
     t0 = time.perf_counter()
     share = src.read(fp.source_index)
+    rng = _frame_range(src, fp.source_index)
+    digest = hasher.hash(rng) if rng is not None else ""
     t_read = time.perf_counter() - t0
     if share.natoms != fp.natoms:
         raise QuestsInputError(f"{fp.source_path}: frame {fp.source_index} has {share.natoms} "
@@ -457,7 +707,8 @@ def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages):
     w.set_attrs(base, {"timestep": np.int64(share.timestep),
                        "cell": np.asarray(share.cell, dtype=np.float64),
                        "pbc": np.asarray(share.pbc, dtype=bool), "wall_time": wall,
-                       "mpi_size": np.int64(comm.size)})
+                       "mpi_size": np.int64(comm.size),
+                       L.FRAME_HASH_ATTR: np.array(digest.encode(), dtype="S64")})
     w.flush()
     w.set_attrs(base, {"complete": True})
     w.flush()

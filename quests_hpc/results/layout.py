@@ -16,7 +16,9 @@ description)::
         position        (n, 3)           optional (wrapped along periodic axes)
         type            (n,)    int32    optional (LAMMPS type; atomic number for ASE input)
         attrs: input, source, source_path, source_index, timestep, natoms, cell, pbc,
-               wall_time, mpi_size, complete
+               wall_time, mpi_size, content_sha256, complete
+               (content_sha256: hash of the frame's bytes in its dump, see
+               :func:`quests_hpc.results.restart.frame_hash`; empty for ASE inputs)
     /summary/frames/<column>          one row per frame, in campaign order
     /summary/overlap/<column>         novelty / overlap of every input vs every reference
     /learning_curve/<column>          H of random subsets and the asymptote fit
@@ -47,8 +49,11 @@ VOLATILE_ATTRS = frozenset({
 #: Datasets that legitimately differ between such runs (matched by their last name).
 VOLATILE_DATASETS = frozenset({"wall_time"})
 
+#: Content hash of a frame's bytes in its source (fixed-length ``S64``; empty when none).
+FRAME_HASH_ATTR = "content_sha256"
+
 #: Frame attributes written when the frame is finished (pre-created with placeholders).
-FRAME_FINAL_ATTRS = ("timestep", "cell", "pbc", "wall_time", "mpi_size")
+FRAME_FINAL_ATTRS = ("timestep", "cell", "pbc", "wall_time", "mpi_size", FRAME_HASH_ATTR)
 
 FLOAT_FILL = np.nan
 INT_FILL = -1
@@ -220,7 +225,7 @@ def summary_columns(plan):
         "natoms": ((nf,), "i8", INT_FILL),
         "wall_time": ((nf,), "f8", FLOAT_FILL),
     }
-    if nr:
+    if nr and plan.store.get("delta_entropy", True):
         cols["n_novel"] = ((nf, nr, nh), "i8", INT_FILL)
         for c in ("novelty", "overlap", "dh_mean", "dh_min", "dh_max"):
             cols[c] = ((nf, nr, nh), "f8", FLOAT_FILL)

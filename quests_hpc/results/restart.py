@@ -14,6 +14,19 @@ The protocol (carried out by :mod:`quests_hpc.campaign.runner`):
 3. A rerun compares the file's fingerprints (campaign and inputs) with the current ones
    (:func:`inspect_output`): equal -> resume, recomputing only frames not marked
    complete; different -> refused unless the user asks to overwrite.
+4. Inputs are identified by size and a *sampled* hash (multi-GB dumps), so an edit in
+   bytes the samples miss would go unnoticed.  Each frame therefore stores the content
+   hash of its own bytes (:func:`frame_hash`, attribute ``content_sha256``) when it is
+   computed; when an input's size, modification time or inode change time differs from
+   the recorded one, every complete frame of that input is hashed again before it is
+   reused, and a frame whose bytes changed makes the file refused (as any changed input).
+5. Overwriting never deletes first: with ``--overwrite`` an output that would be refused
+   stays untouched while the new results are built aside (``OUT.h5.partial``, resumable
+   if that run is killed too) and replaces it by an atomic rename only once the new run
+   has finished.  An output that is (the same file as) an input, a reference, the
+   campaign file, an index cache, or whose companions are, is refused before anything is
+   touched (:func:`output_conflicts`).  Runs hold :mod:`~quests_hpc.results.lock` on
+   the output for their whole duration.
 """
 
 import hashlib
@@ -27,6 +40,8 @@ from . import layout as L
 PARTIAL_SUFFIX = ".partial"
 _BLOCK = 1 << 16
 _SAMPLES = 16
+#: Bytes per block of :func:`frame_hash` (blocks are hashed in parallel over the ranks).
+FRAME_HASH_BLOCK = 1 << 22
 
 
 def partial_path(path):
@@ -48,9 +63,12 @@ def file_identity(path, full=False):
     Returns
     -------
     dict
-        ``{"path", "size", "sha256", "hashed": "full" | "sampled"}``
+        ``{"path", "size", "sha256", "hashed": "full" | "sampled", "mtime_ns", "ctime_ns"}``
+        (the times are not part of any fingerprint: they only decide whether the frames of
+        a sampled file are verified again at a resume).
     """
-    size = os.path.getsize(path)
+    st = os.stat(path)
+    size = st.st_size
     h = hashlib.sha256()
     with open(path, "rb") as f:
         if full or size <= _BLOCK * (_SAMPLES + 1):
@@ -65,7 +83,13 @@ def file_identity(path, full=False):
             h.update(f.read(_BLOCK))
             how = "sampled"
     h.update(str(size).encode())
-    return {"path": str(path), "size": int(size), "sha256": h.hexdigest(), "hashed": how}
+    return {"path": str(path), "size": int(size), "sha256": h.hexdigest(), "hashed": how,
+            "mtime_ns": int(st.st_mtime_ns), "ctime_ns": int(st.st_ctime_ns)}
+
+
+def stat_changed(old, new):
+    """Whether a file may have changed since identity ``old`` was taken (size or times)."""
+    return any(old.get(k) != new.get(k) for k in ("size", "mtime_ns", "ctime_ns"))
 
 
 def fingerprint(obj):
@@ -88,6 +112,10 @@ class ExistingOutput:
         Why a file is refused, or a note.
     flags : dict
         ``overlap``, ``learning_curve``, ``campaign``: whether those parts are complete.
+    frame_hashes : dict
+        Frame name -> stored content hash (complete frames; ``""`` when none was stored).
+    inputs : list of dict
+        The file identities recorded in the file.
     """
 
     status: str
@@ -95,6 +123,8 @@ class ExistingOutput:
     total: int = 0
     reason: str = ""
     flags: dict = field(default_factory=dict)
+    frame_hashes: dict = field(default_factory=dict)
+    inputs: list = field(default_factory=list)
 
 
 def _changes(old_inputs, new_inputs):
@@ -130,9 +160,15 @@ def inspect_output(path, expect):
 
     if not os.path.exists(path):
         return ExistingOutput("new")
+    if os.path.isdir(path):
+        raise QuestsInputError(f"output {path} is a directory; name a file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
+        if "lock" in str(exc).lower():
+            raise QuestsInputError(
+                f"output {path} is open for writing in another program (HDF5: {exc}); close "
+                "it there and rerun") from None
         return ExistingOutput("refuse", reason=(
             f"{path} exists but is not a readable HDF5 file ({exc})"))
     with f:
@@ -143,14 +179,14 @@ def inspect_output(path, expect):
         if not bool(a.get("layout_complete", False)):
             return ExistingOutput("new", reason="structure was never completed")
         problems = []
+        try:
+            old = json.loads(a.get("inputs", "[]"))
+        except ValueError:
+            old = []
         if a.get("campaign_fingerprint") != expect["campaign_fingerprint"]:
             problems.append("the campaign (YAML or command-line parameters) differs from the "
                             "one that wrote it")
         if a.get("inputs_fingerprint") != expect["inputs_fingerprint"]:
-            try:
-                old = json.loads(a.get("inputs", "[]"))
-            except ValueError:
-                old = []
             detail = _changes(old, expect["inputs"]) or ["input files differ"]
             problems.append("inputs changed: " + "; ".join(detail))
         if problems:
@@ -166,7 +202,13 @@ def inspect_output(path, expect):
             if "learning_curve" in f else False,
             "campaign": bool(a.get("complete", False)),
         }
-        return ExistingOutput("resume", complete=done, total=len(frame_names(f)), flags=flags)
+        hashes = {n: _text(f["frames"][n].attrs.get(L.FRAME_HASH_ATTR, b"")) for n in done}
+        return ExistingOutput("resume", complete=done, total=len(frame_names(f)), flags=flags,
+                              frame_hashes=hashes, inputs=old)
+
+
+def _text(v):
+    return v.decode() if isinstance(v, bytes) else str(getattr(v, "item", lambda: v)())
 
 
 def check_output_dir(path):
@@ -185,17 +227,132 @@ def check_output_dir(path):
         os.remove(probe)
     except OSError as exc:
         return [f"output directory {d} is not writable ({exc.strerror or exc})"]
+    if os.path.isdir(path):
+        return [f"output {path} is a directory; name a file"]
     if os.path.exists(path) and not os.access(path, os.W_OK):
         return [f"output file {path} is not writable"]
     return []
 
 
-def remove_output(path):
-    """Delete an output file and its ``.partial`` companion (for overwrite)."""
-    for p in (str(path), partial_path(path)):
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file: same resolved path (symlinks followed;
+    also for files not yet there) or the same inode (hard links)."""
+    ra, rb = os.path.realpath(a), os.path.realpath(b)
+    if ra == rb:
+        return True
+    try:
+        return os.path.samefile(ra, rb)
+    except OSError:
+        return False
+
+
+def output_companions(path):
+    """The files a run writes for output ``path``: itself, its ``.partial``, its locks."""
+    from .lock import lock_path
+
+    lock = lock_path(path)
+    return [str(path), partial_path(path), lock, lock + ".takeover"]
+
+
+def output_conflicts(path, protected):
+    """Why the run may not write ``path``: it (or a companion) is a protected file.
+
+    Parameters
+    ----------
+    path : str
+        The output file.
+    protected : list of (str, str)
+        ``(file, what it is)``: inputs, references, the campaign file, index caches.
+
+    Returns
+    -------
+    list of str
+        One message per conflict (empty: no conflict).  Nothing is advised about
+        ``--overwrite``: a run never writes over these files.
+    """
+    out = []
+    for comp in output_companions(path):
+        for p, label in protected:
+            if not same_file(comp, p):
+                continue
+            if comp == str(path):
+                out.append(f"output {path} is {label} ({p}); a run never writes over its "
+                           "inputs: choose another output file")
+            else:
+                out.append(f"output {path}: the run would write {comp}, which is {label} "
+                           f"({p}); choose another output file")
+            break
+    return out
+
+
+def frame_hash(comm, path, start, end, compressed=False, source=None):
+    """Content hash of bytes ``[start, end)`` of ``path`` (collective over ``comm``).
+
+    Blocks of :data:`FRAME_HASH_BLOCK` bytes are hashed (SHA-256) round-robin over the
+    ranks and the block digests hashed together with the length, so the value does not
+    depend on the rank count.  Offsets of a compressed file are decompressed offsets: rank
+    0 streams it (``source``: an open :class:`~quests_hpc.io.compressed.StreamSource` to
+    reuse, read forward) and broadcasts the hash.
+
+    Returns
+    -------
+    str
+        Hex digest (64 characters).
+    """
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    nblk = -(-(end - start) // FRAME_HASH_BLOCK)
+    if compressed:
+        out, err = None, None
+        if rank == 0:
+            try:
+                out = _stream_hash(path, start, end, nblk, source)
+            except (OSError, QuestsInputError) as exc:
+                err = f"{path}: cannot read bytes {start}-{end} to verify them ({exc})"
+        out, err = (out, err) if size == 1 else comm.bcast((out, err), root=0)
+        if err:
+            raise QuestsInputError(err)
+        return out
+    mine, err = {}, None
+    try:
+        fd = os.open(path, os.O_RDONLY)
         try:
-            os.remove(p)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise QuestsInputError(f"cannot remove {p} to overwrite it: {exc}") from None
+            for j in range(rank, nblk, size):
+                a = start + j * FRAME_HASH_BLOCK
+                data = os.pread(fd, min(FRAME_HASH_BLOCK, end - a), a)
+                mine[j] = hashlib.sha256(data).digest()
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        err = f"{path}: cannot read bytes {start}-{end} to verify them ({exc.strerror or exc})"
+    parts = [(mine, err)] if size == 1 else comm.allgather((mine, err))
+    errs = [e for _, e in parts if e]
+    if errs:
+        raise QuestsInputError(errs[0])
+    digests = {}
+    for m, _ in parts:
+        digests.update(m)
+    return _combine([digests[j] for j in range(nblk)], end - start)
+
+
+def _combine(digests, length):
+    h = hashlib.sha256()
+    for d in digests:
+        h.update(d)
+    h.update(str(int(length)).encode())
+    return h.hexdigest()
+
+
+def _stream_hash(path, start, end, nblk, source):
+    from ..io.compressed import open_source
+
+    src = source if source is not None else open_source(path)
+    try:
+        digests = []
+        for j in range(nblk):
+            a = start + j * FRAME_HASH_BLOCK
+            data = src.read_at(a, min(FRAME_HASH_BLOCK, end - a))
+            digests.append(hashlib.sha256(data).digest())
+        return _combine(digests, end - start)
+    finally:
+        if source is None:
+            src.close()

@@ -236,6 +236,7 @@ class ResultsWriter:
                 g.attrs["pbc"] = np.zeros(3, dtype=bool)
                 g.attrs["wall_time"] = np.float64(np.nan)
                 g.attrs["mpi_size"] = np.int64(0)
+                g.attrs[L.FRAME_HASH_ATTR] = np.array(b"", dtype="S64")
                 g.attrs["complete"] = False
             s = f.create_group("summary/frames")
             s.attrs["references"] = np.array([r["name"] for r in plan.references],
