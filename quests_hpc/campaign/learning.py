@@ -7,8 +7,13 @@ last three points; the information gap is ``a - H(N)``.
 :func:`fit_asymptote` needs no SciPy: for a fixed ``c`` the model is linear in ``a`` and
 ``b``, so the best non-negative ``(a, b)`` is a 2-variable constrained least-squares
 problem solved exactly (interior solution, else the best boundary solution); the
-remaining 1-D problem in ``c`` is solved on a log-spaced grid refined by golden-section
-search (variable projection).  The tests compare it with ``scipy.optimize.curve_fit``.
+remaining 1-D problem in ``c`` (variable projection) is located on a log-spaced grid and
+solved as the root of ``dSSE/dc`` (analytic, by the envelope theorem) by bisection.  A
+root is determined to the conditioning of the problem, where minimising ``SSE`` itself
+(golden-section search) finds ``c`` only to about ``sqrt(eps)`` relative: ``SSE`` is flat
+to rounding within that distance of its minimum, so entropies that differ by ``1e-16``
+(another rank count) moved ``c`` by ``3e-8``.  The tests compare it with
+``scipy.optimize.curve_fit``.
 
 :func:`learning_curve` is collective: subsets are drawn with one seeded generator (the
 same indices on every rank); each subset's rows are split over the ranks and its
@@ -22,9 +27,6 @@ import numpy as np
 
 from ..errors import QuestsInputError
 
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
-
-
 def subset_sizes(n, num=12, min_size=16):
     """``num`` log-spaced distinct integer sizes from ``min(min_size, n)`` to ``n``."""
     n = int(n)
@@ -36,18 +38,24 @@ def subset_sizes(n, num=12, min_size=16):
 
 
 def _ab(g, y):
-    """Best ``a, b >= 0`` for ``y ~ a - b g`` (least squares); returns (a, b, sse)."""
+    """Best ``a, b >= 0`` for ``y ~ a - b g`` (least squares); returns (a, b, sse).
+
+    The interior solution from centred sums (``b = -cov(g, y) / var(g)``), better
+    conditioned than the 2 x 2 normal equations; else the best of the two faces.
+    """
     n = len(y)
-    sg, sgg, sy, sgy = g.sum(), g @ g, y.sum(), g @ y
+    gm, ym = g.sum() / n, y.sum() / n
+    gc, yc = g - gm, y - ym
+    sgg = float(gc @ gc)
     cands = []
-    det = n * sgg - sg * sg
-    if det > 1e-300 * max(1.0, n * sgg):
-        a = (sgg * sy - sg * sgy) / det
-        b = (sg * sy - n * sgy) / det  # model a - b g: coefficient of g is -b
+    if sgg > 1e-300:
+        b = -float(gc @ yc) / sgg  # model a - b g: coefficient of g is -b
+        a = ym + b * gm
         if a >= 0 and b >= 0:
             cands.append((a, b))
-    cands.append((max(sy / n, 0.0), 0.0))                        # b = 0
-    cands.append((0.0, max(-sgy / sgg, 0.0) if sgg > 0 else 0.0))  # a = 0
+    cands.append((max(ym, 0.0), 0.0))                                   # b = 0
+    g2 = float(g @ g)
+    cands.append((0.0, max(-float(g @ y) / g2, 0.0) if g2 > 0 else 0.0))  # a = 0
     best = None
     for a, b in cands:
         r = y - (a - b * g)
@@ -55,6 +63,38 @@ def _ab(g, y):
         if best is None or sse < best[2]:
             best = (float(a), float(b), sse)
     return best
+
+
+def _profile(u, x, y):
+    """``(sse, dsse/du)`` of the profiled problem at ``c = u`` (``x`` scaled to max 1).
+
+    With the best ``(a, b)`` at fixed ``c`` (interior or on a face), the envelope theorem
+    gives ``dSSE/dc = -2 b sum_i r_i x_i exp(-c x_i)``.
+    """
+    g = np.exp(-u * x)
+    a, b, sse = _ab(g, y)
+    r = y - (a - b * g)
+    return sse, -2.0 * b * float(r @ (x * g))
+
+
+def _root_in(lo, hi, x, y):
+    """Root of ``dSSE/du`` in ``[lo, hi]`` by bisection, or None without a sign change
+    from - to + (a minimum).  Stops when the interval cannot shrink in floating point."""
+    dlo, dhi = _profile(lo, x, y)[1], _profile(hi, x, y)[1]
+    if not (dlo < 0.0 < dhi):
+        return None
+    for _ in range(2100):  # more than the doubles in any interval
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        d = _profile(mid, x, y)[1]
+        if d == 0.0:
+            return mid
+        if d < 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 def fit_asymptote(sizes, entropies, drop=(3, 3)):
@@ -72,7 +112,9 @@ def fit_asymptote(sizes, entropies, drop=(3, 3)):
     Returns
     -------
     a, b, c, rmse : float
-        Parameters and the root-mean-square residual over the fitted points.
+        Parameters and the root-mean-square residual over the fitted points.  The
+        parameters may be ill-conditioned (few points, an asymptote far beyond the
+        data); the fitted curve at the data and ``rmse`` are well conditioned.
     """
     n = np.asarray(sizes, dtype=np.float64)
     y = np.asarray(entropies, dtype=np.float64)
@@ -83,34 +125,19 @@ def fit_asymptote(sizes, entropies, drop=(3, 3)):
                                f"{drop[0]} + {drop[1]}, got {len(n)}")
     x = np.log(n) ** 2
     xmax = max(float(x.max()), 1e-12)
-
-    def sse(u):  # u = c * xmax, so the grid does not depend on the units of N
-        return _ab(np.exp(-(u / xmax) * x), y)[2]
+    xs = x / xmax  # u = c * xmax, so the grid does not depend on the units of N
 
     grid = np.concatenate([[0.0], np.geomspace(1e-4, 1e3, 400)])
-    vals = np.array([sse(u) for u in grid])
+    vals = np.array([_profile(u, xs, y)[0] for u in grid])
     i = int(np.argmin(vals))
-    lo_u, hi_u = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    if hi_u > lo_u:
-        a_, b_ = lo_u, hi_u
-        c1, c2 = b_ - _GOLDEN * (b_ - a_), a_ + _GOLDEN * (b_ - a_)
-        f1, f2 = sse(c1), sse(c2)
-        for _ in range(100):
-            if f1 < f2:
-                b_, c2, f2 = c2, c1, f1
-                c1 = b_ - _GOLDEN * (b_ - a_)
-                f1 = sse(c1)
-            else:
-                a_, c1, f1 = c1, c2, f2
-                c2 = a_ + _GOLDEN * (b_ - a_)
-                f2 = sse(c2)
-            if b_ - a_ <= 1e-12 * max(1.0, b_):
-                break
-        u = c1 if f1 < f2 else c2
-        if min(f1, f2) > vals[i]:
-            u = grid[i]
-    else:
-        u = grid[i]
+    u = grid[i]
+    # The minimum lies between the grid points beside the best one; where dSSE/du changes
+    # sign there (it does unless the minimum is at an end of the grid, or b = 0 makes SSE
+    # flat in c), its root is the minimum.
+    if 0 < i < len(grid) - 1:
+        root = _root_in(grid[i - 1], grid[i + 1], xs, y)
+        if root is not None and _profile(root, xs, y)[0] <= vals[i] * (1 + 1e-9):
+            u = root
     c = u / xmax
     a, b, s = _ab(np.exp(-c * x), y)
     return a, b, float(c), math.sqrt(s / len(y))

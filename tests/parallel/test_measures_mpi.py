@@ -44,6 +44,77 @@ def test_entropy_and_diversity_of_distributed_rows_equal_serial():
     assert isinstance(d1, float) and abs(d1 - information.diversity(x, 0.4)) <= TOL
 
 
+def _first_ranks(comm, k):
+    """Communicator of world ranks ``0 .. k-1`` (``None`` on the others)."""
+    sub = comm.Split(0 if comm.rank < k else MPI.UNDEFINED, key=comm.rank)
+    return None if sub == MPI.COMM_NULL else sub
+
+
+def _on_every_rank_count(comm, fn):
+    """``{k: fn(sub)}`` for sub-communicators of k = 1 .. size ranks, on every rank
+    (computed where rank 0 takes part, i.e. in every one of them)."""
+    out = {}
+    for k in range(1, comm.size + 1):
+        sub = _first_ranks(comm, k)
+        if sub is not None:
+            out[k] = fn(sub)
+            sub.Free()
+    return comm.bcast(out if comm.rank == 0 else None, root=0)
+
+
+@pytest.mark.mpi
+def test_h_and_d_do_not_depend_on_the_rank_count():
+    """H and D of one data set split unevenly over 1, 2, .. size ranks: all within 1e-12 of
+    serial and of each other (each row's kernel sum is blocked differently per split, to
+    about 1e-16; the reductions over rows are exact)."""
+    from quests_hpc.parallel import measures
+
+    comm = MPI.COMM_WORLD
+    x, ref = _data()
+    x = np.concatenate([x, ref])
+
+    def run(sub):
+        h, d = measures.entropy_and_diversity(sub, x[_uneven_rows(len(x), sub)], H)
+        return np.asarray(h), np.asarray(d)
+
+    res = _on_every_rank_count(comm, run)
+    assert sorted(res) == list(range(1, comm.size + 1))
+    h_serial, d_serial = information.entropy(x, H), information.diversity(x, H)
+    for k, (h, d) in res.items():
+        np.testing.assert_allclose(h, h_serial, rtol=0, atol=TOL, err_msg=f"H on {k} ranks")
+        np.testing.assert_allclose(d, d_serial, rtol=0, atol=TOL, err_msg=f"D on {k} ranks")
+        np.testing.assert_allclose(h, res[1][0], rtol=0, atol=TOL, err_msg=f"H on {k} vs 1")
+        np.testing.assert_allclose(d, res[1][1], rtol=0, atol=TOL, err_msg=f"D on {k} vs 1")
+
+
+@pytest.mark.mpi
+def test_reductions_over_rows_are_exact_for_every_split():
+    """Given the same per-row log S, H is the same bits however the rows are split (exact
+    sum, rounded once: math.fsum of all rows), and D too (an exact sum of exp(v - max))."""
+    import math
+
+    from quests_hpc.parallel import measures
+
+    comm = MPI.COMM_WORLD
+    x, _ = _data()
+    log_s = information.self_log_kernel_sum(x, H)  # the same values on every rank
+    log_s[:, ::7] *= 1e6  # spread the magnitudes: a plain or pairwise sum would round
+    n = log_s.shape[1]
+
+    def run(sub):
+        mine = log_s[:, _uneven_rows(n, sub)]
+        return (np.asarray(measures.entropy_from_log_sums(sub, mine, H)),
+                np.asarray(measures.diversity_from_log_sums(sub, -np.abs(mine), H)))
+
+    res = _on_every_rank_count(comm, run)
+    exact_h = np.array([math.log(n) - math.fsum(row) / n for row in log_s])
+    for k, (h, d) in res.items():
+        assert np.array_equal(h, exact_h), k
+        assert np.array_equal(d, res[1][1]), k
+    np.testing.assert_allclose(res[1][1], information.diversity_from_log_sums(-np.abs(log_s)),
+                               rtol=1e-15, atol=0)
+
+
 @pytest.mark.mpi
 @pytest.mark.parametrize("layout", ["distributed", "shared", "sharded"])
 def test_overlap_novelty_and_dh_equal_serial(layout):
