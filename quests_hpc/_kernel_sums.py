@@ -225,13 +225,15 @@ def _shifted_row_sum(g, i, c, dmax2):
         return 0.0, 0.0
     shift = c * m
     s = 0.0
+    # c * (d2 - m), not c * d2 - shift: a fused multiply-add of the latter is off by up to
+    # ulp(shift), which for |shift| > 1e16 makes exp() of the nearest term 0 or inf
     if dmax2 == np.inf:
         for j in range(bj):
-            s += _exp_neg(c * g[i, j] - shift)
+            s += _exp_neg(c * (g[i, j] - m))
     else:
         for j in range(bj):
             v = g[i, j]
-            e = _exp_neg(c * v - shift)
+            e = _exp_neg(c * (v - m))
             s += e if v <= dmax2 else 0.0
     return shift, s
 

@@ -57,18 +57,49 @@ _CLI_NAMES = {
 }
 
 
+#: Memory per node (GB) the resource estimate plans with (quests_hpc.campaign.budget).
+_BUDGET_ENV = "QUESTS_HPC_MEMORY_GB"
+
 # ------------------------------------------------------------------------ options
 
 
-def _params(p, bandwidth=True, threshold=False):
-    p.add_argument("-k", type=int, default=32, metavar="K",
-                   help="neighbours per environment (default: 32)")
-    p.add_argument("--cutoff", type=float, default=5.0, metavar="RC",
-                   help="cutoff radius in Angstrom (default: 5.0)")
+def _checked(conv, check):
+    """An argparse ``type``: ``conv`` then the campaign schema's checker ``check``."""
+    from .campaign.fields import Bad
+
+    def parse(text):
+        try:
+            return check(conv(text))
+        except (Bad, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc) or f"invalid value {text!r}") from None
+    return parse
+
+
+def _params(p, bandwidth=True, threshold=False, strict=False):
+    """-k, --cutoff, --bandwidth (and --threshold).  The campaign schema checks their ranges
+    for every command that builds a campaign; ``strict`` checks them here (``example``)."""
+    from .campaign import fields as F
+
+    k_type, rc_type, h_type = int, float, float
+    if strict:
+        k_type = _checked(int, lambda v: F.int_field(1, F.MAX_K)(v, {}))
+        rc_type = _checked(float, lambda v: F.cutoff_field(v, {}))
+        h_type = _checked(float, lambda v: F.bandwidths_field([v], {})[0])
+    p.add_argument("-k", type=k_type, default=32, metavar="K",
+                   help=f"neighbours per environment, 1 to {F.MAX_K} (default: 32)")
+    p.add_argument("--cutoff", type=rc_type, default=5.0, metavar="RC",
+                   help=f"cutoff radius in Angstrom, 0 < RC <= {F.MAX_CUTOFF:g}: the descriptor "
+                        "keeps the K nearest neighbours within RC, which lie within about 12 A "
+                        "in a solid or liquid.  A frame whose atoms and periodic images within "
+                        "RC would not fit in memory is refused before any work, with the "
+                        f"estimate ({_BUDGET_ENV} sets the memory per node to plan with; "
+                        "default: what the node has free) (default: 5.0)")
     if bandwidth:
-        p.add_argument("--bandwidth", type=float, nargs="+", default=[0.015], metavar="H",
-                       help="kernel bandwidth(s) h in 1/Angstrom; several give one result "
-                            "per bandwidth from one pass (default: 0.015)")
+        p.add_argument("--bandwidth", type=h_type, nargs="+", default=[0.015], metavar="H",
+                       help="kernel bandwidth(s) h in 1/Angstrom, each in "
+                            f"[{F.MIN_BANDWIDTH:g}, {F.MAX_BANDWIDTH:g}] (descriptor distances "
+                            "are ~1e-3 to ~3 1/A); several give one result per bandwidth from "
+                            "one pass (default: 0.015)")
     if threshold:
         p.add_argument("--threshold", type=float, default=0.0,
                        help="an environment is novel when dH > THRESHOLD (default: 0.0)")
@@ -117,7 +148,7 @@ def build_parser():
                     "with a vacancy and an interstitial, periodic along x and y) against "
                     "the bundled reference (bulk FCC Cu with thermal-like displacements), "
                     "and print a summary and a timing table.")
-    _params(ex)
+    _params(ex, strict=True)
     ex.add_argument("--threads", type=int, default=None,
                     help="Numba threads (default: QUESTS_HPC_NUM_THREADS, else all cores)")
     ex.set_defaults(func=_cmd_example, mpi=False)

@@ -115,7 +115,35 @@ def _bandwidths(h):
         raise QuestsInputError(
             f"bandwidth h must be finite and > 0, got h = {float(hs[bad][0])!r}"
             + ("" if scalar else f" in {[float(v) for v in hs]!r}"))
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+        tiny = ~np.isfinite(0.5 / hs**2)
+    if tiny.any():  # the exponents -d^2 / 2h^2 would be -inf: dH +inf, H NaN
+        raise QuestsInputError(
+            f"bandwidth h = {float(hs[tiny][0])!r} is too small: 1/(2 h^2) overflows (h must be "
+            "above 1e-154; descriptor distances are ~1e-3 to ~3)"
+            + ("" if scalar else f"; h = {[float(v) for v in hs]!r}"))
     return hs, scalar
+
+
+#: Largest ``d^2 / 2h^2`` allowed, so that dH (at most this, plus log n) stays finite.
+MAX_EXPONENT = 1e300
+
+
+def _exponent_range(cs, hs, y, y_is_x, mu, nx):
+    """Refuse a bandwidth for which ``d^2 / 2h^2`` could exceed :data:`MAX_EXPONENT` for
+    these descriptors (``d <= |y - mu| + |x - mu|`` bounds every distance)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        rx = math.sqrt(float(nx.max()))
+        ry = rx if y_is_x else math.sqrt(float(np.einsum("ij,ij->i", y, y).max())) + \
+            math.sqrt(float(mu @ mu))
+        d2 = (rx + ry) ** 2
+        worst = float(np.max(-cs)) * d2
+    if not worst <= MAX_EXPONENT:
+        h_min = math.sqrt(d2 / (2 * MAX_EXPONENT)) if math.isfinite(d2) else math.inf
+        raise QuestsInputError(
+            f"bandwidth h = {float(hs.min())!r} is too small for these descriptors: d^2/(2 h^2) "
+            f"can reach {worst:.3g} for distances up to {math.sqrt(d2):.3g}, beyond "
+            f"{MAX_EXPONENT:g}: dH would overflow (h must be >= {h_min:.3g})")
 
 
 def _positive_int(v, name):
@@ -254,6 +282,7 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     mu = x.mean(axis=0)  # centring: see _kernel_sums (accuracy of |y|^2 + |x|^2 - 2 y.x)
     xc = x - mu
     nx = np.einsum("ij,ij->i", xc, xc)
+    _exponent_range(cs, hs, y, y is x, mu, nx)
     hx = _hashes(x)
     hy = hx if y is x else _hashes(y)
     nt = _threads.get_num_threads()

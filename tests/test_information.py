@@ -332,3 +332,48 @@ def test_bad_arrays(fcc_train):
     for call, pattern in cases:
         with pytest.raises(QuestsInputError, match=pattern):
             call()
+
+
+# ------------------------------------------------------------------ bandwidth limits
+
+
+def test_tiny_bandwidth_is_refused_not_infinite(fcc_test, fcc_train):
+    # h = 1e-300: -1/(2h^2) overflows to -inf; dH was +inf (and H NaN) before
+    for fn in (lambda h: delta_entropy(fcc_test[:3], fcc_train, h), lambda h: entropy(fcc_train, h)):
+        with pytest.raises(QuestsInputError, match=r"h = 1e-300 is too small: 1/\(2 h\^2\) "
+                                                   r"overflows"):
+            fn(1e-300)
+        with pytest.raises(QuestsInputError, match="too small"):
+            fn([0.015, 1e-160])
+
+
+def test_smallest_campaign_bandwidth_gives_finite_exact_dh(fcc_test, fcc_train):
+    from quests_hpc.campaign.fields import MIN_BANDWIDTH
+
+    h = MIN_BANDWIDTH  # every term underflows: the log-space path alone
+    dh = delta_entropy(fcc_test, fcc_train, [h, 1.5e-4])
+    assert np.all(np.isfinite(dh))
+    brute, d2 = _brute_log_s(fcc_test, fcc_train, h)
+    np.testing.assert_allclose(dh[0], -brute, rtol=1e-10)
+    assert dh[0].min() > 1e3  # d_min^2 / 2h^2: large and finite
+    assert np.isfinite(entropy(fcc_train, h)) and np.isfinite(diversity(fcc_train, h))
+
+
+def test_bandwidth_too_small_for_the_descriptors_is_refused():
+    # finite h, but d^2 / 2h^2 could overflow: refused (dH must stay finite)
+    x = np.array([[0.0], [2e90]])
+    y = np.array([[1e90]])  # at distance 1e90 from both
+    for h in (1e-150, 1e-100):
+        with pytest.raises(QuestsInputError, match=rf"h = {h!r} is too small for these "
+                                                   r"descriptors: d\^2/\(2 h\^2\) can reach"):
+            log_kernel_sum(y, x, h)
+    # huge but finite exponents stay exact (they were +-inf: c d^2 - shift as a fused
+    # multiply-add is off by ulp(shift), ~1e103 here)
+    for h in (1e-40, 1e30, 1e85):
+        want = -1e180 / (2 * h * h) + math.log(2)
+        assert log_kernel_sum(y, x, h)[0] == pytest.approx(want, rel=1e-14)
+        assert log_kernel_sum(y, x, h, d_max=3e90)[0] == pytest.approx(want, rel=1e-14)
+    x, y = np.array([[0.0], [2.0]]), np.array([[1.0]])
+    assert log_kernel_sum(y, x, 1e-140)[0] == pytest.approx(-0.5e280 + math.log(2), rel=1e-14)
+    with pytest.raises(QuestsInputError, match=r"h must be >= 2.12e-150"):
+        log_kernel_sum(y, x, 1e-151)

@@ -22,6 +22,22 @@ BALANCE = ("uniform", "atoms")
 PROGRESS = ("auto", "lines", "tty", "off")
 
 
+#: Largest cutoff r_c (Å).  The descriptor keeps the k (<= 512) nearest neighbours
+#: within r_c with weights (1 - (r/r_c)^2)^2: the 512th neighbour of a solid or liquid
+#: lies within about 12 Å (23 Å at a quarter of the density of a metal), so a larger
+#: r_c only flattens the weights while the points to examine grow as r_c^3.
+MAX_CUTOFF = 30.0
+
+#: Range of the kernel bandwidth h (1/Å).  Descriptor distances between environments
+#: are ~1e-3 to ~3 1/Å: below 1e-4 the kernel of any two distinct environments
+#: underflows and dH is a scaled nearest distance; above 10 every kernel is ~1 and
+#: dH = -log n everywhere.  Within it dH is finite (log-sum-exp, SPEC.md).
+MIN_BANDWIDTH, MAX_BANDWIDTH = 1e-4, 10.0
+
+#: Largest k (neighbours per environment).
+MAX_K = 512
+
+
 class Bad(Exception):
     """A value a checker rejects (the message says why)."""
 
@@ -108,12 +124,30 @@ def bandwidths_field(v, ctx):
     if not vals:
         raise Bad("must name at least one bandwidth")
     out = [float_field(0.0)(x, ctx) for x in vals]
+    for h in out:
+        if not MIN_BANDWIDTH <= h <= MAX_BANDWIDTH:
+            raise Bad(f"must be within [{MIN_BANDWIDTH:g}, {MAX_BANDWIDTH:g}] 1/A, got {h:g} "
+                      "(descriptor distances are ~1e-3 to ~3 1/A: a smaller h makes every kernel "
+                      "term underflow, a larger one makes every term ~1)")
     if len(set(out)) != len(out):
         raise Bad(f"bandwidths repeat: {out}")
     return out
 
 
-bandwidths_field.type_name = "number > 0 or list of them"
+bandwidths_field.type_name = f"number in [{MIN_BANDWIDTH:g}, {MAX_BANDWIDTH:g}] or list of them"
+
+
+def cutoff_field(v, ctx):
+    c = float_field(0.0)(v, ctx)
+    if c > MAX_CUTOFF:
+        raise Bad(f"must be <= {MAX_CUTOFF:g} A, got {c:g}: the descriptor keeps the k <= "
+                  f"{MAX_K} nearest neighbours, which lie within about 12 A in a solid or liquid; "
+                  "a larger cutoff only flattens their weights while the atoms and periodic images "
+                  "to examine grow as cutoff^3")
+    return c
+
+
+cutoff_field.type_name = f"number in (0, {MAX_CUTOFF:g}]"
 
 
 def selection_field(v, ctx):

@@ -62,6 +62,9 @@ def reference_descriptors(comm, spec, params):
                 x, n = _descriptor_file(path, k, cutoff)
             except QuestsInputError as exc:
                 err = str(exc)
+        if err is None and n is not None and n[0] == 0:
+            err = (f"{path}: the descriptor file holds 0 environments; a reference needs at "
+                   "least one")
         err, n = comm.bcast((err, n), root=0)
         if err:
             raise QuestsInputError(f"reference {spec['name']}: {err}")
@@ -73,9 +76,14 @@ def reference_descriptors(comm, spec, params):
         if not sel:
             raise QuestsInputError(f"reference {spec['name']}: the frame selection "
                                    f"{spec.get('frames')!r} selects no frame")
+        require_environments(src, sel, spec.get("frames", "all"), f"reference {spec['name']}")
         big = [i for i in sel if src.format == "lammps-dump" or src.natoms[i] >= PIPELINE_MIN_ATOMS
                and comm.size > 1]
         small = [i for i in sel if i not in set(big)]
+        from .budget import check_source
+
+        for part, serial in ((big, False), (small, True)):  # before any descriptor
+            check_source(comm, src, part, params, serial, f"reference {spec['name']}")
         parts = {}
         from .frames import frame_descriptors_in_order
 
@@ -90,6 +98,18 @@ def reference_descriptors(comm, spec, params):
         src.close()
     n = int(src.natoms[sel].sum())
     return x, {"n_environments": n, "n_frames": len(sel), "format": src.format}
+
+
+def require_environments(src, sel, selection, label):
+    """Refuse a data set whose selected frames hold no atom (dH would be +inf everywhere,
+    H and D undefined).  ``src`` an InputSource, ``sel`` its selected frame numbers."""
+    if int(src.natoms[sel].sum()) > 0:
+        return
+    files = sorted({src.frame_file[i] for i in sel})
+    raise QuestsInputError(
+        f"{label}: {', '.join(files)}: the frame selection {selection!r} ({len(sel)} frame(s): "
+        f"{', '.join(str(int(i)) for i in sel[:5])}{' ...' if len(sel) > 5 else ''}) holds 0 "
+        "atoms; a data set needs at least one environment")
 
 
 def _descriptor_file(path, k, cutoff):

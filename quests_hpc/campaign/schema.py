@@ -24,11 +24,16 @@ from .fields import (
     BALANCE,
     FORMATS,
     LAYOUTS,
+    MAX_BANDWIDTH,
+    MAX_CUTOFF,
+    MAX_K,
+    MIN_BANDWIDTH,
     NAME_RE,
     Bad,
     bandwidths_field,
     bool_field,
     choice_field,
+    cutoff_field,
     drop_field,
     float_field,
     int_field,
@@ -105,9 +110,12 @@ SCHEMA = {
     "name": (str_field, None, "campaign name (default: the YAML file's stem)"),
     "description": (str_field, "", "free text, stored with the results"),
     "parameters": ({
-        "k": (int_field(1, 512), 32, "neighbours per environment"),
-        "cutoff": (float_field(0.0), 5.0, "cutoff radius (Angstrom)"),
-        "bandwidth": (bandwidths_field, [0.015], "kernel bandwidth(s) h (1/Angstrom)"),
+        "k": (int_field(1, MAX_K), 32, f"neighbours per environment, 1 to {MAX_K}"),
+        "cutoff": (cutoff_field, 5.0, f"cutoff radius (Angstrom), 0 < cutoff <= {MAX_CUTOFF:g}; "
+                   "a frame whose atoms and periodic images within it do not fit in memory is "
+                   "refused before any work"),
+        "bandwidth": (bandwidths_field, [0.015], f"kernel bandwidth(s) h (1/Angstrom), each in "
+                      f"[{MIN_BANDWIDTH:g}, {MAX_BANDWIDTH:g}]"),
         "threshold": (float_field(), 0.0, "an environment is novel when dH > threshold"),
     }, {}, "descriptor and kernel parameters"),
     "references": ([SOURCE], [], "reference (training) sets: dH is computed against each"),

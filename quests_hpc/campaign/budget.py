@@ -1,0 +1,312 @@
+"""Resource estimate of a campaign's frames, checked before any work starts.
+
+A frame's descriptors need, on each rank, the rank's own atoms plus every ghost atom and
+periodic image within r_c of its subdomain (:mod:`quests_hpc.parallel.halo`).  For a
+periodic cell of perpendicular widths ``w_a`` cut into ``d_a`` subdomains per axis that
+is about ``n / P * prod_a (1 + 2 r_c d_a / w_a)`` points per rank (``P`` ranks): with a
+large cutoff and a small cell, mostly images (``(1 + 2 r_c / L)^3`` per atom on one
+rank).  Memory per rank is about :data:`BYTES_PER_POINT` bytes per point (cell list,
+halo and image arrays; measured 170-200 B) plus two copies of the owned descriptors.
+
+* :func:`estimate_frame` (pure: numbers in, numbers out) and :func:`refusal` (the
+  message, or None) decide;
+* :func:`available_memory` reads the node (``/proc/meminfo`` MemAvailable, a cgroup
+  limit, or ``QUESTS_HPC_MEMORY_GB``: memory per node to plan with);
+* :func:`input_problems` and :func:`check_source` apply them to a campaign's inputs
+  (the largest selected frame of each) and to a reference (collective).
+"""
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QuestsInputError
+
+#: Bytes per owned + ghost/image point on a rank (measured 170-200 B, rounded up).
+BYTES_PER_POINT = 256
+
+#: Environment variable: memory per node (GB) to plan with, instead of what the node has.
+MEMORY_ENV = "QUESTS_HPC_MEMORY_GB"
+
+
+@dataclass(frozen=True)
+class FrameEstimate:
+    """What one frame needs on the busiest rank.
+
+    Attributes
+    ----------
+    natoms, ranks : int
+    dims : tuple of 3 int
+        Subdomains per axis assumed.
+    lengths : tuple of 3 float
+        Perpendicular widths of the cell (Å; 0 where unknown).
+    points : float
+        Owned atoms + ghosts / periodic images per rank.
+    neighbours : float
+        Atoms within r_c of an atom (density x sphere volume; at most the points).
+    bytes : float
+        Memory per rank.
+    """
+
+    natoms: int
+    ranks: int
+    dims: tuple
+    lengths: tuple
+    points: float
+    neighbours: float
+    bytes: float
+
+
+def _dims(ranks, lengths):
+    """Subdomains per axis as :func:`quests_hpc.parallel.decomposition.choose_dims` picks
+    them: a near-cubic factorisation of ``ranks`` (as ``MPI_Dims_create``), the largest
+    factor to the longest axis."""
+    dims = [1, 1, 1]
+    n, p, factors = int(ranks), 2, []
+    while n > 1:
+        while n % p == 0:
+            factors.append(p)
+            n //= p
+        p += 1
+    for f in sorted(factors, reverse=True):
+        dims[dims.index(min(dims))] *= f
+    order = sorted(range(3), key=lambda a: -lengths[a])  # stable: ties keep axis order
+    out = [1, 1, 1]
+    for a, d in zip(order, sorted(dims, reverse=True)):
+        out[a] = d
+    return tuple(out)
+
+
+def _widths(cell):
+    """Perpendicular widths of the cell; rows of zero length (no cell) give 0."""
+    c = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    if abs(np.linalg.det(c)) > 0:
+        return tuple(float(w) for w in 1.0 / np.linalg.norm(np.linalg.inv(c), axis=0))
+    return tuple(float(v) for v in np.linalg.norm(c, axis=1))
+
+
+def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1):
+    """Points, neighbours and memory per rank of one frame (see the module docstring).
+
+    Parameters
+    ----------
+    natoms : int
+    cell : array_like (3, 3)
+        Rows are the cell vectors (a LAMMPS box, an ASE cell; zeros where there is none).
+    pbc : 3 bool
+    cutoff : float
+        r_c (Å).
+    k : int
+    ranks : int
+        Ranks sharing the frame.
+
+    Returns
+    -------
+    FrameEstimate
+    """
+    pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+    lengths = _widths(cell)
+    ranks = max(1, int(ranks))
+    dims = _dims(ranks, [w if w > 0 else 0.0 for w in lengths])
+    factor, images = 1.0, 1.0  # points per owned atom on a rank; images per atom
+    for a in range(3):
+        w, d = lengths[a], dims[a]
+        if w <= 0:  # no extent known: a subdomain may see every atom along this axis
+            grow, whole = float(d), 1.0
+        else:
+            grow, whole = 1.0 + 2.0 * cutoff * d / w, 1.0 + 2.0 * cutoff / w
+        factor *= grow if pbc[a] else min(float(d), grow)
+        images *= whole if pbc[a] else 1.0
+    owned = natoms / ranks
+    points = owned * factor
+    volume = abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64).reshape(3, 3))))
+    sphere = 4.0 / 3.0 * math.pi * float(cutoff) ** 3
+    neighbours = natoms * sphere / volume if volume > 0 else float(natoms)
+    neighbours = min(neighbours, natoms * images)
+    nbytes = points * BYTES_PER_POINT + owned * (2 * int(k) - 1) * 8 * 2
+    return FrameEstimate(int(natoms), ranks, dims, lengths, points, neighbours, nbytes)
+
+
+def _size(nbytes):
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes / 1e3:.3g} kB"
+
+
+def _count(x):
+    return f"{x:,.0f}" if x < 1e7 else f"{x:.2g}"
+
+
+def refusal(est, where, cutoff, available, origin=""):
+    """The message refusing a frame that does not fit, or None when it fits.
+
+    Parameters
+    ----------
+    est : FrameEstimate
+    where : str
+        The frame, e.g. ``"frame 0 (timestep 0) of dump.lammpstrj"``.
+    cutoff : float
+    available : float
+        Bytes per rank.
+    origin : str
+        Where ``available`` comes from (for the message).
+    """
+    if est.bytes <= available:
+        return None
+    box = " x ".join(f"{w:.4g}" for w in est.lengths)
+    return (f"{where} ({est.natoms:,} atoms, cell widths {box} A): with the cutoff {cutoff:g} A "
+            f"it needs about {_count(est.points)} points (atoms + ghost atoms and periodic images "
+            f"within the cutoff) and {_size(est.bytes)} per rank on {est.ranks} rank(s), with "
+            f"about {_count(est.neighbours)} neighbours within the cutoff per atom; "
+            f"{_size(available)} per rank is available{origin}. Use a smaller cutoff "
+            "(parameters.cutoff, --cutoff) or more nodes")
+
+
+# ----------------------------------------------------------------------- the node
+
+
+def _read_int(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return None if text in ("", "max") else int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def _node_memory():
+    """(bytes, origin) of memory this node can still give: MemAvailable, lowered to the
+    cgroup limit (a batch job's allocation), or the ``QUESTS_HPC_MEMORY_GB`` override."""
+    env = os.environ.get(MEMORY_ENV)
+    if env:
+        try:
+            gb = float(env)
+            if not (math.isfinite(gb) and gb > 0):
+                raise ValueError
+        except ValueError:
+            raise QuestsInputError(f"{MEMORY_ENV}={env!r}: must be a number of GB > 0") from None
+        return gb * 1e9, f"{MEMORY_ENV}={env}"
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            return math.inf, ""
+    origin = "MemAvailable"
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        lim, use = _read_int(limit), _read_int(usage)
+        if lim is not None and lim < (1 << 60) and lim - (use or 0) < avail:
+            avail, origin = max(0, lim - (use or 0)), "cgroup memory limit"
+    return float(avail), origin
+
+
+def available_memory(comm):
+    """(bytes per rank, origin) on the tightest node: node memory / ranks on it (collective)."""
+    from ..parallel.runtime import node_comm
+
+    node = node_comm(comm)
+    try:
+        per_node = node.size
+    finally:
+        node.Free()
+    err, mem, origin = None, math.inf, ""
+    try:
+        mem, origin = _node_memory()
+    except QuestsInputError as exc:
+        err = str(exc)
+    errs = [e for e in comm.allgather(err) if e]
+    if errs:
+        raise QuestsInputError(errs[0])
+    per_rank = comm.allreduce(mem / per_node, op=_min_op())
+    text = f" ({_size(per_rank * per_node)} for {per_node} rank(s) on a node, {origin})" \
+        if origin else ""
+    return per_rank, text
+
+
+def _min_op():
+    from mpi4py import MPI
+
+    return MPI.MIN
+
+
+# ----------------------------------------------------------------------- campaign
+
+
+def _frame_box(src, i):
+    """(cell, pbc, label) of frame ``i`` of an InputSource, reading only its header (on
+    this rank; ASE sources hold their atoms on rank 0)."""
+    if src._dump is not None:
+        d = src._dump
+        fno, k = int(d._file_of[i]), int(d._local[i])
+        if d.indices[fno].compressed:  # the header of the file's first frame: no long seek
+            k = 0
+        hdr, _ = d._header(fno, k, d.where(i))
+        return hdr.cell, hdr.pbc, d.where(i)
+    a = src._atoms[int(i)]
+    where = src.where(i) if hasattr(src, "where") else f"{src.frame_file[int(i)]}, frame {int(i)}"
+    return a.cell.array, a.pbc, where
+
+
+def _largest(src, sel):
+    sel = list(sel)
+    return max(sel, key=lambda i: (int(src.natoms[i]), -sel.index(i))) if sel else None
+
+
+def source_problem(src, sel, params, ranks, available, origin, label=""):
+    """The refusal of the largest selected frame of ``src`` (or None); this rank only."""
+    i = _largest(src, sel)
+    if i is None:
+        return None
+    try:
+        cell, pbc, where = _frame_box(src, i)
+    except QuestsInputError:
+        return None  # a bad header is reported when the frame is read
+    est = estimate_frame(int(src.natoms[i]), cell, pbc, params["cutoff"], params["k"], ranks)
+    msg = refusal(est, where, params["cutoff"], available, origin)
+    return None if msg is None else f"{label}{msg}"
+
+
+def input_problems(comm, campaign, sources, frames):
+    """Refusals of the inputs whose largest selected frame does not fit (collective).
+
+    ``sources`` and ``frames`` as planned by the runner (None for an input that failed).
+    Returns the same list on every rank.
+    """
+    par = campaign["parameters"]
+    available, origin = available_memory(comm)
+    out = []
+    if comm.rank == 0:
+        for no, src in enumerate(sources):
+            sel = [fp.source_index for fp in frames if fp.input_no == no]
+            if src is not None and sel:
+                name = campaign["inputs"][no]["name"]
+                p = source_problem(src, sel, par, comm.size, available, origin,
+                                   f"inputs[{no}] ({name}): ")
+                if p:
+                    out.append(p)
+    return comm.bcast(out, root=0)
+
+
+def check_source(comm, src, sel, params, serial, label):
+    """Raise QuestsInputError (on every rank) when the largest selected frame does not
+    fit.  ``serial``: frames computed on one rank each (small ASE frames)."""
+    available, origin = available_memory(comm)
+    msg = None
+    if comm.rank == 0:
+        msg = source_problem(src, sel, params, 1 if serial else comm.size, available, origin,
+                             f"{label}: ")
+    msg = comm.bcast(msg, root=0)
+    if msg:
+        raise QuestsInputError(msg)
