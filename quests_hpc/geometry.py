@@ -17,6 +17,18 @@ import numpy as np
 from .errors import QuestsInputError
 
 
+# Largest |fractional coordinate| along a periodic axis that is wrapped into the cell.
+# Wrapping subtracts whole cell vectors; in float64 the wrapped coordinate keeps the
+# absolute rounding error of the input, about |s| * L * 2**-53 for a fractional coordinate
+# s in a cell of length L.  At |s| = 2**20 that is L * 2**-33 (2e-9 A in a 14 A cell): the
+# descriptors w(r)/r change by ~1e-10 of themselves, dH by far less than any tolerance
+# the tests use.  Much further out the position inside the cell is lost to rounding (at
+# |s| >= 2**53 every atom lands on the cell origin: 1e18 A in a 14 A cell is s = 7e16).
+# No genuine dump comes close: 2**20 is also the most periodic images LAMMPS itself can
+# count (IMGMAX of a -DLAMMPS_BIGBIG build; 512 in the default build).
+MAX_FRACTIONAL = 2.0**20
+
+
 def as_pbc(pbc):
     """Return ``pbc`` as a length-3 boolean array (a scalar applies to every axis)."""
     arr = np.asarray(pbc, dtype=bool)
@@ -121,16 +133,30 @@ def perpendicular_widths(cell):
     return 1.0 / np.linalg.norm(inv, axis=0)
 
 
+def fractional(positions, cell):
+    """Fractional coordinates ``positions @ inv(cell)`` (``cell`` complete, rows a, b, c)."""
+    return np.asarray(positions, dtype=np.float64) @ np.linalg.inv(cell)
+
+
 def wrap_positions(positions, cell, pbc):
     """Wrap positions into the cell along periodic axes (fractional coords in [0, 1)).
 
     ``cell`` must be complete (see :func:`complete_cell`).  Non-periodic coordinates are
-    left unchanged.
+    left unchanged.  A position more than :data:`MAX_FRACTIONAL` cell lengths out along a
+    periodic axis raises :class:`QuestsInputError` (naming the atom's row): its wrapped
+    position would be rounding noise.
     """
     pbc = as_pbc(pbc)
     if not pbc.any():
         return np.array(positions, dtype=np.float64)
-    frac = positions @ np.linalg.inv(cell)
+    frac = fractional(positions, cell)
+    far = np.flatnonzero((np.abs(frac[:, pbc]) > MAX_FRACTIONAL).any(axis=1))
+    if len(far):
+        i = int(far[0])
+        raise QuestsInputError(
+            f"atom {i}: position {np.asarray(positions)[i].tolist()} lies more than 2**20 cell "
+            f"lengths outside the periodic cell: wrapping it back would lose its position to "
+            f"rounding ({len(far)} such atom(s))")
     shift = np.where(pbc, np.floor(frac), 0.0)
     # floor(1 - eps) may round back to 1.0 after subtraction; fix those to 0 exactly.
     frac -= shift

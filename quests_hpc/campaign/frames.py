@@ -9,6 +9,7 @@ contiguous blocks: what :meth:`quests_hpc.results.writer.ResultsWriter.write_sla
 writes at exclusive-scan offsets.  Every function here is collective.
 """
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -115,7 +116,39 @@ def compute_frame(comm, share, references, params, want, t_read=0.0):
     Returns
     -------
     FrameOutput
+
+    Raises
+    ------
+    QuestsInputError
+        Bad input found while computing (e.g. two atoms at the same position), on every
+        rank, its message prefixed with ``share.where`` (file, frame index, timestep).
     """
+    try:
+        return _compute_frame(comm, share, references, params, want, t_read)
+    except QuestsInputError as exc:  # raised on every rank alike (collective stages)
+        raise QuestsInputError(in_frame(share.where, exc)) from None
+
+
+def in_frame(where, exc):
+    """The message of ``exc`` (raised while computing a frame) prefixed with the frame.
+
+    The same text on every rank: the rank that failed holds the error itself, the others
+    a :class:`~quests_hpc.parallel.runtime.RankInputError` whose message is
+    ``"<Type>: <message>"`` of the failed rank (the type is dropped).  Coincident atoms
+    are named by their atom ids (the pipeline labels points with ids).
+    """
+    failures = getattr(exc, "failures", None)
+    msg = failures[0][1] if failures else str(exc)
+    if failures:
+        head, sep, rest = msg.partition(": ")
+        if sep and head.isidentifier():
+            msg = rest
+    msg = re.sub(r"^atoms (\S+) and (\S+) are at the same position", r"atom ids \1 and \2 are at "
+                 "the same position", msg)
+    return f"{where}: {msg}" if where and not msg.startswith(where) else msg
+
+
+def _compute_frame(comm, share, references, params, want, t_read):
     from ..parallel import measures
     from ..parallel.pipeline import run_frame
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import QuestsInputError
-from ..geometry import complete_cell, wrap_positions
+from ..geometry import MAX_FRACTIONAL, complete_cell, fractional, wrap_positions
+from ..io.compressed import regular_file_problem
 from ..parallel.comm import scatter_blocks
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -45,6 +46,8 @@ class Share:
         -1 when the format has none.
     natoms : int
         Atoms in the whole frame.
+    where : str
+        ``"<file>, frame <index> (timestep <t>)"``, for error messages.
     """
 
     ids: np.ndarray
@@ -54,6 +57,7 @@ class Share:
     pbc: np.ndarray
     timestep: int
     natoms: int
+    where: str = ""
 
 
 def detect_format(path, declared="auto"):
@@ -107,6 +111,11 @@ class InputSource:
         self.comm = comm
         self.name = spec["name"]
         paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+        for p in paths:  # before anything opens it: opening a FIFO waits for a writer
+            if not (any(c in str(p) for c in "*?[") and not os.path.exists(p)):
+                problem = regular_file_problem(p)
+                if problem:
+                    raise QuestsInputError(f"{p}: {problem}")
         self.format = detect_format(paths[0], spec.get("format", "auto"))
         self.type_map = spec.get("type_map")
         self.ase_format = spec.get("ase_format")
@@ -155,6 +164,8 @@ class InputSource:
             if i not in seen:
                 seen.add(i)
                 out.append(i)
+        if self._dump is not None:  # a malformed header or count never sizes the output
+            self._dump.check_readable(out)
         return out
 
     def read(self, i):
@@ -164,28 +175,67 @@ class InputSource:
             fr = self._dump.read(int(i))
             types = None if fr.types is None else np.asarray(fr.types, dtype=np.int32)
             return Share(fr.ids, fr.positions, types, np.asarray(fr.cell, dtype=float),
-                         np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms))
-        meta, arrays = None, (None, None, None)
+                         np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms),
+                         self._dump.where(int(i)))
+        meta, arrays, err = None, (None, None, None), None
+        where = self.where(i)
         if comm.rank == 0:
-            a = self._atoms[int(i)]
-            ids = np.asarray(a.arrays["id"], dtype=np.int64) if "id" in a.arrays \
-                else np.arange(1, len(a) + 1, dtype=np.int64)
-            order = np.argsort(ids, kind="stable")
-            pos = a.get_positions()[order]
-            if a.pbc.any():
-                pos = wrap_positions(pos, complete_cell(a.cell.array, a.pbc), a.pbc)
-            arrays = (ids[order], pos, a.numbers[order].astype(np.int32))
-            meta = (a.cell.array.copy(), a.pbc.copy(), int(a.info.get("timestep", -1)), len(a))
-        cell, pbc, ts, n = comm.bcast(meta, root=0)
+            try:
+                arrays, meta = _ase_frame(self._atoms[int(i)], where)
+            except QuestsInputError as exc:  # rank 0's error must reach every rank
+                err = str(exc)
+        err, meta = comm.bcast((err, meta), root=0)
+        if err:
+            raise QuestsInputError(err)
+        cell, pbc, ts, n = meta
         ids = scatter_blocks(arrays[0], n, comm)
         pos = scatter_blocks(arrays[1], n, comm)
         types = scatter_blocks(arrays[2], n, comm)
-        return Share(ids, pos, types, cell, pbc, ts, n)
+        return Share(ids, pos, types, cell, pbc, ts, n, where)
+
+    def where(self, i):
+        """``"<file>, frame <k> (timestep <t>)"`` of frame ``i`` (``k`` counted in its file)."""
+        if self._dump is not None:
+            return self._dump.where(int(i))
+        f = self.frame_file[int(i)]
+        k = int(i) - self.frame_file.index(f)
+        ts = int(self.timesteps[int(i)])
+        return f"{f}, frame {k}" + (f" (timestep {ts})" if ts >= 0 else "")
 
     def close(self):
         if self._dump is not None:
             self._dump.close()
         self._atoms = None
+
+
+def _ase_frame(a, where):
+    """Id-sorted ``(ids, wrapped positions, numbers)`` and ``(cell, pbc, timestep, n)`` of
+    one ASE frame (rank 0); a non-finite coordinate or cell, or a coordinate too far out
+    to wrap, is refused naming the atom."""
+    ids = np.asarray(a.arrays["id"], dtype=np.int64) if "id" in a.arrays \
+        else np.arange(1, len(a) + 1, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    pos = a.get_positions()[order]
+    label = "atom id" if "id" in a.arrays else "atom"
+    bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+    if len(bad):
+        raise QuestsInputError(f"{where}: {label} {int(ids[bad[0]])}: position "
+                               f"{pos[bad[0]].tolist()} is not finite ({len(bad)} such atom(s))")
+    if a.pbc.any():
+        try:
+            cell = complete_cell(a.cell.array, a.pbc)
+        except QuestsInputError as exc:
+            raise QuestsInputError(f"{where}: {exc}") from None
+        far = np.flatnonzero((np.abs(fractional(pos, cell)) > MAX_FRACTIONAL)[:, a.pbc].any(axis=1))
+        if len(far):
+            raise QuestsInputError(
+                f"{where}: {label} {int(ids[far[0]])}: position {pos[far[0]].tolist()} lies more "
+                f"than 2**20 cell lengths outside the periodic cell: wrapping it back would lose "
+                f"its position to rounding ({len(far)} such atom(s))")
+        pos = wrap_positions(pos, cell, a.pbc)
+    arrays = (ids, pos, a.numbers[order].astype(np.int32))
+    return arrays, (a.cell.array.copy(), a.pbc.copy(), int(a.info.get("timestep", -1)), len(a))
 
 
 def _expand(paths):

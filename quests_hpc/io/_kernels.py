@@ -15,14 +15,14 @@ from numba import njit
 
 from ._numparse import _parse_float, _parse_float_careful, _parse_int  # noqa: F401
 from ._reorder import (count_placed, dense_check, dense_dest, first_duplicate_sorted,  # noqa: F401
-                       id_stats, partition_columns, partition_rows, place_ids,
+                       first_far_atom, id_stats, partition_columns, partition_rows, place_ids,
                        scaled_to_cartesian_inplace, scatter_rows, splitter_dest, wrap_inplace,
                        wrap_ortho_inplace)
 
 __all__ = ["parse_rows", "_parse_float", "_parse_float_careful", "_parse_int", "count_placed",
-           "dense_check", "dense_dest", "first_duplicate_sorted", "id_stats", "partition_columns",
-           "partition_rows", "place_ids", "scaled_to_cartesian_inplace", "scatter_rows",
-           "splitter_dest", "wrap_inplace", "wrap_ortho_inplace"]
+           "dense_check", "dense_dest", "first_duplicate_sorted", "first_far_atom", "id_stats",
+           "partition_columns", "partition_rows", "place_ids", "scaled_to_cartesian_inplace",
+           "scatter_rows", "splitter_dest", "wrap_inplace", "wrap_ortho_inplace"]
 # Column kinds.
 SKIP, ID, TYPE, POS, FLOAT, INT, STR = 0, 1, 2, 3, 4, 5, 6
 

@@ -367,3 +367,21 @@ def scaled_to_cartesian_inplace(pos, origin, cell, pbc):
             f[a] = v
         for b in range(3):
             pos[i, b] = origin[b] + f[0] * cell[0, b] + f[1] * cell[1, b] + f[2] * cell[2, b]
+
+
+@njit(cache=True, nogil=True)
+def first_far_atom(pos, origin, inv, pbc, scaled, limit):
+    """First row with ``|fractional coordinate| > limit`` along a periodic axis.
+
+    ``pos`` holds fractional coordinates when ``scaled``, else Cartesian ones (made
+    fractional with ``origin`` and ``inv``, the inverse cell).  Returns ``(row, axis,
+    fractional value)``, or ``(-1, -1, 0.0)`` when every row is within the limit.
+    """
+    for i in range(pos.shape[0]):
+        for a in range(3):
+            if not pbc[a]:
+                continue
+            f = pos[i, a] if scaled else _frac(pos[i], origin, inv, a)
+            if not abs(f) <= limit:
+                return i, a, f
+    return -1, -1, 0.0

@@ -96,6 +96,55 @@ def _describe(status, col, plan, text):
     return f"parse error {status} in column {col + 1}: {text!r}"
 
 
+def _not_finite(buf, b, col, tok, plan):
+    """Message for a NaN/inf coordinate token at ``buf[b]`` (column ``col``)."""
+    s = b
+    while s > 0 and buf[s - 1] != 10:
+        s -= 1
+    fields = _line_text(buf, s, len(buf)).split()
+    who = ""
+    if plan.has_id:
+        c_id = int(np.flatnonzero(np.asarray(plan.kinds) == K.ID)[0])
+        if c_id < len(fields):
+            who = f"atom id {fields[c_id]}: "
+    return (f"{who}column {col + 1} ({plan.columns[col]}): coordinate "
+            f"{tok.decode('ascii', 'replace')!r} is not finite; expected a finite number")
+
+
+def locate_atom_line(src, d0, d1, plan, atom_id, chunk=1 << 22):
+    """Line (0-based, counted from byte ``d0``) of atom ``atom_id`` in ``[d0, d1)``.
+
+    Error paths only (a Python scan of the frame's lines): the line of the atom with that
+    id, or without an id column the ``atom_id``-th non-blank line (atoms are numbered in
+    file order).  None when not found.
+    """
+    c_id = int(np.flatnonzero(np.asarray(plan.kinds) == K.ID)[0]) if plan.has_id else -1
+    target = b"%d" % int(atom_id)
+    line, seen, off, carry = 0, 0, d0, b""
+    while off < d1 or carry:
+        block = src.read_at(off, min(chunk, d1 - off)) if off < d1 else b""
+        off += len(block)
+        text = carry + block
+        if off >= d1 or not block:
+            parts, carry = text.split(b"\n"), b""
+        else:
+            cut = text.rfind(b"\n") + 1
+            parts, carry = text[:cut].split(b"\n")[:-1], text[cut:]
+        for ln in parts:
+            fields = ln.split()
+            if fields:
+                seen += 1
+                if c_id < 0 and seen == atom_id:
+                    return line
+                if 0 <= c_id < len(fields) and target in ln and fields[c_id].lstrip(b"+0") == \
+                        target.lstrip(b"0"):
+                    return line
+            line += 1
+        if not block:
+            break
+    return None
+
+
 _NO_PLACE = np.zeros(4, dtype=np.int64)
 
 
@@ -167,6 +216,12 @@ class RowParser:
                                         f"{tok.decode('ascii', 'replace')!r} is not a number")
                     return end
                 target = out if which else rows
+                if plan.kinds[c] == K.POS and not np.isfinite(v):
+                    # NaN or inf (e.g. a blown-up run): no position, refused here where
+                    # the line is known (the kernel's own conversions are always finite)
+                    line = line0 + consumed + int(np.count_nonzero(buf[p:b] == 10))
+                    self.error = (line, _not_finite(buf, b, c, tok, plan))
+                    return end
                 if plan.kinds[c] == K.POS:
                     target.pos[rr, plan.slots[c]] = v
                 else:

@@ -19,6 +19,7 @@ compressed one.
 import bz2
 import lzma
 import os
+import stat
 import warnings
 import zlib
 
@@ -65,6 +66,34 @@ def _decode_errors():
     return tuple(errs)
 
 
+def regular_file_problem(path):
+    """Why ``path`` cannot be read as a dump file, or None when it is a regular file.
+
+    A directory, a FIFO (opening it would wait for a writer), a socket or a device
+    (``/dev/zero`` never ends) is refused by name; a missing file too.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot access it ({exc.strerror})"
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device"
+            if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return (f"is {kind}, not a regular file; expected a dump file (frames are read by byte "
+            "offset, so a pipe or device cannot be read: write it to a file first)")
+
+
+def _check_regular(path):
+    problem = regular_file_problem(path)
+    if problem:
+        raise QuestsInputError(f"{path}: {problem}")
+
+
 class _Source:
     """What both sources share: ``read_at`` over ``readinto_at``, and a context manager."""
 
@@ -99,6 +128,8 @@ class RawSource(_Source):
 
     def __init__(self, path):
         self.path = str(path)
+        self._fd = None
+        _check_regular(self.path)
         try:
             self._fd = os.open(self.path, os.O_RDONLY)
         except OSError as exc:
@@ -149,8 +180,8 @@ class StreamSource(_Source):
         if self.kind is None:
             raise QuestsInputError(f"{self.path}: not a compressed file name "
                                    f"(expected one of {', '.join(COMPRESSED_SUFFIXES)})")
-        if not os.path.exists(self.path):
-            raise QuestsInputError(f"{self.path}: no such file")
+        self._f = None
+        _check_regular(self.path)
         self.size = None
         self.truncated = False
         self._errors = _decode_errors()

@@ -11,9 +11,12 @@ number of atom lines actually present.
   ``allgather`` of the per-rank summaries gives everyone the same index.
 * Compressed files are scanned by one rank while decompressing (offsets are positions in
   the decompressed stream), then the index is broadcast.
-* The index is cached (see :func:`cache_path`) and revalidated by file size and
-  modification time; a file that only grew (a running simulation) is rescanned from its
-  last indexed frame on.
+* The index is cached (see :func:`cache_path`) and revalidated by file size,
+  modification time and a content fingerprint (the file's first and last bytes and the
+  headers of up to 64 indexed frames, :func:`fingerprint`), so a file rewritten with the
+  same size and time stamp is rescanned; a file that only grew (a running simulation) is
+  rescanned from its last indexed frame on.  A cache that cannot be read, or whose
+  arrays do not describe a possible index of the file, is ignored.
 
 A last frame with fewer atom lines than ``NUMBER OF ATOMS`` (or a header cut short) is
 taken for a frame still being written: it is left out of the frame count and reported
@@ -31,7 +34,9 @@ from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
 from .lammps_header import MARKER, HeaderError, HeaderIncomplete, parse_header, pre_item_start
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+_FP_BYTES = 4096
+_FP_FRAMES = 64
 SCAN_CHUNK = 1 << 24
 _BACK = 1024
 
@@ -67,6 +72,10 @@ class FrameIndex:
         ``timestep`` or None, ``natoms`` or None, ``nlines``), not counted in ``len``.
     units : str or None
         ``ITEM: UNITS`` of the file (LAMMPS writes it in the first frame only).
+    fingerprint : str
+        :func:`fingerprint` of the file when indexed.
+    from_cache : bool
+        Loaded (wholly or in part) from a cache file, not scanned now (not stored).
     """
 
     def __init__(self, path, compressed, file_size, mtime_ns, arrays, errors, truncated_tail,
@@ -82,6 +91,8 @@ class FrameIndex:
         self.errors = {int(k): v for k, v in errors.items()}
         self.truncated_tail = truncated_tail
         self.units = units
+        self.fingerprint = ""
+        self.from_cache = False
 
     def __len__(self):
         return len(self.start)
@@ -173,7 +184,7 @@ def _scan_range(src, a, b, where):
                     else:
                         out["hdr_bytes"].append(0)
                         out["hdr_lines"].append(0)
-                        out["timestep"].append(-1)
+                        out["timestep"].append(-1 if err.timestep is None else err.timestep)
                         out["natoms"].append(-1)
                         out["error"].append((err.line, err.detail))
             j = buf.find(MARKER, j + 1, want + m - 1)
@@ -264,6 +275,56 @@ def _head_hash(src):
     return hashlib.sha1(src.read_at(0, 4096)).hexdigest()
 
 
+def _raw_ends(path):
+    """The first and last :data:`_FP_BYTES` bytes of the file on disk (compressed or not)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, _FP_BYTES, 0)
+        tail = os.pread(fd, _FP_BYTES, max(0, size - _FP_BYTES))
+    finally:
+        os.close(fd)
+    return size, head, tail
+
+
+def fingerprint(src, index):
+    """A hash of what ``index`` says about the content of ``src``'s file.
+
+    It covers the file's size, its first and last 4 KiB on disk and, for plain files, the
+    header bytes (``ITEM: ...`` up to the first atom line, at most 4 KiB each) at the
+    offsets of up to 64 frames evenly spread over the index (the first and last always):
+    a rewrite that moves frame boundaries changes the bytes at the old offsets.  About 66
+    small reads, whatever the file size.
+    """
+    size, head, tail = _raw_ends(src.path)
+    h = hashlib.sha1(b"%d\n" % size)
+    h.update(head)
+    h.update(tail)
+    n = len(index)
+    if not src.compressed and n:
+        for k in np.unique(np.linspace(0, n - 1, min(n, _FP_FRAMES)).astype(np.int64)):
+            a, b = int(index.start[k]), int(index.data[k])
+            h.update(b"%d:%d:" % (a, b))
+            h.update(src.read_at(a, min(max(b - a, 64), _FP_BYTES)))
+    return h.hexdigest()
+
+
+def _plausible(index):
+    """The arrays of a loaded index could describe a file (guards a corrupt cache)."""
+    n = len(index)
+    if any(len(getattr(index, f)) != n for f in _FIELDS):
+        return False
+    if not n:
+        return True
+    ok_end = index.end[-1] <= index.data_size
+    if not index.compressed:
+        ok_end = ok_end and index.data_size == index.file_size
+    return bool(ok_end and np.all(index.start >= 0) and np.all(index.start <= index.data)
+                and np.all(index.data <= index.end) and np.all(index.end[:-1] <= index.start[1:])
+                and np.all(index.line >= 1) and np.all(index.data_line >= index.line)
+                and np.all(np.isin(index.status, (OK, SHORT, LONG, BAD_HEADER))))
+
+
 def build_index(src, comm=None, resume=None):
     """Scan ``src`` (a :mod:`.compressed` source) and return its :class:`FrameIndex`.
 
@@ -333,7 +394,8 @@ def save_index(index, file):
     meta = dict(version=INDEX_VERSION, path=index.path, compressed=index.compressed,
                 file_size=index.file_size, mtime_ns=index.mtime_ns, data_size=index.data_size,
                 head_hash=index.head_hash, errors={str(k): v for k, v in index.errors.items()},
-                truncated_tail=index.truncated_tail, units=index.units)
+                truncated_tail=index.truncated_tail, units=index.units,
+                fingerprint=index.fingerprint)
     tmp = f"{file}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(file), exist_ok=True)
@@ -350,18 +412,23 @@ def save_index(index, file):
 
 
 def load_index(file):
-    """Read an index written by :func:`save_index`; None if missing or unreadable."""
+    """Read an index written by :func:`save_index`; None if missing, unreadable, of another
+    version or inconsistent (any damage to a cache file means a rescan, never an error)."""
     try:
         with np.load(file, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            if meta.get("version") != INDEX_VERSION:
+            if not isinstance(meta, dict) or meta.get("version") != INDEX_VERSION:
                 return None
             arrays = {f: z[f] for f in _FIELDS}
-    except (OSError, ValueError, KeyError):
+        idx = FrameIndex(meta["path"], meta["compressed"], meta["file_size"], meta["mtime_ns"],
+                         arrays, meta["errors"], meta["truncated_tail"], meta["data_size"],
+                         meta.get("head_hash", ""), meta.get("units"))
+        idx.fingerprint = str(meta["fingerprint"])
+        if any(getattr(idx, f).ndim != 1 for f in _FIELDS):
+            return None
+    except Exception:  # a damaged cache (zip, json, dtype, missing keys ...): rescan
         return None
-    return FrameIndex(meta["path"], meta["compressed"], meta["file_size"], meta["mtime_ns"],
-                      arrays, meta["errors"], meta["truncated_tail"], meta["data_size"],
-                      meta.get("head_hash", ""), meta.get("units"))
+    return idx
 
 
 def get_index(src, comm=None, cache="auto", rebuild=False):
@@ -386,9 +453,12 @@ def get_index(src, comm=None, cache="auto", rebuild=False):
         old = load_index(cfile) if (cfile and not rebuild) else None
         if old is not None and old.path != os.path.abspath(src.path) and old.path != src.path:
             old = None
+        if old is not None and not _plausible(old):
+            old = None
         if old is None:
             decision = ("scan", None)
-        elif old.file_size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+        elif (old.file_size == st.st_size and old.mtime_ns == st.st_mtime_ns
+              and old.fingerprint == _fingerprint_or_none(src, old)):
             decision = ("use", old)
         elif (not old.compressed and st.st_size > old.file_size and len(old)
               and old.head_hash == _head_hash(src) and _frame_still_there(src, old)):
@@ -399,14 +469,24 @@ def get_index(src, comm=None, cache="auto", rebuild=False):
     if decision[0] == "use":
         idx = decision[1]
         idx.path = src.path
+        idx.from_cache = True
         return idx
     idx = build_index(src, comm, resume=decision[1])
+    idx.from_cache = decision[0] == "resume"
     if rank == 0 and cfile:
+        idx.fingerprint = fingerprint(src, idx)
         idx.path = os.path.abspath(src.path)
         if not save_index(idx, cfile) and cache == "auto":
             save_index(idx, cache_path(src.path, "user"))
     idx.path = src.path
     return idx
+
+
+def _fingerprint_or_none(src, index):
+    try:
+        return fingerprint(src, index)
+    except (OSError, QuestsInputError):
+        return None
 
 
 def _frame_still_there(src, old):

@@ -52,11 +52,12 @@ import warnings
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..geometry import MAX_FRACTIONAL
 from ..parallel import comm as pcomm
 from . import _kernels as K
-from .atoms_block import (DEFAULT_CHUNK, Rows, id_locality, line_start_after, parse_range,
-                          stream_parse)
-from .compressed import open_source
+from .atoms_block import (DEFAULT_CHUNK, Rows, id_locality, line_start_after, locate_atom_line,
+                          parse_range, stream_parse)
+from .compressed import open_source, regular_file_problem
 from .frame import Frame, decode_codes, map_types, normalize_type_map
 from .frame_index import BAD_HEADER, SHORT, get_index
 from .lammps_header import DumpWarning, column_plan, old_style_columns, parse_header
@@ -84,10 +85,14 @@ def expand_paths(path):
         def key(p):
             return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p)]
 
-        return sorted(files, key=key)
-    if not os.path.exists(path):
-        raise QuestsInputError(f"{path}: no such file")
-    return [path]
+        files = sorted(files, key=key)
+    else:
+        files = [path]
+    for f in files:
+        problem = regular_file_problem(f)
+        if problem:
+            raise QuestsInputError(f"{f}: {problem}")
+    return files
 
 
 class LammpsDump:
@@ -135,18 +140,21 @@ class LammpsDump:
         self._place = {}
         self.timings = {}
         self.indices = []
+        self._cache = cache
         for fno, f in enumerate(self.files):
             src = self._source(fno)
             small = os.path.getsize(f) < _SMALL_FILE
             self.indices.append(get_index(src, comm, cache=False if small else cache,
                                           rebuild=rebuild_index))
-        counts = [len(ix) for ix in self.indices]
-        self._file_of = np.repeat(np.arange(len(counts)), counts)
-        self._local = np.concatenate([np.arange(c) for c in counts]) if counts else np.zeros(0, int)
-        self.timesteps = (np.concatenate([ix.timestep for ix in self.indices])
-                          if counts else np.zeros(0, np.int64))
-        self.natoms = (np.concatenate([ix.natoms for ix in self.indices])
-                       if counts else np.zeros(0, np.int64))
+        for fno, ix in enumerate(self.indices):
+            err = None
+            if pcomm.rank_size(comm)[0] == 0:
+                try:
+                    check_is_dump(self._source(fno), ix)
+                except QuestsInputError as exc:
+                    err = exc
+            raise_everywhere(err, comm)
+        self._index_changed()
         if pcomm.rank_size(comm)[0] == 0:
             for ix in self.indices:
                 t = ix.truncated_tail
@@ -184,9 +192,28 @@ class LammpsDump:
         self.close()
 
     def select(self, selection=":", by="index"):
-        """Frame numbers selected (see :mod:`.selection`)."""
+        """Frame numbers selected (see :mod:`.selection`).
+
+        Raises :class:`~quests_hpc.errors.QuestsInputError` when a selected frame cannot
+        be read (see :meth:`check_readable`), before any frame is read.
+        """
         where = self.files[0] if len(self.files) == 1 else self.files[0] + " ..."
-        return select_frames(selection, len(self), self.timesteps, by, where)
+        sel = select_frames(selection, len(self), self.timesteps, by, where)
+        self.check_readable(sel)
+        return sel
+
+    def check_readable(self, frames):
+        """Raise for the first of ``frames`` whose header is malformed or that has fewer
+        atom lines than its ``NUMBER OF ATOMS`` (known from the index, nothing is read).
+
+        Callers that size outputs by :attr:`natoms` call this first: a malformed count
+        (or one that the file cannot hold) must never size anything.
+        """
+        for i in frames:
+            i = int(i)
+            fno, k = int(self._file_of[i]), int(self._local[i])
+            if self.indices[fno].status[k] in (BAD_HEADER, SHORT):
+                self._header_status_error(fno, k, self.where(i))
 
     def where(self, i):
         fno, k = int(self._file_of[i]), int(self._local[i])
@@ -219,12 +246,52 @@ class LammpsDump:
         -------
         Frame
             Serially the whole frame; in an MPI read, this rank's share.
+
+        Notes
+        -----
+        When a frame read with a *cached* index is malformed, the index is first rebuilt
+        from the file (the cache may be stale: a file rewritten with the same size and
+        time stamp whose fingerprint samples did not change): the error is reported only
+        if the fresh index gives it too.
         """
-        t0 = time.perf_counter()
         n = len(self)
         if not -n <= i < n:
             raise QuestsInputError(f"{self.files[0]}: frame index {i} out of range ({n} frames)")
         i %= n
+        fno = int(self._file_of[i])
+        try:
+            return self._read(i, owner)
+        except QuestsInputError as exc:  # raised on every rank alike: the retry is collective
+            if not self.indices[fno].from_cache:
+                raise
+            err = exc
+        k = int(self._local[i])
+        old = self.indices[fno]
+        new = get_index(self._source(fno), self.comm, cache=self._cache, rebuild=True)
+        if _same_index(old, new):
+            raise err
+        self.indices[fno] = new
+        self._index_changed()
+        if k < len(new) and all(int(getattr(new, f)[k]) == int(getattr(old, f)[k])
+                                for f in ("start", "timestep", "natoms")):
+            return self._read(i, owner)
+        raise QuestsInputError(
+            f"{old.where(k)}: the cached frame index of {old.path} was stale (the file was "
+            f"rewritten keeping its size and modification time) and has been rebuilt: "
+            f"{len(old)} -> {len(new)} frames, and this frame is no longer the one selected; "
+            "open the dump again (rerun)") from None
+
+    def _index_changed(self):
+        counts = [len(ix) for ix in self.indices]
+        self._file_of = np.repeat(np.arange(len(counts)), counts)
+        self._local = np.concatenate([np.arange(c) for c in counts]) if counts else np.zeros(0, int)
+        self.timesteps = (np.concatenate([ix.timestep for ix in self.indices])
+                          if counts else np.zeros(0, np.int64))
+        self.natoms = (np.concatenate([ix.natoms for ix in self.indices])
+                       if counts else np.zeros(0, np.int64))
+
+    def _read(self, i, owner):
+        t0 = time.perf_counter()
         comm = self.comm
         rank, size = pcomm.rank_size(comm)
         fno, k = int(self._file_of[i]), int(self._local[i])
@@ -310,12 +377,14 @@ class LammpsDump:
             if size > 1:
                 exchange_placed(cols, out_cols, int(bounds[rank]) + 1, natoms, comm, where, sub)
             del out_cols
+            raise_everywhere(self._far_atom(cols, hdr, plan, fno, k, where), comm)
             _to_cartesian(cols["pos"], hdr, plan, self.wrap)
         else:
             cols = rows.columns()
             del res, rows
             if not plan.has_id:
                 cols["ids"] += int(offsets[rank]) + 1
+            raise_everywhere(self._far_atom(cols, hdr, plan, fno, k, where), comm)
             _to_cartesian(cols["pos"], hdr, plan, self.wrap)
             if size == 1:
                 sort_by_id(cols, where, data_line, lines_are_rows)
@@ -336,12 +405,39 @@ class LammpsDump:
                 pcomm.raise_if_any(err, comm)
                 cols = send_to_owners(cols, dest, comm, where)
                 first = -1
-        frame = self._frame(cols, hdr, plan, i, fno, where, first)
+        frame, err = None, None
+        try:
+            frame = self._frame(cols, hdr, plan, i, fno, where, first)
+        except QuestsInputError as exc:  # e.g. a type missing from the type map on one rank
+            err = exc
+        raise_everywhere(err, comm)
         t4 = time.perf_counter()
         self.timings = dict(header=t1 - t0, parse=t2 - t1, check=t3 - t2, ownership=t4 - t3,
                             total=t4 - t0, placed=placed)
         self.timings.update({f"ownership.{k}": v for k, v in sub.items()})
         return frame
+
+    def _far_atom(self, cols, hdr, plan, fno, k, where):
+        """The error for the first atom here too far outside the periodic box to be wrapped
+        (see :data:`quests_hpc.geometry.MAX_FRACTIONAL`), or None."""
+        pbc = np.asarray(hdr.pbc, dtype=np.bool_)
+        pos = cols["pos"]
+        if not pbc.any() or not len(pos):
+            return None
+        cell = np.asarray(hdr.cell, dtype=float)
+        row, axis, f = K.first_far_atom(pos, np.asarray(hdr.origin, dtype=float), np.linalg.inv(cell),
+                                        pbc, plan.scaled, MAX_FRACTIONAL)
+        if row < 0:
+            return None
+        ix = self.indices[fno]
+        atom = int(cols["ids"][row])
+        line = locate_atom_line(self._source(fno), int(ix.data[k]), int(ix.end[k]), plan, atom)
+        at = f", line {int(ix.data_line[k]) + line}" if line is not None else ""
+        value = ", ".join(f"{c} = {v!r}" for c, v in zip(plan.coords, pos[row].tolist()))
+        return QuestsInputError(
+            f"{where}{at}: atom {'id ' if plan.has_id else ''}{atom}: {value} is {abs(f):.3g} box "
+            f"lengths out along the periodic axis {'xyz'[axis]}; expected at most 2**20 = 1048576 "
+            "(further out, wrapping it into the box loses its position to rounding)")
 
     def _parse_range(self, src, lo, hi, plan, natoms, size, bounds, rank, placing):
         """Parse bytes ``[lo, hi)`` (placement or file order); never raises."""
@@ -372,15 +468,20 @@ class LammpsDump:
             rows.n = rows.cap
         return dict(rows=rows, out=out, lines=lines, perr=perr, placed=placed, count=count)
 
-    def _header(self, fno, k, where):
+    def _header_status_error(self, fno, k, where):
         ix = self.indices[fno]
         if ix.status[k] == BAD_HEADER:
             raise QuestsInputError(f"{where}: {ix.errors.get(k, 'malformed header')}")
         if ix.status[k] == SHORT:
+            n, nl, dl = int(ix.natoms[k]), int(ix.nlines[k]), int(ix.data_line[k])
+            lines = f"lines {dl}-{dl + nl - 1}" if nl else f"none from line {dl}"
             raise QuestsInputError(
-                f"{where}: truncated frame: NUMBER OF ATOMS is {int(ix.natoms[k])} but only "
-                f"{int(ix.nlines[k])} atom lines follow (lines {int(ix.data_line[k])}-"
-                f"{int(ix.data_line[k]) + int(ix.nlines[k]) - 1})")
+                f"{where}: truncated frame: NUMBER OF ATOMS is {n} but only {nl} atom lines "
+                f"follow ({lines}); expected {n} lines before the next ITEM: TIMESTEP")
+
+    def _header(self, fno, k, where):
+        ix = self.indices[fno]
+        self._header_status_error(fno, k, where)
         src = self._source(fno)
         start, data = int(ix.start[k]), int(ix.data[k])
         raw = src.read_at(start, data - start)
@@ -420,6 +521,56 @@ class LammpsDump:
                      elements=elements, arrays=arrays, columns=tuple(plan.columns), first=first,
                      index=i, source=self.files[fno], units=hdr.units, time=hdr.time,
                      boundary=hdr.boundary, box_style=hdr.box_style)
+
+
+def _same_index(a, b):
+    return len(a) == len(b) and all(np.array_equal(a.arrays()[f], b.arrays()[f])
+                                    for f in a.arrays()) and a.errors == b.errors
+
+
+def raise_everywhere(err, comm):
+    """Collective: raise the first rank's error, with the same message, on every rank."""
+    if not pcomm.is_parallel(comm):
+        if err is not None:
+            raise err
+        return
+    msgs = [m for m in pcomm.allgather(None if err is None else str(err), comm) if m is not None]
+    if msgs:
+        if err is not None and str(err) == msgs[0]:
+            raise err
+        raise QuestsInputError(msgs[0])
+
+
+def check_is_dump(src, ix):
+    """Refuse a file that is not a LAMMPS text dump: empty, binary, other text, or text
+    before its first ``ITEM:`` line (``ix`` is its frame index)."""
+    first = int(ix.start[0]) if len(ix) else (ix.truncated_tail or {}).get("start")
+    if first is None:
+        head = src.read_at(0, 4096)
+        if not head and getattr(src, "truncated", False):
+            return  # a compressed stream cut short before its first line: still being written
+        if not head:
+            raise QuestsInputError(f"{src.path}: empty file; expected a LAMMPS text dump "
+                                   "(frames starting with ITEM: TIMESTEP)")
+        raise QuestsInputError(f"{src.path}: not a LAMMPS text dump: no line 'ITEM: TIMESTEP' "
+                               f"in it; {_first_line(head)}")
+    if first > 0:
+        lead = src.read_at(0, min(first, 4096))
+        if lead.strip() or first > 4096:
+            raise QuestsInputError(f"{src.path}: not a LAMMPS text dump before its first frame "
+                                   f"(line {ix.line[0] if len(ix) else '?'}): "
+                                   f"{_first_line(lead)}")
+
+
+def _first_line(head):
+    """``line 1 is '...'`` or ``it is binary data`` for a message."""
+    text = head.lstrip()
+    n_lead = head[:len(head) - len(text)].count(b"\n")
+    line = text.split(b"\n", 1)[0][:60]
+    if b"\0" in head or sum(c < 9 or 13 < c < 32 or c > 126 for c in head[:512]) > 8:
+        return "it holds binary data"
+    return (f"line {n_lead + 1} is {line.decode('ascii', 'replace')!r}, expected ITEM: TIMESTEP "
+            "(or ITEM: UNITS / ITEM: TIME)")
 
 
 def _to_cartesian(pos, hdr, plan, wrap):

@@ -25,6 +25,7 @@ general triclinic box (``BOX BOUNDS abc origin``, ``dump_modify triclinic/genera
 gives the rows ``A``, ``B``, ``C`` and the origin directly.
 """
 
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -67,6 +68,7 @@ class HeaderError(QuestsInputError):
 
     def __init__(self, where, line, detail):
         self.where, self.line, self.detail = where, line, detail
+        self.timestep = None  # the frame's timestep, when read before the problem
         loc = where if line is None else f"{where}, line {line}"
         super().__init__(f"{loc}: {detail}")
 
@@ -124,18 +126,39 @@ def box_from_bounds(labels, rows, where="", line_no=None):
         ``["xy", "xz", "yz"]`` or ``["abc", "origin"]``).
     rows : ndarray (3, 2), (3, 3) or (3, 4)
         The three numeric lines.
+    line_no : int, optional
+        Line number of the ``ITEM: BOX BOUNDS`` line (the numbers are on the 3 next).
 
     Returns
     -------
     cell, origin, style
+
+    Raises
+    ------
+    HeaderError
+        A box LAMMPS never writes: a non-finite number, ``hi <= lo`` along an axis (a
+        zero-volume or inverted, left-handed box), or general triclinic edge vectors
+        ``A, B, C`` that are not a right-handed basis (LAMMPS requires one).
     """
     rows = np.asarray(rows, dtype=float)
+    for a in range(min(3, len(rows))):
+        if not np.isfinite(rows[a]).all():
+            _fail(where, None if line_no is None else line_no + 1 + a,
+                  f"BOX BOUNDS line {a + 1} has a non-finite number: {rows[a].tolist()}")
     if labels[:2] == ["abc", "origin"]:
         if rows.shape != (3, 4):
             _fail(where, line_no, "BOX BOUNDS abc origin needs 3 lines of 4 numbers")
-        return rows[:, :3].copy(), rows[:, 3].copy(), "general"
+        cell = rows[:, :3].copy()
+        vol = float(np.linalg.det(cell))
+        scale = float(np.prod(np.linalg.norm(cell, axis=1)))
+        if not vol > 1e-12 * scale:
+            _fail(where, line_no, f"BOX BOUNDS abc origin: edge vectors A, B, C = {cell.tolist()} "
+                  f"span {'zero volume' if abs(vol) <= 1e-12 * scale else 'a left-handed cell'} "
+                  f"(A x B . C = {vol:.6g}); LAMMPS writes a right-handed A, B, C")
+        return cell, rows[:, 3].copy(), "general"
     if rows.shape == (3, 2):
         lo, hi = rows[:, 0], rows[:, 1]
+        _check_extent(lo, hi, where, line_no)
         return np.diag(hi - lo), lo.copy(), "orthogonal"
     if rows.shape != (3, 3):
         _fail(where, line_no, f"BOX BOUNDS lines must have 2 or 3 numbers, got {rows.shape[1]}")
@@ -152,8 +175,42 @@ def box_from_bounds(labels, rows, where="", line_no=None):
     ylo = rows[1, 0] - min(0.0, yz)
     yhi = rows[1, 1] - max(0.0, yz)
     zlo, zhi = rows[2, 0], rows[2, 1]
+    _check_extent(np.array([xlo, ylo, zlo]), np.array([xhi, yhi, zhi]), where, line_no,
+                  tilted=True)
     cell = np.array([[xhi - xlo, 0.0, 0.0], [xy, yhi - ylo, 0.0], [xz, yz, zhi - zlo]])
     return cell, np.array([xlo, ylo, zlo]), "restricted"
+
+
+def _check_extent(lo, hi, where, line_no, tilted=False):
+    """``hi > lo`` along every axis: LAMMPS never writes an empty or inverted box."""
+    for a in range(3):
+        if not hi[a] > lo[a]:
+            ax = "xyz"[a]
+            what = "zero length (a zero-volume box)" if hi[a] == lo[a] else \
+                "hi < lo (an inverted, left-handed box)"
+            extra = " after removing the tilt factors from the bounding box" if tilted else ""
+            _fail(where, None if line_no is None else line_no + 1 + a,
+                  f"BOX BOUNDS {ax}: {ax}lo = {float(lo[a])!r}, {ax}hi = {float(hi[a])!r}{extra}: {what}; "
+                  f"expected {ax}hi > {ax}lo")
+
+
+# LAMMPS stores timesteps and atom counts as bigint (int64).
+_INT64_MAX = 2**63 - 1
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+
+
+def _int_value(text, item, where, line_no):
+    """The integer of an ``ITEM: TIMESTEP`` / ``NUMBER OF ATOMS`` value line, in [0, 2**63)."""
+    tok = text.split()[0]
+    if not _INT_RE.fullmatch(tok):
+        _fail(where, line_no, f"{item} is not an integer: {text!r}")
+    v = int(tok)
+    if v < 0:
+        _fail(where, line_no, f"{item} is negative: {text!r} (expected an integer >= 0)")
+    if v > _INT64_MAX:
+        _fail(where, line_no, f"{item} {tok[:30]}{'...' if len(tok) > 30 else ''} is out of range "
+              f"({len(tok)} digits; LAMMPS writes at most 2**63 - 1)")
+    return v
 
 
 def _is_flag(word):
@@ -210,84 +267,80 @@ def parse_header(data, where="", first_line=None, start=0):
             _fail(where, line_no(), f"missing value after ITEM: {item}")
         return text
 
-    while True:
-        text = next_line()
-        if not text:
-            continue
-        if not text.startswith("ITEM:"):
-            _fail(where, line_no(), f"expected an ITEM: line in the frame header, got {text[:60]!r}")
-        item = text[5:].strip()
-        if item == "TIMESTEP":
-            v = value_line(item)
-            try:
-                items["timestep"] = int(v.split()[0])
-            except ValueError:
-                _fail(where, line_no(), f"TIMESTEP is not an integer: {v!r}")
-        elif item == "UNITS":
-            items["units"] = value_line(item)
-        elif item == "TIME":
-            v = value_line(item)
-            try:
-                items["time"] = float(v.split()[0])
-            except ValueError:
-                _fail(where, line_no(), f"TIME is not a number: {v!r}")
-        elif item == "NUMBER OF ATOMS":
-            v = value_line(item)
-            try:
-                items["natoms"] = int(v.split()[0])
-            except ValueError:
-                _fail(where, line_no(), f"NUMBER OF ATOMS is not an integer: {v!r}")
-            if items["natoms"] < 0:
-                _fail(where, line_no(), f"negative NUMBER OF ATOMS: {v!r}")
-        elif item.startswith("BOX BOUNDS"):
-            words = item.split()[2:]
-            flags = [w for w in words if _is_flag(w)]
-            labels = [w for w in words if not _is_flag(w)]
-            box_line = line_no()
-            rows = []
-            for _ in range(3):
-                v = value_line("BOX BOUNDS")
+    try:
+        while True:
+            text = next_line()
+            if not text:
+                continue
+            if not text.startswith("ITEM:"):
+                _fail(where, line_no(), f"expected an ITEM: line in the frame header, got {text[:60]!r}")
+            item = text[5:].strip()
+            if item == "TIMESTEP":
+                v = value_line(item)
+                items["timestep"] = _int_value(v, "TIMESTEP", where, line_no())
+            elif item == "UNITS":
+                items["units"] = value_line(item)
+            elif item == "TIME":
+                v = value_line(item)
                 try:
-                    rows.append([float(t) for t in v.split()])
+                    items["time"] = float(v.split()[0])
                 except ValueError:
-                    _fail(where, line_no(), f"BOX BOUNDS line is not numeric: {v!r}")
-            if len({len(r) for r in rows}) != 1:
-                _fail(where, line_no(), "BOX BOUNDS lines have different lengths")
-            if len(flags) == 3:
-                boundary = tuple(f if len(f) == 2 else f * 2 for f in flags)
-            elif not flags:
-                warnings.warn(f"{where}: BOX BOUNDS without boundary flags; assuming periodic "
-                              "(pp pp pp)", DumpWarning, stacklevel=3)
-                boundary = ("pp", "pp", "pp")
+                    _fail(where, line_no(), f"TIME is not a number: {v!r}")
+            elif item == "NUMBER OF ATOMS":
+                v = value_line(item)
+                items["natoms"] = _int_value(v, "NUMBER OF ATOMS", where, line_no())
+            elif item.startswith("BOX BOUNDS"):
+                words = item.split()[2:]
+                flags = [w for w in words if _is_flag(w)]
+                labels = [w for w in words if not _is_flag(w)]
+                box_line = line_no()
+                rows = []
+                for _ in range(3):
+                    v = value_line("BOX BOUNDS")
+                    try:
+                        rows.append([float(t) for t in v.split()])
+                    except ValueError:
+                        _fail(where, line_no(), f"BOX BOUNDS line is not numeric: {v!r}")
+                if len({len(r) for r in rows}) != 1:
+                    _fail(where, line_no(), "BOX BOUNDS lines have different lengths")
+                if len(flags) == 3:
+                    boundary = tuple(f if len(f) == 2 else f * 2 for f in flags)
+                elif not flags:
+                    warnings.warn(f"{where}: BOX BOUNDS without boundary flags; assuming periodic "
+                                  "(pp pp pp)", DumpWarning, stacklevel=3)
+                    boundary = ("pp", "pp", "pp")
+                else:
+                    _fail(where, box_line, f"BOX BOUNDS needs 3 boundary flags, got {flags}")
+                cell, origin, style = box_from_bounds(labels, np.array(rows), where, box_line)
+                items["box"] = (cell, origin, style, boundary)
+            elif item.startswith("ATOMS"):
+                cols = tuple(item.split()[1:])
+                if "natoms" not in items or "box" not in items or "timestep" not in items:
+                    missing = [k for k, n in (("timestep", "TIMESTEP"), ("natoms", "NUMBER OF ATOMS"),
+                                              ("box", "BOX BOUNDS")) if k not in items]
+                    _fail(where, line_no(), "frame header lacks ITEM: " + ", ".join(
+                        {"timestep": "TIMESTEP", "natoms": "NUMBER OF ATOMS", "box": "BOX BOUNDS"}[m]
+                        for m in missing))
+                if not cols:
+                    cols = None
+                items["columns"] = cols
+                break
             else:
-                _fail(where, box_line, f"BOX BOUNDS needs 3 boundary flags, got {flags}")
-            cell, origin, style = box_from_bounds(labels, np.array(rows), where, box_line)
-            items["box"] = (cell, origin, style, boundary)
-        elif item.startswith("ATOMS"):
-            cols = tuple(item.split()[1:])
-            if "natoms" not in items or "box" not in items or "timestep" not in items:
-                missing = [k for k, n in (("timestep", "TIMESTEP"), ("natoms", "NUMBER OF ATOMS"),
-                                          ("box", "BOX BOUNDS")) if k not in items]
-                _fail(where, line_no(), "frame header lacks ITEM: " + ", ".join(
-                    {"timestep": "TIMESTEP", "natoms": "NUMBER OF ATOMS", "box": "BOX BOUNDS"}[m]
-                    for m in missing))
-            if not cols:
-                cols = None
-            items["columns"] = cols
-            break
-        else:
-            skipped.append(item)
-            warnings.warn(f"{where}: skipping unknown section ITEM: {item}", DumpWarning,
-                          stacklevel=3)
-            # skip its lines up to the next ITEM: line
-            while True:
-                nxt = data.find(b"\n", pos)
-                if nxt < 0:
-                    raise HeaderIncomplete()
-                if data.startswith(b"ITEM:", pos):
-                    break
-                pos = nxt + 1
-                nline += 1
+                skipped.append(item)
+                warnings.warn(f"{where}: skipping unknown section ITEM: {item}", DumpWarning,
+                              stacklevel=3)
+                # skip its lines up to the next ITEM: line
+                while True:
+                    nxt = data.find(b"\n", pos)
+                    if nxt < 0:
+                        raise HeaderIncomplete()
+                    if data.startswith(b"ITEM:", pos):
+                        break
+                    pos = nxt + 1
+                    nline += 1
+    except HeaderError as exc:  # keep what was read: the timestep names the frame
+        exc.timestep = items.get("timestep")
+        raise
     cell, origin, style, boundary = items["box"]
     return FrameHeader(
         timestep=items["timestep"], natoms=items["natoms"], cell=cell, origin=origin,
