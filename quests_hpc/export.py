@@ -10,7 +10,9 @@ its offset, and all ranks write their bytes at once with MPI-IO (``MPI.File.Writ
 after rank 0's header.  With a ``.gz`` name every rank deflates its own part; the parts
 form one gzip member (as ``pigz`` does: sync-flushed deflate pieces, CRC-32s combined),
 so every gzip reader -- OVITO's, which stops after a first member, included -- reads it
-whole.  No rank ever holds more than its own atoms.
+whole.  No rank ever holds more than its own atoms.  Every file is written under a
+hidden temporary name beside it and renamed when complete, so a failure (a full disk)
+never leaves a truncated file that looks finished, nor removes an earlier one.
 
 OVITO names: the dump column ``cluster`` becomes OVITO's standard ``Cluster`` property
 and ``dH`` appears as ``dh`` (extended XYZ keeps ``dH``).
@@ -367,12 +369,55 @@ def _gzip_piece(data, first, last, comm, level=GZIP_LEVEL):
     return np.frombuffer(out, dtype=np.uint8)
 
 
+def _temp_name(path):
+    """Hidden name beside ``path`` for writing it aside (unique per process)."""
+    d, name = os.path.split(os.path.abspath(os.fspath(path)))
+    return os.path.join(d, f".{name}.{os.getpid()}.partial")
+
+
+def _write_file(f, data):
+    """Write ``data`` to the open file ``f`` (a seam for tests: a full disk)."""
+    f.write(data)
+
+
+def _write_at(fh, offset, buf):
+    """``MPI.File.Write_at_all`` (a seam for tests: a full disk)."""
+    fh.Write_at_all(offset, buf)
+
+
+def _discard(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _write_failed(path, why):
+    from .results.writer import ResultsIOError
+
+    return ResultsIOError(f"writing {os.fspath(path)} failed: {why}; nothing was left under "
+                          "that name (files written before it are complete) -- free space "
+                          "(or fix the file system) and rerun the export")
+
+
+def _why(exc):
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    get = getattr(exc, "Get_error_string", None)
+    return get() if get is not None else str(exc)
+
+
 def write_parts(path, header, body, comm=None, compress=False):
     """Write rank 0's ``header`` then every rank's ``body`` in rank order (collective).
 
     Offsets come from an exclusive scan of the byte counts; all ranks write at once with
     ``MPI.File.Write_at_all`` (plain file I/O without ``comm``).  With ``compress`` the
     file is one gzip member deflated in parallel (:func:`_gzip_piece`).
+
+    The bytes go to a hidden temporary name beside ``path`` (``.<name>.<pid>.partial``),
+    renamed to ``path`` once all are written: a failure (a full disk) removes the
+    temporary file, leaves an earlier ``path`` as it was and raises
+    :class:`~quests_hpc.results.writer.ResultsIOError` naming the file on every rank.
     """
     data = np.concatenate([header, body]) if header is not None else np.ascontiguousarray(body)
     if compress:
@@ -380,32 +425,56 @@ def write_parts(path, header, body, comm=None, compress=False):
         data = _gzip_piece(data, serial or comm.rank == 0, serial or comm.rank == comm.size - 1,
                            None if serial else comm)
     if comm is None or comm.size == 1:
-        with open(path, "wb") as f:
-            f.write(data.tobytes())
+        tmp = _temp_name(path)
+        try:
+            with open(tmp, "wb") as f:
+                _write_file(f, data.tobytes())
+            os.replace(tmp, path)
+        except OSError as exc:
+            _discard(tmp)
+            raise _write_failed(path, _why(exc)) from None
         return
+    _write_parts_mpi(path, data, comm)
+
+
+def _write_parts_mpi(path, data, comm):
     from mpi4py import MPI
 
     sizes = comm.allgather(len(data))
     offset = int(sum(sizes[:comm.rank]))
     calls = max(1, max(-(-s // _MAX_WRITE) for s in sizes))
-    err = None
+    tmp = None
     if comm.rank == 0:
-        try:
-            if os.path.exists(path):
-                os.remove(path)
-        except OSError as exc:
-            err = f"cannot replace {path}: {exc}"
-    err = comm.bcast(err, root=0)
-    if err:
-        raise QuestsInputError(err)
+        tmp = _temp_name(path)
+        _discard(tmp)  # MODE_CREATE does not truncate
+    tmp = comm.bcast(tmp, root=0)
+    err, fh = None, None
     try:
-        fh = MPI.File.Open(comm, os.fspath(path), MPI.MODE_WRONLY | MPI.MODE_CREATE)
-    except MPI.Exception as exc:
-        raise QuestsInputError(f"cannot write {path}: {exc}") from None
-    try:
-        for c in range(calls):
-            a = min(len(data), c * _MAX_WRITE)
+        fh = MPI.File.Open(comm, tmp, MPI.MODE_WRONLY | MPI.MODE_CREATE)
+    except (MPI.Exception, OSError) as exc:
+        err = _why(exc)
+    if fh is not None:
+        for c in range(calls):  # the same number of collective calls on every rank
+            a = min(len(data), c * _MAX_WRITE) if err is None else len(data)
             b = min(len(data), a + _MAX_WRITE)
-            fh.Write_at_all(offset + a, data[a:b])
-    finally:
-        fh.Close()
+            try:
+                _write_at(fh, offset + a, data[a:b])
+            except (MPI.Exception, OSError) as exc:
+                err = err or _why(exc)
+        try:
+            fh.Close()
+        except (MPI.Exception, OSError) as exc:
+            err = err or _why(exc)
+    errs = [e for e in comm.allgather(err) if e]
+    if comm.rank == 0:
+        if errs:
+            _discard(tmp)
+        else:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                _discard(tmp)
+                errs = [_why(exc)]
+    errs = comm.bcast(errs, root=0)
+    if errs:
+        raise _write_failed(path, errs[0])

@@ -180,3 +180,98 @@ def test_gzip_in_several_threaded_chunks(tmp_path, monkeypatch):
         set_num_threads(before)
     assert _read_text(p) == _read_text(tmp_path / "c.lammpstrj")
     assert subprocess.run(["gzip", "-t", str(p)], check=False).returncode == 0
+
+
+# ------------------------------------------------------------------------ full disk
+
+
+def _full_disk_after(monkeypatch, good_files, rank=None):
+    """Make the ``good_files + 1``-th file written fail half-way with ENOSPC."""
+    import errno
+
+    import quests_hpc.export as E
+
+    count = {"n": 0}
+    real_file, real_at = E._write_file, E._write_at
+
+    def fail():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def write_file(f, data):
+        count["n"] += 1
+        if count["n"] > good_files:
+            f.write(data[:len(data) // 2])
+            fail()
+        real_file(f, data)
+
+    def write_at(fh, offset, buf):
+        count["n"] += 1
+        from mpi4py import MPI
+
+        if count["n"] > good_files and MPI.COMM_WORLD.rank == (rank or 0):
+            real_at(fh, offset, buf[:len(buf) // 2])
+            fail()
+        real_at(fh, offset, buf)
+
+    monkeypatch.setattr(E, "_write_file", write_file)
+    monkeypatch.setattr(E, "_write_at", write_at)
+
+
+def _results(d, comm):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "analysis"))
+    from results_fixture import make_results
+
+    return make_results(d, comm, positions=True, n_frames=3)
+
+
+def test_full_disk_during_export_leaves_no_truncated_file(tmp_path, capsys, monkeypatch):
+    """exit 1 with one line naming the file; files before it complete, the failed one
+    neither created nor (when it existed) replaced; no temporary file left."""
+    from mpi4py import MPI
+
+    from quests_hpc.cli import main
+
+    path = _results(tmp_path, MPI.COMM_SELF)
+    good, out = tmp_path / "good", tmp_path / "frames"
+    assert main(["export", path, "-o", good]) == 0
+    names = sorted(os.listdir(good))
+    assert names == ["md_000000.lammpstrj.gz", "md_000001.lammpstrj.gz",
+                     "md_000002.lammpstrj.gz"]
+    out.mkdir()
+    (out / names[2]).write_bytes(b"an earlier export")
+    capsys.readouterr()
+    _full_disk_after(monkeypatch, 1)
+    assert main(["export", path, "-o", out]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"quests-hpc: error: writing {out / names[1]} failed: No space left "
+                          "on device")
+    assert sorted(os.listdir(out)) == [names[0], names[2]]  # nothing hidden left either
+    assert (out / names[0]).read_bytes() == (good / names[0]).read_bytes()
+    assert (out / names[2]).read_bytes() == b"an earlier export"
+
+
+@pytest.mark.mpi
+def test_full_disk_on_one_rank_during_parallel_export(mpi_tmp_path, monkeypatch):
+    """ENOSPC on rank 1 only: every rank raises the same error, no hang, no partial file."""
+    from mpi4py import MPI
+
+    from quests_hpc.results.writer import ResultsIOError
+
+    comm = MPI.COMM_WORLD
+    if comm.size < 2:
+        pytest.skip("needs 2 ranks")
+    f = _frame(1001, seed=3)
+    b = np.linspace(0, len(f["ids"]), comm.size + 1).astype(int)
+    sl = slice(b[comm.rank], b[comm.rank + 1])
+    p = mpi_tmp_path / "p.lammpstrj.gz"
+    if comm.rank == 0:
+        p.write_bytes(b"earlier")
+    comm.Barrier()
+    _full_disk_after(monkeypatch, 0, rank=1)
+    with pytest.raises(ResultsIOError, match=f"writing {p} failed: No space left on device"):
+        export_frame(p, f["ids"][sl], f["positions"][sl], CELL, True, columns={"dH": f["dh"][sl]},
+                     comm=comm)
+    comm.Barrier()
+    assert sorted(os.listdir(mpi_tmp_path)) == ["p.lammpstrj.gz"]
+    assert p.read_bytes() == b"earlier"
