@@ -424,7 +424,7 @@ def load_index(file):
                          arrays, meta["errors"], meta["truncated_tail"], meta["data_size"],
                          meta.get("head_hash", ""), meta.get("units"))
         idx.fingerprint = str(meta["fingerprint"])
-        if any(getattr(idx, f).ndim != 1 for f in _FIELDS):
+        if any(getattr(idx, f).shape != idx.start.shape for f in _FIELDS) or idx.start.ndim != 1:
             return None
     except Exception:  # a damaged cache (zip, json, dtype, missing keys ...): rescan
         return None

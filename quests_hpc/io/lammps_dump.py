@@ -273,8 +273,8 @@ class LammpsDump:
         self.indices[fno] = new
         self._index_changed()
         if k < len(new) and all(int(getattr(new, f)[k]) == int(getattr(old, f)[k])
-                                for f in ("start", "timestep", "natoms")):
-            return self._read(i, owner)
+                                for f in ("timestep", "natoms")):
+            return self._read(i, owner)  # the same frame, found where it now is
         raise QuestsInputError(
             f"{old.where(k)}: the cached frame index of {old.path} was stale (the file was "
             f"rewritten keeping its size and modification time) and has been rebuilt: "

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from iohelpers import data, small_dump, write_text
 
-from quests_hpc.io import LammpsDump, frame_index
+from quests_hpc.errors import QuestsInputError
+from quests_hpc.io import LammpsDump, frame_index, read_lammps_dump
 from quests_hpc.io.compressed import open_source
 from quests_hpc.io.frame_index import _assemble, _scan_range, cache_path, get_index
 
@@ -158,3 +159,121 @@ def test_many_small_frames_index_quickly(tmp_path):
     assert time.perf_counter() - t0 < 10  # linear scan (a quadratic one takes minutes)
     assert len(ix) == 20000 and ix.timestep[-1] == 19999 and np.all(ix.nlines == 2)
     assert ix.data_line[-1] == 19999 * 11 + 10
+
+
+# ------------------------------------------------ stale or damaged caches (issue 9)
+
+def _same_size_rewrite(path):
+    """Rewrite ``path`` keeping its size and mtime but moving frames 1-3 by 19 bytes (the
+    same numbers: frame 0 writes a box bound as 0.0, frame 4 with 19 more zeros)."""
+    st = os.stat(path)
+    text = open(path).read()
+    lines = text.split("\n")
+    bounds = [i + 1 for i, x in enumerate(lines) if x.startswith("ITEM: BOX BOUNDS")]
+    long0 = "0.0000000000000000e+00"
+    assert lines[bounds[0]].startswith(long0) and lines[bounds[4]].startswith(long0)
+    lines[bounds[0]] = lines[bounds[0]].replace(long0, "0.0", 1)
+    lines[bounds[4]] = lines[bounds[4]].replace(long0, "0." + "0" * 35 + "e+00", 1)
+    new = "\n".join(lines)
+    assert len(new) == len(text) and new != text
+    write_text(path, new)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size and os.stat(path).st_mtime_ns == st.st_mtime_ns
+
+
+def test_same_size_same_mtime_rewrite_is_rescanned(tmp_path, monkeypatch):
+    path = shutil.copy(data("cu_unsorted.lammpstrj"), tmp_path / "r.lammpstrj")
+    old = get_index(open_source(path), cache="beside")
+    _same_size_rewrite(path)
+    fresh = get_index(open_source(path), cache=False)
+    assert not np.array_equal(old.start, fresh.start)  # frames 1-3 moved
+    ix = get_index(open_source(path), cache="beside")
+    assert_same_index(ix, fresh) and not ix.from_cache
+    # and through the reader (which caches only big files: make this one "big")
+    from quests_hpc.io import lammps_dump
+
+    monkeypatch.setattr(lammps_dump, "_SMALL_FILE", 0)
+    shutil.copy(data("cu_unsorted.lammpstrj"), tmp_path / "s.lammpstrj")
+    path = str(tmp_path / "s.lammpstrj")
+    assert len(LammpsDump(path)) == 5 and os.path.exists(cache_path(path))
+    _same_size_rewrite(path)
+    got = LammpsDump(path).iread(":")
+    want = LammpsDump(path, cache=False).iread(":")
+    for a, b in zip(got, want):
+        assert np.array_equal(a.positions, b.positions) and a.timestep == b.timestep
+
+
+def test_stale_cache_missed_by_the_fingerprint_is_revalidated_on_error(tmp_path, monkeypatch):
+    """Should a rewrite slip past the fingerprint, a frame that fails to parse with the
+    cached index makes the reader rescan the file, then read the frame correctly."""
+    from quests_hpc.io import lammps_dump
+
+    monkeypatch.setattr(lammps_dump, "_SMALL_FILE", 0)
+    path = shutil.copy(data("cu_unsorted.lammpstrj"), tmp_path / "v.lammpstrj")
+    stale = get_index(open_source(path), cache="beside")
+    _same_size_rewrite(path)
+    # forge the cache: the old offsets with the new file's fingerprint
+    stale.fingerprint = frame_index.fingerprint(open_source(path), stale)
+    stale.path = os.path.abspath(path)
+    frame_index.save_index(stale, cache_path(path))
+    d = LammpsDump(path)
+    assert d.indices[0].from_cache and np.array_equal(d.indices[0].start, stale.start)
+    f = d.read(2)  # stale offsets: the atom block starts mid-line; rebuilt, then read
+    ref = read_lammps_dump(path, 2, cache=False)
+    assert f.timestep == 100 and np.array_equal(f.positions, ref.positions)
+    assert not d.indices[0].from_cache
+    assert_same_index(frame_index.load_index(cache_path(path)), get_index(open_source(path),
+                                                                          cache=False))
+    # a genuine error (the fresh index agrees) is reported as it is
+    lines = open(path).read().split("\n")
+    lines[600] = "oops"
+    write_text(path, "\n".join(lines))
+    LammpsDump(path)  # scanned and cached
+    d = LammpsDump(path)
+    assert d.indices[0].from_cache
+    with pytest.raises(QuestsInputError, match=r"v.lammpstrj, frame 2 \(timestep 100\), line 601: "
+                                               r"column 1 \(id\): 'oops' is not an integer"):
+        d.read(2)
+
+
+def _damaged(cfile, how):
+    import json
+    import zipfile
+
+    raw = open(cfile, "rb").read()
+    if how == "truncated":
+        open(cfile, "wb").write(raw[: len(raw) // 2])
+    elif how == "zeros":
+        open(cfile, "wb").write(b"\0" * len(raw))
+    else:
+        with np.load(cfile, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays["meta"]))
+        if how == "meta":
+            arrays["meta"] = np.array("{not json")
+        elif how == "meta-list":
+            arrays["meta"] = np.array("[1, 2]")
+        elif how == "no-fingerprint":
+            del meta["fingerprint"]
+            arrays["meta"] = np.array(json.dumps(meta))
+        elif how == "short-array":
+            arrays["start"] = arrays["start"][:-1]
+        elif how == "offsets":
+            arrays["end"] = arrays["end"] + 10**9
+        elif how == "2d":
+            arrays["natoms"] = np.stack([arrays["natoms"]] * 2)
+        with open(cfile, "wb") as fh:
+            np.savez(fh, **arrays)
+        assert zipfile.is_zipfile(cfile)
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeros", "meta", "meta-list", "no-fingerprint",
+                                 "short-array", "offsets", "2d"])
+def test_damaged_cache_is_rescanned(tmp_path, how):
+    path = shutil.copy(data("cu_unsorted.lammpstrj"), tmp_path / "c.lammpstrj")
+    fresh = get_index(open_source(path), cache="beside")
+    _damaged(cache_path(path), how)
+    assert (frame_index.load_index(cache_path(path)) is None) == (how != "offsets")
+    ix = get_index(open_source(path), cache="beside")
+    assert_same_index(ix, fresh) and not ix.from_cache
+    assert frame_index.load_index(cache_path(path)) is not None  # rewritten
