@@ -235,8 +235,71 @@ def _check_source(v, schema, path, ctx):
     return out
 
 
-def _line_numbers(text):
-    """Map key paths -> 1-based YAML line, and report duplicate keys."""
+#: Most YAML nodes a campaign may expand to, every use of an alias counted: a campaign
+#: has a few hundred; an alias bomb ("billion laughs") billions, and walking them would
+#: take minutes and all memory.
+MAX_NODES = 100_000
+
+
+class _Unreasonable(Exception):
+    """A YAML document refused before it is walked (the message says why)."""
+
+
+def _children(node):
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    return ()
+
+
+def _expanded_size(root, limit=MAX_NODES):
+    """Nodes of the document with every alias expanded, counted without expanding them
+    (one pass over the composed nodes, sizes memoised); raises :class:`_Unreasonable`
+    beyond ``limit`` or for a recursive alias."""
+    sizes, active, stack = {}, set(), [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        key = id(node)
+        if closing:
+            active.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > limit:
+                raise _Unreasonable(
+                    f"the document expands to more than {limit:,} nodes (aliases of anchors "
+                    f"repeated, line {node.start_mark.line + 1}); a campaign has a few hundred")
+            continue
+        if key in sizes:
+            continue
+        if key in active:  # an ancestor of itself
+            raise _Unreasonable(f"recursive alias at line {node.start_mark.line + 1} (an anchor "
+                                "used inside itself)")
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node))
+    return sizes[id(root)]
+
+
+def _parse(text):
+    """``(data, lines, duplicates)`` of a YAML document (see :func:`_line_numbers`), its
+    expanded size checked before it is walked or constructed."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, {}, []
+        _expanded_size(root)
+        lines, dups = _line_numbers(root)  # first: constructing flattens merge keys (<<)
+        return loader.construct_document(root), lines, dups
+    except RecursionError:
+        raise _Unreasonable("the document is nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _line_numbers(root):
+    """Map key paths -> 1-based YAML line, and report duplicate keys (``root``: the composed
+    document, its size checked by :func:`_expanded_size`)."""
     lines, dups = {}, []
 
     def walk(node, path):
@@ -254,7 +317,6 @@ def _line_numbers(text):
                 lines[tuple(path + [i])] = v.start_mark.line + 1
                 walk(v, path + [i])
 
-    root = yaml.compose(text, Loader=_Loader)
     if root is not None:
         walk(root, [])
     return lines, dups
@@ -364,8 +426,9 @@ def load_campaign(path, overrides=None):
         raise CampaignError(path, [f"cannot read the campaign file: {exc.strerror or exc}"]) \
             from None
     try:
-        raw = yaml.load(text, Loader=_Loader)
-        lines, dups = _line_numbers(text)
+        raw, lines, dups = _parse(text)
+    except _Unreasonable as exc:
+        raise CampaignError(path, [f"invalid YAML: {exc}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -145,3 +145,60 @@ def test_yaml_numbers_and_selections(tmp_path):
     assert c["inputs"][0]["frames"] == "1:5:2"
     assert c["parameters"]["bandwidth"] == [0.01]
     assert c["run"]["progress"] == "off"
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+inputs: *i
+output: {path: r.h5}
+"""
+
+
+def _sha(paths):
+    import hashlib
+
+    return {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths}
+
+
+@pytest.mark.parametrize("text, what", [
+    (BILLION_LAUGHS, "invalid YAML: the document expands to more than 100,000 nodes (aliases "
+                     "of anchors repeated, line 6); a campaign has a few hundred"),
+    ("x: &x [1, *x]\ninputs: [a.lammpstrj]\noutput: {path: r.h5}\n",
+     "invalid YAML: recursive alias at line 1 (an anchor used inside itself)"),
+])
+def test_alias_bomb_refused_quickly(tmp_path, capsys, text, what):
+    import time
+
+    write_dump(tmp_path / "a.lammpstrj", n_frames=1)
+    p = write_yaml(tmp_path / "bomb.yaml", text)
+    before = _sha([p, tmp_path / "a.lammpstrj"])
+    t0 = time.perf_counter()
+    assert main(["run", p]) == 2
+    assert time.perf_counter() - t0 < 2.0
+    err = capsys.readouterr().err
+    assert err.startswith(f"quests-hpc: error: {p}: 1 problem:") and what in err, err
+    assert "Traceback" not in err
+    assert _sha([p, tmp_path / "a.lammpstrj"]) == before
+    assert sorted(os.listdir(tmp_path)) == ["a.lammpstrj", "bomb.yaml"]
+
+
+def test_a_few_aliases_are_fine(tmp_path):
+    write_dump(tmp_path / "a.lammpstrj", n_frames=2)
+    p = write_yaml(tmp_path / "c.yaml", """\
+inputs:
+  - &md {path: a.lammpstrj, frames: "0:1"}
+  - {<<: *md, name: again, frames: "1"}
+references: [{path: a.lammpstrj, name: ref}]
+output: {path: r.h5}
+""")
+    c = load_campaign(p)
+    assert [i["frames"] for i in c["inputs"]] == ["0:1", "1"]
+    assert c["inputs"][1]["name"] == "again"
