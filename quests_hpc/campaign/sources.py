@@ -217,10 +217,14 @@ def _ase_frame(a, where):
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
     pos = a.get_positions()[order]
-    label = "atom id" if "id" in a.arrays else "atom"
+
+    def who(row):
+        return f"atom id {int(ids[row])}" if "id" in a.arrays else \
+            f"atom {int(ids[row])} (counting from 1)"
+
     bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
     if len(bad):
-        raise QuestsInputError(f"{where}: {label} {int(ids[bad[0]])}: position "
+        raise QuestsInputError(f"{where}: {who(bad[0])}: position "
                                f"{pos[bad[0]].tolist()} is not finite ({len(bad)} such atom(s))")
     if a.pbc.any():
         try:
@@ -230,7 +234,7 @@ def _ase_frame(a, where):
         far = np.flatnonzero((np.abs(fractional(pos, cell)) > MAX_FRACTIONAL)[:, a.pbc].any(axis=1))
         if len(far):
             raise QuestsInputError(
-                f"{where}: {label} {int(ids[far[0]])}: position {pos[far[0]].tolist()} lies more "
+                f"{where}: {who(far[0])}: position {pos[far[0]].tolist()} lies more "
                 f"than 2**20 cell lengths outside the periodic cell: wrapping it back would lose "
                 f"its position to rounding ({len(far)} such atom(s))")
         pos = wrap_positions(pos, cell, a.pbc)

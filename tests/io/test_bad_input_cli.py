@@ -282,3 +282,30 @@ def test_bad_input_under_mpiexec_exits_2_with_one_message(tmp_path, case):
     assert re.search(r"bad.lammpstrj, " + pattern, r.stderr), r.stderr
     assert "Traceback" not in r.stderr and "rank 1" not in r.stderr, r.stderr
     assert_nothing_looks_complete(tmp_path)
+
+
+# ------------------------------------------------------------- ASE-read inputs
+
+def _extxyz(tmp_path, row, value):
+    """reference_mixed.extxyz (3 frames of 256 atoms) with frame 1's atom ``row`` edited."""
+    lines = open(data("reference_mixed.extxyz")).read().split("\n")
+    k = 258 + 2 + row  # frame 1: count line 259, comment 260, atoms from line 261
+    w = lines[k].split()
+    w[1:4] = value if isinstance(value, list) else [value, w[2], w[3]]
+    lines[k] = "   ".join(w)
+    return write_text(tmp_path / "bad.extxyz", "\n".join(lines))
+
+
+@pytest.mark.parametrize("case", ["nan", "far", "coincident"])
+def test_bad_ase_input(capsys, tmp_path, case):
+    if case == "coincident":
+        lines = open(data("reference_mixed.extxyz")).read().split("\n")
+        path = _extxyz(tmp_path, 5, lines[258 + 2 + 4].split()[1:4])  # atom 6 onto atom 5
+        pattern = r"bad.extxyz, frame 1: atom ids 5 and 6 are at the same position"
+    else:
+        path = _extxyz(tmp_path, 5, "nan" if case == "nan" else "1e18")
+        pattern = (r"bad.extxyz, frame 1: atom 6 \(counting from 1\): position \[nan, " if case == "nan"
+                   else r"bad.extxyz, frame 1: atom 6 \(counting from 1\): position \[1e\+18, .* lies "
+                   r"more than 2\*\*20 cell "
+                   r"lengths outside the periodic cell")
+    check_refused(capsys, tmp_path, path, pattern)

@@ -73,8 +73,8 @@ def test_same_error_on_every_rank(mpi_tmp_path, case):
     path = edited(mpi_tmp_path, edits, f"{case}.lammpstrj")
     where = r"\.lammpstrj, frame 2 \(timestep 100\)[,:] "
     for chunk in (1 << 22, 211):
-        same_error_everywhere(lambda: read_lammps_dump(path, 2, comm=comm, chunk_bytes=chunk,
-                                                       cache=False), where + pattern)
+        same_error_everywhere(lambda c=chunk: read_lammps_dump(path, 2, comm=comm, chunk_bytes=c,
+                                                             cache=False), where + pattern)
     same_error_everywhere(lambda: read_lammps_dump(path, ":", comm=comm, cache=False),
                           where + pattern)
     assert read_lammps_dump(path, 3, comm=comm, cache=False).timestep == 150
