@@ -88,6 +88,10 @@ def _describe(status, col, plan, text):
         return f"{len(text.split())} fields, ITEM: ATOMS names {ncols} columns: {text!r}"
     tok = text.split()[col] if 0 <= col < len(text.split()) else "?"
     if status == K.ERR_BAD_INT:
+        digits = tok.lstrip("+-")
+        if digits.isdigit() and len(digits) > 18 and digits.isascii():
+            return (f"column {col + 1} ({name}): {tok!r} is out of range ({len(digits)} digits; "
+                    "expected at most 18)")
         return f"column {col + 1} ({name}): {tok!r} is not an integer"
     if status == K.ERR_LONG_STRING:
         return f"column {col + 1} ({name}): {tok!r} is longer than 8 characters"

@@ -141,19 +141,15 @@ class LammpsDump:
         self.timings = {}
         self.indices = []
         self._cache = cache
+        rank = pcomm.rank_size(comm)[0]
         for fno, f in enumerate(self.files):
             src = self._source(fno)
+            # what is plainly not a dump is refused before the whole file is scanned
+            raise_everywhere(_error_of(check_head, src) if rank == 0 else None, comm)
             small = os.path.getsize(f) < _SMALL_FILE
-            self.indices.append(get_index(src, comm, cache=False if small else cache,
-                                          rebuild=rebuild_index))
-        for fno, ix in enumerate(self.indices):
-            err = None
-            if pcomm.rank_size(comm)[0] == 0:
-                try:
-                    check_is_dump(self._source(fno), ix)
-                except QuestsInputError as exc:
-                    err = exc
-            raise_everywhere(err, comm)
+            ix = get_index(src, comm, cache=False if small else cache, rebuild=rebuild_index)
+            raise_everywhere(_error_of(check_is_dump, src, ix) if rank == 0 else None, comm)
+            self.indices.append(ix)
         self._index_changed()
         if pcomm.rank_size(comm)[0] == 0:
             for ix in self.indices:
@@ -539,6 +535,24 @@ def raise_everywhere(err, comm):
         if err is not None and str(err) == msgs[0]:
             raise err
         raise QuestsInputError(msgs[0])
+
+
+def _error_of(check, *args):
+    """The QuestsInputError ``check(*args)`` raises, or None."""
+    try:
+        check(*args)
+    except QuestsInputError as exc:
+        return exc
+    return None
+
+
+def check_head(src):
+    """Refuse a file whose first non-blank line is not an ``ITEM:`` line, from its first
+    4 KiB (an empty file is left to :func:`check_is_dump`)."""
+    head = src.read_at(0, 4096)
+    text = head.lstrip()
+    if text and not text.startswith(b"ITEM:"):
+        raise QuestsInputError(f"{src.path}: not a LAMMPS text dump: {_first_line(head)}")
 
 
 def check_is_dump(src, ix):

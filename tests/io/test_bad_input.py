@@ -85,6 +85,8 @@ def test_missing_coordinate_columns(tmp_path):
     ("3 1 1.5 1.0e 1.0", r"line 29: column 4 \(y\): '1.0e' is not a number"),
     ("3 x 1.5 0.1 1.0", r"line 29: column 2 \(type\): 'x' is not an integer"),
     ("3.0 1 1.5 0.1 1.0", r"line 29: column 1 \(id\): '3.0' is not an integer"),
+    ("1234567890123456789012 1 1.5 0.1 1.0", r"line 29: column 1 \(id\): '1234567890123456789012' is "
+                                            r"out of range \(22 digits; expected at most 18\)"),
     ("3 1 1.5 0.1", r"line 29: 4 fields, ITEM: ATOMS names 5 columns"),
     ("3 1 1.5 0.1 1.0 7", r"line 29: 6 fields, ITEM: ATOMS names 5 columns"),
 ])
@@ -425,11 +427,15 @@ def test_wrap_positions_refuses_far_atoms():
 
 @pytest.mark.parametrize("content,pattern", [
     (b"", r"empty file; expected a LAMMPS text dump \(frames starting with ITEM: TIMESTEP\)"),
-    (None, r"not a LAMMPS text dump: no line 'ITEM: TIMESTEP' in it; it holds binary data"),
-    (b"\n\nhello world\nthis is not a dump\n" * 3, r"not a LAMMPS text dump: no line 'ITEM: "
-     r"TIMESTEP' in it; line 3 is 'hello world', expected ITEM: TIMESTEP"),
-    (b"# my notes\n" + small_dump([(0, ROWS)]).encode(), r"not a LAMMPS text dump before its first "
-     r"frame \(line 2\): line 1 is '# my notes', expected ITEM: TIMESTEP"),
+    (None, r"not a LAMMPS text dump: it holds binary data"),
+    (b"\n\nhello world\nthis is not a dump\n" * 3, r"not a LAMMPS text dump: line 3 is 'hello "
+     r"world', expected ITEM: TIMESTEP \(or ITEM: UNITS / ITEM: TIME\)"),
+    (b"# my notes\n" + small_dump([(0, ROWS)]).encode(), r"not a LAMMPS text dump: line 1 is '# my "
+     r"notes', expected ITEM: TIMESTEP"),
+    (b"ITEM: NOTES\nhello\n", r"not a LAMMPS text dump: no line 'ITEM: TIMESTEP' in it; line 1 is "
+     r"'ITEM: NOTES', expected ITEM: TIMESTEP"),
+    (b"ITEM: NOTES\nhello\n" + small_dump([(0, ROWS)]).encode(), r"not a LAMMPS text dump before its "
+     r"first frame \(line 3\): line 1 is 'ITEM: NOTES', expected ITEM: TIMESTEP"),
 ])
 def test_not_a_dump(tmp_path, content, pattern):
     path = tmp_path / "x.lammpstrj"
@@ -438,6 +444,19 @@ def test_not_a_dump(tmp_path, content, pattern):
         LammpsDump(str(path), cache=False)
     with pytest.raises(QuestsInputError, match=r"x.lammpstrj: " + pattern):
         read_lammps_dump(str(path), ":", cache=False)
+
+
+def test_binary_file_refused_without_a_scan(tmp_path, monkeypatch):
+    from quests_hpc.io import frame_index
+
+    path = tmp_path / "big.lammpstrj"
+    path.write_bytes(np.random.default_rng(2).bytes(1 << 20))
+    scans = []
+    monkeypatch.setattr(frame_index, "_scan_range", lambda *a: scans.append(a))
+    with pytest.raises(QuestsInputError, match="big.lammpstrj: not a LAMMPS text dump: it holds "
+                                               "binary data"):
+        LammpsDump(str(path), cache=False)
+    assert scans == []
 
 
 def _no_hang(seconds=20):

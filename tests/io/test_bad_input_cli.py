@@ -188,9 +188,9 @@ def test_not_a_dump(capsys, tmp_path, kind):
     path.write_bytes({"empty": b"", "binary": os.urandom(5000),
                       "text": b"just some notes\nnot a dump\n"}[kind])
     what = {"empty": r"empty file; expected a LAMMPS text dump",
-            "binary": r"not a LAMMPS text dump: no line 'ITEM: TIMESTEP' in it; it holds binary data",
-            "text": r"not a LAMMPS text dump: no line 'ITEM: TIMESTEP' in it; line 1 is 'just some "
-                    r"notes'"}[kind]
+            "binary": r"not a LAMMPS text dump: it holds binary data",
+            "text": r"not a LAMMPS text dump: line 1 is 'just some notes', expected ITEM: "
+                    r"TIMESTEP"}[kind]
     check_refused(capsys, tmp_path, str(path), r"x.lammpstrj: " + what)
 
 
