@@ -35,12 +35,19 @@ Parallel reading (``comm`` with several ranks; every call is then collective):
   parse them in parallel; then the same ownership step.  The frame index of a
   compressed file is built by rank 0 in one decompression pass.
 
-The frame index (:mod:`.frame_index`) is built once, cached and revalidated by size and
-modification time.  A truncated last frame (file still being written) is left out with a
-:class:`DumpWarning`; a truncated frame elsewhere, a wrong atom count, a malformed line,
-missing coordinate columns or duplicate ids raise
-:class:`~quests_hpc.errors.QuestsInputError` naming the file, the frame (index and
-timestep) and the line -- on every rank of an MPI read.
+The frame index (:mod:`.frame_index`) is built once, cached and revalidated by size,
+modification time and a content fingerprint (a frame that fails to parse with a cached
+index is read again after a rescan).  A truncated last frame (file still being written) is
+left out with a :class:`DumpWarning`; a truncated frame elsewhere, a wrong atom count, a
+malformed header (a count or timestep that is not an integer in [0, 2**63), a box that is
+not finite, has ``hi <= lo`` or a left-handed general triclinic cell), a malformed line, a
+NaN/inf coordinate, a coordinate more than 2**20 box lengths out along a periodic axis
+(:data:`quests_hpc.geometry.MAX_FRACTIONAL`), missing coordinate columns or duplicate ids
+raise :class:`~quests_hpc.errors.QuestsInputError` naming the file, the frame (index and
+timestep) and the line or atom id -- on every rank of an MPI read, with the same message.
+Selecting a frame whose header or count is bad fails at once (:meth:`LammpsDump.select`).
+Files that are not dumps (empty, binary, other text) and paths that are not regular files
+(directories, FIFOs, devices) are refused when opened.
 """
 
 import glob
