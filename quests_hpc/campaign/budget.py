@@ -260,8 +260,9 @@ def _frame_box(src, i):
 
 
 def _largest(src, sel):
-    sel = list(sel)
-    return max(sel, key=lambda i: (int(src.natoms[i]), -sel.index(i))) if sel else None
+    """The selected frame with the most atoms (the first of them)."""
+    sel = np.asarray(list(sel), dtype=np.int64)
+    return int(sel[np.argmax(src.natoms[sel])]) if len(sel) else None
 
 
 def source_problem(src, sel, params, ranks, available, origin, label=""):
