@@ -12,9 +12,12 @@
 # Needs root (apt-get) or the packages below already installed:
 #   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev pkg-config gcc
 # Use Debian's `mpirun` with this venv (not the MPICH `mpiexec` of .venv).
+# Versions: pinned by constraints.txt as in scripts/setup.sh (h5py's version is part of the
+# wheel cache key); the resolved versions are printed at the end.
 # Recipe and pitfalls: ../shared/HPC-STACK.md ("Parallel HDF5").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 VENV=${QUESTS_HPC_PHDF5_VENV:-.venv-phdf5}
 CACHE=${QUESTS_HPC_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/quests-hpc/phdf5-wheels}
@@ -26,7 +29,7 @@ import h5py, mpi4py, quests_hpc, pytest, pytest_mpi
 assert h5py.get_config().mpi
 EOF
 then
-    echo "setup_phdf5: $VENV is ready ($("$VENV/bin/python" -c 'import h5py; print("h5py", h5py.__version__, "HDF5", h5py.version.hdf5_version, "mpi", h5py.get_config().mpi)'))"
+    print_versions "$VENV/bin/python" "setup_phdf5: $VENV is ready"
     exit 0
 fi
 
@@ -46,28 +49,28 @@ if [ -n "$missing" ]; then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+constraint_flags "$VENV/bin/python" || exit 2
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 # Build requirements named explicitly: build isolation would pin an old mpi4py that
 # compiles from source and runs out of memory; the venv's setuptools 65 fails on
 # project.license.
-pip install mpi4py "numpy>=1.25,<3" "Cython>=3,<4" "pkgconfig>=1.5.5" "setuptools>=77.0.1" \
+pip install "${cflags[@]}" mpi4py "numpy>=1.25,<3" "Cython>=3,<4" "pkgconfig>=1.5.5" "setuptools>=77.0.1" \
     packaging wheel
 
-key="$(dpkg-query -W -f='${Version}' libhdf5-openmpi-dev)_$(dpkg-query -W -f='${Version}' libopenmpi-dev)_$("$VENV/bin/python" -c 'import sys; print("py%d%d" % sys.version_info[:2])')"
+h5v=any
+[ ${#cflags[@]} -eq 0 ] || h5v=$(sed -n 's/^h5py==//p' "${cflags[1]}" | head -n 1)
+key="h5py-${h5v:-any}_$(dpkg-query -W -f='${Version}' libhdf5-openmpi-dev)_$(dpkg-query -W -f='${Version}' libopenmpi-dev)_$("$VENV/bin/python" -c 'import sys; print("py%d%d" % sys.version_info[:2])')"
 wheels="$CACHE/$key"
 if ! ls "$wheels"/h5py-*.whl >/dev/null 2>&1; then
     echo "setup_phdf5: building h5py with MPI against Debian HDF5 (key $key; ~3 min)"
     mkdir -p "$wheels"
     CC=mpicc HDF5_MPI=ON HDF5_PKGCONFIG_NAME=hdf5-openmpi \
         "$VENV/bin/python" -m pip --disable-pip-version-check -q wheel --no-cache-dir \
-        --no-build-isolation --no-binary=h5py --no-deps -w "$wheels" h5py
+        --no-build-isolation --no-binary=h5py --no-deps "${cflags[@]}" -w "$wheels" h5py
 else
     echo "setup_phdf5: reusing the cached wheel in $wheels"
 fi
 pip install --no-deps --force-reinstall "$wheels"/h5py-*.whl
-pip install -e . "pytest>=8" "pytest-mpi>=0.6"
-"$VENV/bin/python" - <<'EOF'
-import h5py
-assert h5py.get_config().mpi, "h5py was installed without MPI"
-print(f"setup_phdf5: done (h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}, mpi True)")
-EOF
+pip install "${cflags[@]}" -e . "pytest>=8" "pytest-mpi>=0.6"
+"$VENV/bin/python" -c 'import h5py, sys; sys.exit(0 if h5py.get_config().mpi else "setup_phdf5: h5py was installed without MPI")'
+print_versions "$VENV/bin/python" "setup_phdf5: done"
