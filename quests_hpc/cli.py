@@ -117,7 +117,9 @@ def _outputs(p):
                         "the same command resumes an interrupted run (required)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUT.h5 if it was written by a different command or "
-                        "inputs (default: refuse)")
+                        "inputs; it is kept until the new results are complete (built in "
+                        "OUT.h5.partial, then renamed over it); never an input or the "
+                        "reference (default: refuse)")
     p.add_argument("--positions", action="store_true",
                    help="also store positions and types of every atom (default: off)")
     p.add_argument("--backend", choices=("auto", "mpio", "gather"), default="auto",
@@ -168,7 +170,8 @@ def build_parser():
     run.add_argument("-o", "--output", default=None, metavar="OUT.h5",
                      help="results file, overriding output.path (default: from the YAML)")
     run.add_argument("--overwrite", action="store_true",
-                     help="replace an output written by a different campaign (default: "
+                     help="replace an output written by a different campaign; the old file "
+                          "is kept until the new results are complete (default: "
                           "output.overwrite from the YAML, false)")
     run.add_argument("--backend", choices=("auto", "mpio", "gather"), default=None,
                      help="HDF5 writing back end, overriding output.backend (default: from "
@@ -334,11 +337,19 @@ def _cmd_plot(args, comm=None):
 
 
 def _cmd_clusters(args, comm):
-    from .analysis.campaign_hooks import cluster_analysis
+    import contextlib
+    import shlex
 
-    cluster_analysis(args.results, comm=comm, threshold=args.threshold, r_edge=args.r_edge,
-                     column=args.column, biconnected_max_size=args.biconnected_max_size,
-                     out=print if comm.rank == 0 else None)
+    from .analysis.campaign_hooks import cluster_analysis
+    from .results.lock import output_lock
+
+    held = (output_lock(args.results, comm, command=shlex.join(sys.argv))  # it writes there
+            if os.path.isfile(args.results) else contextlib.nullcontext())  # else: its error
+    with held:
+        cluster_analysis(args.results, comm=comm, threshold=args.threshold,
+                         r_edge=args.r_edge, column=args.column,
+                         biconnected_max_size=args.biconnected_max_size,
+                         out=print if comm.rank == 0 else None)
     return 0
 
 

@@ -211,3 +211,27 @@ def test_sigterm_releases_the_lock(work):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "interrupted" in err and not os.path.exists(K.lock_path(work / "t.h5"))
+
+
+def test_clusters_on_a_locked_results_file_is_refused(work, capsys):
+    """`quests-hpc clusters` writes into the results file: it takes the lock too."""
+    from quests_hpc.cli import main
+
+    out = work / "r.h5"
+    assert main(["dh", work / "md.lammpstrj", "--reference", REFERENCE, "-o", out,
+                 "--positions", "--progress", "off"]) == 0
+    with open(out, "rb") as f:
+        before = f.read()
+    info = K.acquire(str(out), command="quests-hpc run other.yaml")
+    try:
+        capsys.readouterr()
+        assert main(["clusters", out]) == 2
+        err = capsys.readouterr().err
+        assert f"output {out} is in use by another run" in err and "other.yaml" in err
+        with open(out, "rb") as f:
+            assert f.read() == before
+    finally:
+        K.release(str(out), info)
+    assert main(["clusters", out]) == 0
+    with h5py.File(out, "r") as f:
+        assert "cluster" in f["frames/md_000000"]
