@@ -132,16 +132,21 @@ def _plan_inputs(comm, campaign):
 
 
 def _identities(comm, campaign, sources):
-    """File identities, from rank 0: LAMMPS dumps of the inputs by a sampled hash (their
-    frames carry their own content hash), other inputs and references by a full hash."""
+    """File identities, from rank 0: uncompressed LAMMPS dumps of the inputs by a sampled
+    hash (their frames carry their own content hash, see :func:`_frame_hash`), compressed
+    dumps, other inputs and references by a hash of the whole file (cheaper than
+    decompressing a stream a second time to hash its frames)."""
+    from ..io.compressed import compression_of
+
     ids, err = None, None
     if comm.rank == 0:
         try:
             ins = []
             for src in sources:
                 if src is not None:
-                    full = src.format != "lammps-dump"
-                    ins.extend(R.file_identity(f, full=full) for f in src.files)
+                    ins.extend(R.file_identity(f, full=src.format != "lammps-dump"
+                                               or compression_of(f) is not None)
+                               for f in src.files)
             refs = []
             for spec in campaign["references"]:
                 paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
@@ -365,17 +370,12 @@ def _verified(comm, path, dec, frames, sources, ins):
     done = set(dec.complete)
     check = [fp for fp in frames if fp.name in done and fp.source_path in changed]
     stale = []
-    hasher = _FrameHasher(comm)
-    try:
-        for fp in check:
-            rng = _frame_range(sources[fp.input_no], fp.source_index)
-            now = hasher.hash(rng) if rng is not None else ""
-            if not now or now != dec.frame_hashes.get(fp.name):
-                stale.append(f"{fp.source_path}: frame {fp.source_index} (timestep "
-                             f"{fp.timestep}) has other bytes now than when {fp.name} was "
-                             "computed (the file was modified in place)")
-    finally:
-        hasher.close()
+    for fp in check:
+        now = _frame_hash(comm, sources[fp.input_no], fp.source_index)
+        if not now or now != dec.frame_hashes.get(fp.name):
+            stale.append(f"{fp.source_path}: frame {fp.source_index} (timestep "
+                         f"{fp.timestep}) has other bytes now than when {fp.name} was "
+                         "computed (the file was modified in place)")
     if not stale:
         return dec
     more = f" (and {len(stale) - 3} more frames)" if len(stale) > 3 else ""
@@ -384,45 +384,23 @@ def _verified(comm, path, dec, frames, sources, ins):
 
 
 def _frame_range(src, idx):
-    """``(file, start, end, compressed)`` of frame ``idx`` of a LAMMPS-dump input, else None."""
+    """``(file, start, end)`` of frame ``idx`` of an uncompressed LAMMPS-dump input, else
+    None (compressed and ASE inputs are identified by a hash of the whole file)."""
     dump = getattr(src, "_dump", None)
     if dump is None:
         return None
     k = int(idx)
     for f, ix in zip(dump.files, dump.indices):
         if k < len(ix):
-            return f, int(ix.start[k]), int(ix.end[k]), bool(ix.compressed)
+            return None if ix.compressed else (f, int(ix.start[k]), int(ix.end[k]))
         k -= len(ix)
     return None
 
 
-class _FrameHasher:
-    """Content hashes of frames (collective); keeps compressed streams open on rank 0 so
-    that frames hashed in file order cost one decompression pass."""
-
-    def __init__(self, comm):
-        self.comm = comm
-        self._streams = {}
-
-    def hash(self, rng):
-        path, a, b, compressed = rng
-        src = None
-        if compressed and self.comm.rank == 0:
-            from ..io.compressed import open_source
-
-            if path not in self._streams:
-                self.close()
-                try:
-                    self._streams[path] = open_source(path)
-                except QuestsInputError:
-                    pass  # frame_hash reports it on every rank
-            src = self._streams.get(path)
-        return R.frame_hash(self.comm, path, a, b, compressed, source=src)
-
-    def close(self):
-        for s in self._streams.values():
-            s.close()
-        self._streams = {}
+def _frame_hash(comm, src, idx):
+    """Content hash of frame ``idx``'s bytes (collective); ``""`` where there is none."""
+    rng = _frame_range(src, idx)
+    return R.frame_hash(comm, *rng) if rng is not None else ""
 
 
 def _run_locked(comm, campaign, overwrite, out):
@@ -474,34 +452,30 @@ def _run_locked(comm, campaign, overwrite, out):
 
     hs = params["bandwidth"]
     want = {k: meas[k] for k in ("delta_entropy", "descriptors", "entropy", "diversity")}
-    hasher = _FrameHasher(comm)
-    try:
-        with ResultsWriter.open(target, comm, mode="a", **writer_opts) as w:
-            from .progress import Progress
+    with ResultsWriter.open(target, comm, mode="a", **writer_opts) as w:
+        from .progress import Progress
 
-            prog = Progress(len(frames), total_atoms, len(done),
-                            sum(fp.natoms for fp in frames if fp.name in done),
-                            mode=run["progress"], active=comm.rank == 0, stream=_Stream(out))
-            imbalance = []
-            for fi, fp in enumerate(frames):
-                if fp.name in done:
-                    continue
-                wall, imb = _do_frame(comm, w, fi, fp, sources[fp.input_no], refs, params,
-                                      want, meas, stages, hasher)
-                imbalance.append(imb)
-                prog.frame_done(fp.name, fp.natoms, wall)
-            prog.close()
-            with stages.timed("summary"):
-                if _wants_overlap(campaign) and not (decision.flags.get("overlap") and not todo):
-                    _overlap_table(comm, w, frames, campaign, hs)
-            if need_lc:
-                with stages.timed("learning_curve"):
-                    names = [r["name"] for r in campaign["references"]]
-                    _learning_curve(comm, w, refs[names.index(lc["dataset"])], lc, hs)
-            w.set_attrs("/", {"complete": True})
-            w.flush()
-    finally:
-        hasher.close()
+        prog = Progress(len(frames), total_atoms, len(done),
+                        sum(fp.natoms for fp in frames if fp.name in done),
+                        mode=run["progress"], active=comm.rank == 0, stream=_Stream(out))
+        imbalance = []
+        for fi, fp in enumerate(frames):
+            if fp.name in done:
+                continue
+            wall, imb = _do_frame(comm, w, fi, fp, sources[fp.input_no], refs, params, want,
+                                  meas, stages)
+            imbalance.append(imb)
+            prog.frame_done(fp.name, fp.natoms, wall)
+        prog.close()
+        with stages.timed("summary"):
+            if _wants_overlap(campaign) and not (decision.flags.get("overlap") and not todo):
+                _overlap_table(comm, w, frames, campaign, hs)
+        if need_lc:
+            with stages.timed("learning_curve"):
+                names = [r["name"] for r in campaign["references"]]
+                _learning_curve(comm, w, refs[names.index(lc["dataset"])], lc, hs)
+        w.set_attrs("/", {"complete": True})
+        w.flush()
     for ref in refs:
         ref.free()
     for s in sources:
@@ -663,14 +637,13 @@ def _create(comm, campaign, frames, refs, infos, refids, expect, path, backend, 
         raise QuestsInputError(err)
 
 
-def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages, hasher):
+def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages):
     """Compute and write one frame; returns (wall seconds, atom imbalance)."""
     from .frames import compute_frame
 
     t0 = time.perf_counter()
     share = src.read(fp.source_index)
-    rng = _frame_range(src, fp.source_index)
-    digest = hasher.hash(rng) if rng is not None else ""
+    digest = _frame_hash(comm, src, fp.source_index)
     t_read = time.perf_counter() - t0
     if share.natoms != fp.natoms:
         raise QuestsInputError(f"{fp.source_path}: frame {fp.source_index} has {share.natoms} "

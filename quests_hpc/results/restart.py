@@ -17,7 +17,8 @@ The protocol (carried out by :mod:`quests_hpc.campaign.runner`):
 4. Inputs are identified by size and a *sampled* hash (multi-GB dumps), so an edit in
    bytes the samples miss would go unnoticed.  Each frame therefore stores the content
    hash of its own bytes (:func:`frame_hash`, attribute ``content_sha256``) when it is
-   computed; when an input's size, modification time or inode change time differs from
+   computed (compressed dumps, whose frames would have to be decompressed a second time,
+   and ASE inputs are identified by a hash of the whole file instead); when an input's size, modification time or inode change time differs from
    the recorded one, every complete frame of that input is hashed again before it is
    reused, and a frame whose bytes changed makes the file refused (as any changed input).
 5. Overwriting never deletes first: with ``--overwrite`` an output that would be refused
@@ -285,14 +286,13 @@ def output_conflicts(path, protected):
     return out
 
 
-def frame_hash(comm, path, start, end, compressed=False, source=None):
-    """Content hash of bytes ``[start, end)`` of ``path`` (collective over ``comm``).
+def frame_hash(comm, path, start, end):
+    """Content hash of bytes ``[start, end)`` of the uncompressed file ``path`` (collective
+    over ``comm``, or None).
 
     Blocks of :data:`FRAME_HASH_BLOCK` bytes are hashed (SHA-256) round-robin over the
     ranks and the block digests hashed together with the length, so the value does not
-    depend on the rank count.  Offsets of a compressed file are decompressed offsets: rank
-    0 streams it (``source``: an open :class:`~quests_hpc.io.compressed.StreamSource` to
-    reuse, read forward) and broadcasts the hash.
+    depend on the rank count.
 
     Returns
     -------
@@ -301,17 +301,6 @@ def frame_hash(comm, path, start, end, compressed=False, source=None):
     """
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
     nblk = -(-(end - start) // FRAME_HASH_BLOCK)
-    if compressed:
-        out, err = None, None
-        if rank == 0:
-            try:
-                out = _stream_hash(path, start, end, nblk, source)
-            except (OSError, QuestsInputError) as exc:
-                err = f"{path}: cannot read bytes {start}-{end} to verify them ({exc})"
-        out, err = (out, err) if size == 1 else comm.bcast((out, err), root=0)
-        if err:
-            raise QuestsInputError(err)
-        return out
     mine, err = {}, None
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -331,28 +320,8 @@ def frame_hash(comm, path, start, end, compressed=False, source=None):
     digests = {}
     for m, _ in parts:
         digests.update(m)
-    return _combine([digests[j] for j in range(nblk)], end - start)
-
-
-def _combine(digests, length):
     h = hashlib.sha256()
-    for d in digests:
-        h.update(d)
-    h.update(str(int(length)).encode())
+    for j in range(nblk):
+        h.update(digests[j])
+    h.update(str(int(end - start)).encode())
     return h.hexdigest()
-
-
-def _stream_hash(path, start, end, nblk, source):
-    from ..io.compressed import open_source
-
-    src = source if source is not None else open_source(path)
-    try:
-        digests = []
-        for j in range(nblk):
-            a = start + j * FRAME_HASH_BLOCK
-            data = src.read_at(a, min(FRAME_HASH_BLOCK, end - a))
-            digests.append(hashlib.sha256(data).digest())
-        return _combine(digests, end - start)
-    finally:
-        if source is None:
-            src.close()

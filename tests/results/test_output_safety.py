@@ -214,3 +214,56 @@ def test_reference_without_delta_entropy_finishes(work, capsys):
     capsys.readouterr()
     assert main(["run", y]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_overwrite_finished_aside_but_not_renamed_is_put_in_place(work, capsys):
+    """Killed between the end of an overwrite run and its rename: the rerun has nothing
+    to compute and renames the finished results over the old file."""
+    import shutil
+
+    old, new = work / "old.h5", work / "new.h5"
+    assert _dh(work, old) == 0
+    assert _dh(work, new, "--bandwidth", "0.03") == 0
+    shutil.copy(new, partial_path(old))  # the finished aside file of `-o old.h5 --bw 0.03`
+    before = _sha(old)
+    capsys.readouterr()
+    assert _dh(work, old, "--bandwidth", "0.03") == 2  # without --overwrite: refused
+    assert _sha(old) == before
+    assert _dh(work, old, "--bandwidth", "0.03", "--overwrite") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    with h5py.File(old, "r") as f:
+        assert list(f.attrs["bandwidths"]) == [0.03] and f.attrs["complete"]
+    _no_partial(old)
+
+
+_OPEN_IN_H5PY = r"""
+import sys, time, h5py
+f = h5py.File(sys.argv[1], "a")
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def test_results_open_for_writing_elsewhere_is_named(work, capsys):
+    """Not a quests-hpc run but, e.g., an h5py session holding the file open for writing:
+    the message says so instead of "not a readable HDF5 file; rerun with --overwrite"."""
+    import subprocess
+
+    old = work / "old.h5"
+    assert _dh(work, old) == 0
+    p = subprocess.Popen([sys.executable, "-c", _OPEN_IN_H5PY, str(old)],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "open"
+        before = _sha(old)
+        capsys.readouterr()
+        for extra in ([], ["--overwrite"]):
+            assert _dh(work, old, "--bandwidth", "0.03", *extra) == 2
+            err = _err(capsys)
+            assert f"output {old} is open for writing in another program" in err
+            assert "--overwrite" not in err
+        assert _sha(old) == before
+    finally:
+        p.kill()
+        p.wait()
+    _no_partial(old)

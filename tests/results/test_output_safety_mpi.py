@@ -144,3 +144,20 @@ def test_output_that_is_the_input_refused_on_every_rank(cdir):
         _run(y, comm, overwrite=True, output={"path": dump})
     comm.Barrier()
     assert on_root(comm, lambda: _sha(dump)) == before
+
+
+@pytest.mark.mpi
+def test_frame_hash_does_not_depend_on_the_rank_count(mpi_tmp_path):
+    from quests_hpc.results.restart import FRAME_HASH_BLOCK, frame_hash
+
+    comm = MPI.COMM_WORLD
+    p = str(mpi_tmp_path / "blob.bin")
+
+    def make():
+        with open(p, "wb") as f:
+            f.write(os.urandom(5 * FRAME_HASH_BLOCK + 999))
+
+    on_root(comm, make)
+    a, b = 17, 5 * FRAME_HASH_BLOCK + 900
+    serial = on_root(comm, lambda: frame_hash(None, p, a, b))
+    assert frame_hash(comm, p, a, b) == serial
