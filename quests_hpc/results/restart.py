@@ -18,9 +18,11 @@ The protocol (carried out by :mod:`quests_hpc.campaign.runner`):
    bytes the samples miss would go unnoticed.  Each frame therefore stores the content
    hash of its own bytes (:func:`frame_hash`, attribute ``content_sha256``) when it is
    computed (compressed dumps, whose frames would have to be decompressed a second time,
-   and ASE inputs are identified by a hash of the whole file instead); when an input's size, modification time or inode change time differs from
-   the recorded one, every complete frame of that input is hashed again before it is
-   reused, and a frame whose bytes changed makes the file refused (as any changed input).
+   and ASE inputs are identified by a hash of the whole file instead); when an input's
+   size, modification time or inode change time differs from the recorded one (a same-size
+   edit with the modification time put back still changes the latter), every complete
+   frame of that input is hashed again before it is reused, and a frame whose bytes
+   changed makes the file refused (as any changed input).
 5. Overwriting never deletes first: with ``--overwrite`` an output that would be refused
    stays untouched while the new results are built aside (``OUT.h5.partial``, resumable
    if that run is killed too) and replaces it by an atomic rename only once the new run
