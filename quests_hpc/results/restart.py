@@ -237,18 +237,6 @@ def check_output_dir(path):
     return []
 
 
-def same_file(a, b):
-    """Whether paths ``a`` and ``b`` name one file: same resolved path (symlinks followed;
-    also for files not yet there) or the same inode (hard links)."""
-    ra, rb = os.path.realpath(a), os.path.realpath(b)
-    if ra == rb:
-        return True
-    try:
-        return os.path.samefile(ra, rb)
-    except OSError:
-        return False
-
-
 def output_companions(path):
     """The files a run writes for output ``path``: itself, its ``.partial``, its locks."""
     from .lock import lock_path
@@ -259,6 +247,10 @@ def output_companions(path):
 
 def output_conflicts(path, protected):
     """Why the run may not write ``path``: it (or a companion) is a protected file.
+
+    "Is" means the same file: the same resolved path (symlinks followed; also for files
+    not there yet, such as an index cache still to be written) or the same inode (hard
+    links).  One ``stat`` per protected file at most (long dump sequences).
 
     Parameters
     ----------
@@ -273,18 +265,34 @@ def output_conflicts(path, protected):
         One message per conflict (empty: no conflict).  Nothing is advised about
         ``--overwrite``: a run never writes over these files.
     """
-    out = []
+    by_real, by_inode = {}, {}
     for comp in output_companions(path):
-        for p, label in protected:
-            if not same_file(comp, p):
-                continue
-            if comp == str(path):
-                out.append(f"output {path} is {label} ({p}); a run never writes over its "
-                           "inputs: choose another output file")
-            else:
-                out.append(f"output {path}: the run would write {comp}, which is {label} "
-                           f"({p}); choose another output file")
-            break
+        real = os.path.realpath(comp)
+        by_real.setdefault(real, comp)
+        try:
+            st = os.stat(real)
+            by_inode.setdefault((st.st_dev, st.st_ino), comp)
+        except OSError:
+            pass
+    out, seen = [], set()
+    for p, label in protected:
+        real = os.path.realpath(p)
+        comp = by_real.get(real)
+        if comp is None and by_inode:
+            try:
+                st = os.stat(real)
+                comp = by_inode.get((st.st_dev, st.st_ino))
+            except OSError:
+                pass
+        if comp is None or comp in seen:
+            continue
+        seen.add(comp)
+        if comp == str(path):
+            out.append(f"output {path} is {label} ({p}); a run never writes over its "
+                       "inputs: choose another output file")
+        else:
+            out.append(f"output {path}: the run would write {comp}, which is {label} "
+                       f"({p}); choose another output file")
     return out
 
 
