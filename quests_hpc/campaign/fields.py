@@ -12,6 +12,7 @@ import os
 import re
 
 from ..errors import QuestsInputError
+from ..io.compressed import regular_file_problem
 from ..io.selection import parse_selection
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -178,8 +179,12 @@ def paths_field(v, ctx):
         if any(c in x for c in "*?[") and not os.path.exists(p):
             if not glob.glob(p):
                 raise Bad(f"no file matches {p}")
-        elif not os.path.isfile(p):
+        elif not os.path.exists(p):
             raise Bad(f"file not found: {p}")
+        else:
+            problem = regular_file_problem(p)
+            if problem:
+                raise Bad(f"{p}: {problem}")
         out.append(p)
     return out if isinstance(v, list) else out[0]
 

@@ -216,9 +216,6 @@ def test_not_a_regular_file(capsys, tmp_path, kind):
         signal.alarm(0)
     what = {"dir": "a directory", "fifo": "a FIFO", "/dev/null": "a character device",
             "/dev/zero": "a character device"}[kind]
-    if "file not found" in err:
-        pytest.xfail("quests_hpc/campaign/fields.py paths_field still says 'file not found' for "
-                     f"{what} (it should use quests_hpc.io.compressed.regular_file_problem)")
     assert f"is {what}" in err
 
 
