@@ -450,32 +450,8 @@ def _run_locked(comm, campaign, overwrite, out):
             _create(comm, campaign, frames, refs, infos, st.refids, st.expect, target,
                     backend, writer_opts, rename=target == path)
 
-    hs = params["bandwidth"]
-    want = {k: meas[k] for k in ("delta_entropy", "descriptors", "entropy", "diversity")}
     with ResultsWriter.open(target, comm, mode="a", **writer_opts) as w:
-        from .progress import Progress
-
-        prog = Progress(len(frames), total_atoms, len(done),
-                        sum(fp.natoms for fp in frames if fp.name in done),
-                        mode=run["progress"], active=comm.rank == 0, stream=_Stream(out))
-        imbalance = []
-        for fi, fp in enumerate(frames):
-            if fp.name in done:
-                continue
-            wall, imb = _do_frame(comm, w, fi, fp, sources[fp.input_no], refs, params, want,
-                                  meas, stages)
-            imbalance.append(imb)
-            prog.frame_done(fp.name, fp.natoms, wall)
-        prog.close()
-        with stages.timed("summary"):
-            if _wants_overlap(campaign) and not (decision.flags.get("overlap") and not todo):
-                _overlap_table(comm, w, frames, campaign, hs)
-        if need_lc:
-            with stages.timed("learning_curve"):
-                names = [r["name"] for r in campaign["references"]]
-                _learning_curve(comm, w, refs[names.index(lc["dataset"])], lc, hs)
-        w.set_attrs("/", {"complete": True})
-        w.flush()
+        imbalance = _compute(comm, w, campaign, st, refs, params, stages, out, need_lc)
     for ref in refs:
         ref.free()
     for s in sources:
@@ -496,6 +472,40 @@ def _run_locked(comm, campaign, overwrite, out):
         say("")
         say(timing_table(per_rank, time.perf_counter() - t_start, imbalance[0]))
     return {"path": path, "frames": len(frames), "computed": len(todo), "skipped": len(done)}
+
+
+def _compute(comm, w, campaign, st, refs, params, stages, out, need_lc):
+    """Every frame not complete, the overlap table, the learning curve, the root flag
+    (collective); returns the atom imbalance of every computed frame."""
+    from .progress import Progress
+
+    meas, lc, hs = campaign["measures"], campaign["measures"]["learning_curve"], params["bandwidth"]
+    want = {k: meas[k] for k in ("delta_entropy", "descriptors", "entropy", "diversity")}
+    frames, done = st.frames, set(st.decision.complete)
+    prog = Progress(len(frames), sum(fp.natoms for fp in frames), len(done),
+                    sum(fp.natoms for fp in frames if fp.name in done),
+                    mode=campaign["run"]["progress"], active=comm.rank == 0,
+                    stream=_Stream(out))
+    imbalance = []
+    for fi, fp in enumerate(frames):
+        if fp.name in done:
+            continue
+        wall, imb = _do_frame(comm, w, fi, fp, st.sources[fp.input_no], refs, params, want,
+                              meas, stages)
+        imbalance.append(imb)
+        prog.frame_done(fp.name, fp.natoms, wall)
+    prog.close()
+    todo = len(frames) - len(done)
+    with stages.timed("summary"):
+        if _wants_overlap(campaign) and not (st.decision.flags.get("overlap") and not todo):
+            _overlap_table(comm, w, frames, campaign, hs)
+    if need_lc:
+        with stages.timed("learning_curve"):
+            names = [r["name"] for r in campaign["references"]]
+            _learning_curve(comm, w, refs[names.index(lc["dataset"])], lc, hs)
+    w.set_attrs("/", {"complete": True})
+    w.flush()
+    return imbalance
 
 
 def _wants_overlap(campaign):
