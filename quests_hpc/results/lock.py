@@ -229,7 +229,9 @@ def output_lock(path, comm=None, command=None):
 
     Rank 0 takes it (and turns SIGTERM into ``KeyboardInterrupt`` meanwhile); the outcome
     is broadcast, so a refusal raises the same :class:`OutputLockedError` on every rank.
+    The lock is that of the resolved path, so a symlink and its target share one.
     """
+    path = os.path.realpath(os.fspath(path))
     rank = 0 if comm is None else comm.rank
     info, err = None, None
     if rank == 0:

@@ -241,7 +241,7 @@ def output_companions(path):
     """The files a run writes for output ``path``: itself, its ``.partial``, its locks."""
     from .lock import lock_path
 
-    lock = lock_path(path)
+    lock = lock_path(os.path.realpath(path))  # see lock.output_lock
     return [str(path), partial_path(path), lock, lock + ".takeover"]
 
 

@@ -235,3 +235,36 @@ def test_clusters_on_a_locked_results_file_is_refused(work, capsys):
     assert main(["clusters", out]) == 0
     with h5py.File(out, "r") as f:
         assert "cluster" in f["frames/md_000000"]
+
+
+def test_symlink_to_a_locked_output_is_refused(work, capsys):
+    from quests_hpc.cli import main
+
+    out = work / "real.h5"
+    os.symlink(out, work / "alias.h5")
+    info = K.acquire(str(out), command="holder")
+    try:
+        assert main(["dh", work / "md.lammpstrj", "--reference", REFERENCE, "-o",
+                     work / "alias.h5", "--progress", "off"]) == 2
+        assert "is in use by another run" in capsys.readouterr().err
+    finally:
+        K.release(str(out), info)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(sys.executable),
+                                                    "mpiexec")), reason="no mpiexec")
+def test_locked_output_under_mpiexec_one_message_exit_2(work):
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    out = work / "o.h5"
+    info = K.acquire(str(out), command="holder")
+    try:
+        env = dict(os.environ, QUESTS_HPC_NUM_THREADS="1")
+        r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "quests_hpc.cli", "dh",
+                            str(work / "md.lammpstrj"), "--reference", REFERENCE, "-o",
+                            str(out), "--progress", "off"], capture_output=True, text=True,
+                           timeout=120, env=env)
+    finally:
+        K.release(str(out), info)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("quests-hpc: error:") == 1 and f"pid {os.getpid()}" in r.stderr
+    assert not out.exists()
