@@ -122,6 +122,18 @@ def _fmt(v, width=10):
     return f"{v!s:>{width}}"
 
 
+def _holder(path):
+    """Who holds the output lock of ``path`` (another process), or None."""
+    import os
+
+    from .lock import describe_holder, lock_path, read_lock
+
+    info = read_lock(lock_path(os.path.realpath(path)))
+    if info is None or info.get("pid") == os.getpid():
+        return None
+    return describe_holder(info) if info else "unreadable lock file"
+
+
 def describe(path, max_frames=20):
     """A human-readable summary of a results file (the ``quests-hpc info`` text)."""
     lines = []
@@ -135,6 +147,9 @@ def describe(path, max_frames=20):
                      f"{a.get('mpi_size')} rank(s)), created {a.get('created')}")
         lines.append(f"  campaign: {a.get('campaign_name', '-')}; frames complete: "
                      f"{len(done)}/{len(names)}; campaign complete: {bool(a.get('complete'))}")
+        holder = _holder(path)
+        if holder:
+            lines.append(f"  in use by a run now ({holder}): it may still change")
         lines.append(f"  k = {a.get('k')}, cutoff = {a.get('cutoff')} A, bandwidths = "
                      f"{np.asarray(a.get('bandwidths')).tolist()} 1/A, novelty threshold "
                      f"dH > {a.get('threshold')}")

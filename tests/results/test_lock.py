@@ -268,3 +268,17 @@ def test_locked_output_under_mpiexec_one_message_exit_2(work):
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("quests-hpc: error:") == 1 and f"pid {os.getpid()}" in r.stderr
     assert not out.exists()
+
+
+def test_info_names_the_run_that_holds_the_file(work, capsys):
+    from quests_hpc.cli import main
+
+    out = work / "o.h5"
+    assert main(["dh", work / "md.lammpstrj", "--reference", REFERENCE, "-o", out,
+                 "--progress", "off"]) == 0
+    assert "in use by a run" not in capsys.readouterr().out  # its own lock: not shown
+    _write_lock(str(out), pid=os.getppid(), command="quests-hpc run big.yaml")
+    assert main(["info", out]) == 0
+    text = capsys.readouterr().out
+    assert f"in use by a run now (host {socket.gethostname()}, pid {os.getppid()}" in text
+    assert "big.yaml" in text
