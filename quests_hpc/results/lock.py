@@ -164,8 +164,10 @@ def _refusal(path, lock, info):
     return msg + "; wait for it to finish or write to another output"
 
 
-def acquire(path, command=None, attempts=50):
-    """Take the lock of ``path`` (one process, not collective); returns the holder info.
+def acquire(path, command=None, attempts=50, info=None):
+    """Take the lock of ``path`` (one process, not collective); returns the holder info
+    (``info``, when given: made beforehand, so that a caller interrupted inside this call
+    can still :func:`release` the lock).
 
     Raises
     ------
@@ -175,7 +177,7 @@ def acquire(path, command=None, attempts=50):
         The lock file cannot be created (the message says why).
     """
     lock = lock_path(path)
-    info = holder_info(command)
+    info = info or holder_info(command)
     for _ in range(attempts):
         try:
             _create(lock, info)
@@ -233,20 +235,19 @@ def output_lock(path, comm=None, command=None):
     """
     path = os.path.realpath(os.fspath(path))
     rank = 0 if comm is None else comm.rank
-    info, err = None, None
-    if rank == 0:
-        try:
-            info = acquire(path, command)
-        except QuestsInputError as exc:
-            err = (type(exc).__name__, str(exc))
-    if comm is not None and comm.size > 1:
-        err = comm.bcast(err, root=0)
-    if err:
-        raise (OutputLockedError if err[0] == OutputLockedError.__name__
-               else QuestsInputError)(err[1])
-    try:
-        with _sigterm_raises() if rank == 0 else contextlib.nullcontext():
-            yield info
-    finally:
-        if rank == 0:
-            release(path, info)
+    with contextlib.ExitStack() as stack:
+        info, err = None, None
+        if rank == 0:  # SIGTERM handled from before the lock file exists until it is gone
+            stack.enter_context(_sigterm_raises())
+            info = holder_info(command)
+            stack.callback(release, path, info)
+            try:
+                acquire(path, info=info)
+            except QuestsInputError as exc:
+                err = (type(exc).__name__, str(exc))
+        if comm is not None and comm.size > 1:
+            err = comm.bcast(err, root=0)
+        if err:
+            raise (OutputLockedError if err[0] == OutputLockedError.__name__
+                   else QuestsInputError)(err[1])
+        yield info
