@@ -23,7 +23,9 @@ def dataset_descriptors(comm, spec, params):
     x_local : ndarray (n_local, 2k-1)
     n_frames : int
     """
+    from .budget import check_source
     from .frames import frame_descriptors_in_order
+    from .references import require_environments
     from .sources import InputSource
 
     src = InputSource(spec, comm)
@@ -32,6 +34,9 @@ def dataset_descriptors(comm, spec, params):
         if not sel:
             raise QuestsInputError(f"{src.files[0]}: the frame selection "
                                    f"{spec.get('frames')!r} selects no frame")
+        label = f"input {spec['name']}"
+        require_environments(src, sel, spec.get("frames", "all"), label)
+        check_source(comm, src, sel, params, False, label)  # before any descriptor
         parts = []
         for i in sel:
             d, _ = frame_descriptors_in_order(comm, src.read(i), params)

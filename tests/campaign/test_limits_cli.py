@@ -243,9 +243,6 @@ def test_campaign_with_an_empty_reference(work, capsys):
     _untouched(work, before)
 
 
-@pytest.mark.xfail(strict=True, reason="entropy/overlap of an empty INPUT: needs "
-                   "campaign/oneoff.py dataset_descriptors to call "
-                   "references.require_environments (helper B's file)")
 @pytest.mark.parametrize("command", ["entropy", "overlap-input"])
 def test_data_set_without_environments_is_refused(work, capsys, command):
     args = (["entropy", work / "empty.lammpstrj"] if command == "entropy" else
