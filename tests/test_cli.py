@@ -220,6 +220,15 @@ def test_bad_input_under_mpiexec_exits_2_with_one_message(data, tmp_path):
     assert r.stderr.count("did you mean 'output'?") == 1, r.stderr  # printed by rank 0 only
 
 
+def _running(pid):
+    """Whether process ``pid`` still runs: exists and is not a zombie whose threads have
+    all ended (a thread-group leader shows Z while its other threads, which hold the
+    process's files, are still exiting)."""
+    from quests_hpc.results.lock import _exited
+
+    return os.path.exists(f"/proc/{pid}") and not _exited(pid)
+
+
 def _descendants(pid):
     """Process ids below ``pid`` (from /proc), children first."""
     kids = {}
@@ -289,6 +298,11 @@ run: {{progress: lines}}
         rc = proc.wait(timeout=60)
         assert time.monotonic() - t0 < 30
         assert rc != 0
+        # Open MPI's mpirun returns while the surviving rank, orphaned, may still be
+        # dying: a scheduler starts the rerun once the job's processes are gone.
+        while any(_running(p) for p in ranks) and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        assert not any(_running(p) for p in ranks), "ranks still running 30 s after the kill"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

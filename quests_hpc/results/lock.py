@@ -57,6 +57,30 @@ def _proc_start(pid):
         return None
 
 
+def _proc_state(pid):
+    """One-letter state of process ``pid`` (Linux ``/proc``: R, S, D, Z, ...), else None."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            text = f.read().decode(errors="replace")
+        return text[text.rindex(")") + 2:].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _exited(pid):
+    """Whether ``pid`` is a zombie whose threads have all exited (its files are closed).
+
+    The leader of a thread group shows state Z as soon as it exits, while its other
+    threads (which still hold the process's files) may take a moment longer to end.
+    """
+    if _proc_state(pid) not in ("Z", "X"):
+        return False
+    try:
+        return len(os.listdir(f"/proc/{int(pid)}/task")) <= 1
+    except OSError:
+        return True
+
+
 def _alive(pid, start=None):
     """Whether ``pid`` is a running process (the same one, when ``start`` is known)."""
     try:
@@ -67,6 +91,8 @@ def _alive(pid, start=None):
         pass  # exists, owned by someone else
     except (OSError, ValueError, OverflowError):
         return False
+    if _exited(pid):
+        return False  # a zombie: dead, only not yet reaped (an orphaned MPI rank, say)
     if start is not None:
         now = _proc_start(pid)
         if now is not None and now != start:

@@ -72,6 +72,26 @@ def test_reused_pid_is_stale(tmp_path):
         K.acquire(str(tmp_path / "p.h5"))
 
 
+def test_lock_of_a_zombie_is_stale(tmp_path):
+    """A holder that has exited but is not yet reaped (state Z) is dead: Open MPI's
+    ``mpirun`` returns after a rank is killed while the other ranks, orphaned, are still
+    dying or are zombies, and a rerun at once must not be refused by a dead rank 0."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while K._proc_state(child.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert K._proc_state(child.pid) == "Z"
+        out = str(tmp_path / "o.h5")
+        _write_lock(out, pid=child.pid, proc_start=K._proc_start(child.pid))
+        info = K.acquire(out)
+        assert info["pid"] == os.getpid()
+        assert json.load(open(K.lock_path(out)))["pid"] == os.getpid()
+        K.release(out, info)
+    finally:
+        child.wait()
+
+
 def test_lock_of_another_host_is_refused_with_advice(tmp_path):
     out = str(tmp_path / "o.h5")
     _write_lock(out, host="node-17.cluster", pid=_dead_pid())
