@@ -227,9 +227,13 @@ def check_output_dir(path):
     try:
         with open(probe, "wb") as fh:
             fh.write(b"x")
-        os.remove(probe)
     except OSError as exc:
         return [f"output directory {d} is not writable ({exc.strerror or exc})"]
+    finally:  # created but not written (disk full, quota): leave no stray probe behind
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
     if os.path.isdir(path):
         return [f"output {path} is a directory; name a file"]
     if os.path.exists(path) and not os.access(path, os.W_OK):

@@ -267,3 +267,30 @@ def test_results_open_for_writing_elsewhere_is_named(work, capsys):
         p.kill()
         p.wait()
     _no_partial(old)
+
+
+def test_write_probe_is_removed_when_the_disk_is_full(tmp_path, monkeypatch):
+    """A full disk: the probe file is created but writing it fails (ENOSPC); it must not be
+    left behind as a stray ``.quests-hpc-write-test-PID`` beside the user's files."""
+    import builtins
+    import errno
+
+    from quests_hpc.results import restart
+
+    class _Full:
+        def __init__(self, path):
+            self.fh = builtins.open(path, "wb")
+
+        def __enter__(self):
+            return self
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(restart, "open", lambda p, mode="r": _Full(p), raising=False)
+    problems = restart.check_output_dir(str(tmp_path / "out.h5"))
+    assert problems == [f"output directory {tmp_path} is not writable (No space left on device)"]
+    assert os.listdir(tmp_path) == []
