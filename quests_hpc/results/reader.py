@@ -9,8 +9,8 @@ Everything here is serial (plain h5py, any build); call it on one rank.
 """
 
 import json
-
 import math
+import os
 
 import numpy as np
 
@@ -27,12 +27,27 @@ def open_results(path, mode="r"):
     except FileNotFoundError:
         raise QuestsInputError(f"{path}: no such file") from None
     except OSError as exc:
-        raise QuestsInputError(f"{path}: not a readable HDF5 file ({exc})") from None
+        raise QuestsInputError(_unreadable(path, exc)) from None
     if f.attrs.get("format") != L.FORMAT:
         f.close()
         raise QuestsInputError(f"{path}: not a quests-hpc results file (no format attribute "
                                f"{L.FORMAT!r})")
     return f
+
+
+def _unreadable(path, exc):
+    """Why h5py could not open ``path``: a run that holds it (its lock file names it), another
+    program that has it open for writing (HDF5's file lock), or not HDF5 at all."""
+    if "lock" not in str(exc).lower():
+        return f"{path}: not a readable HDF5 file ({exc})"
+    from .lock import describe_holder, lock_path, read_lock
+
+    holder = read_lock(lock_path(os.path.realpath(path)))
+    if holder:
+        return (f"{path} is being written by another run ({describe_holder(holder)}); wait for "
+                "it to finish and rerun")
+    return (f"{path} is open for writing in another program (HDF5: {exc}); close it there "
+            "and rerun")
 
 
 def _text(v):

@@ -294,3 +294,34 @@ def test_write_probe_is_removed_when_the_disk_is_full(tmp_path, monkeypatch):
     problems = restart.check_output_dir(str(tmp_path / "out.h5"))
     assert problems == [f"output directory {tmp_path} is not writable (No space left on device)"]
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["export", "info"])
+def test_reading_results_that_a_run_is_writing_names_the_run(work, capsys, command):
+    """`export` / `info` of an output that a live run holds (its lock and HDF5's file lock):
+    the message names the run, not "not a readable HDF5 file"; the file and the lock are
+    untouched and nothing is exported."""
+    import subprocess
+
+    from quests_hpc.results import lock
+
+    old = work / "old.h5"
+    assert _dh(work, old) == 0
+    p = subprocess.Popen([sys.executable, "-c", _OPEN_IN_H5PY, str(old)],
+                         stdout=subprocess.PIPE, text=True)
+    info = lock.acquire(str(old), command="quests-hpc run campaign.yaml")
+    try:
+        assert p.stdout.readline().strip() == "open"
+        before = _snapshot(work)
+        capsys.readouterr()
+        args = [command, str(old)] + (["-o", str(work / "exported")] if command == "export" else [])
+        assert main(args) == 2
+        err = _err(capsys)
+        assert f"{old} is being written by another run (host {info['host']}, pid {os.getpid()}" in err
+        assert "quests-hpc run campaign.yaml" in err and "not a readable HDF5 file" not in err
+        assert _snapshot(work) == before
+        assert not os.path.exists(work / "exported")
+    finally:
+        lock.release(str(old), info)
+        p.kill()
+        p.wait()
