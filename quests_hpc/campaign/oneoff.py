@@ -33,7 +33,8 @@ def dataset_descriptors(comm, spec, params):
         sel = src.select(spec.get("frames", "all"))
         if not sel:
             raise QuestsInputError(f"{src.files[0]}: the frame selection "
-                                   f"{spec.get('frames')!r} selects no frame")
+                                   f"{spec.get('frames')!r} selects no frame (the file holds "
+                                   f"{len(src)} complete frames)")
         label = f"input {spec['name']}"
         require_environments(src, sel, spec.get("frames", "all"), label)
         check_source(comm, src, sel, params, False, label)  # before any descriptor

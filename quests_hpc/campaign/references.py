@@ -74,8 +74,9 @@ def reference_descriptors(comm, spec, params):
     try:
         sel = src.select(spec.get("frames", "all"))
         if not sel:
-            raise QuestsInputError(f"reference {spec['name']}: the frame selection "
-                                   f"{spec.get('frames')!r} selects no frame")
+            raise QuestsInputError(f"reference {spec['name']}: {src.files[0]}: the frame selection "
+                                   f"{spec.get('frames')!r} selects no frame (the file holds "
+                                   f"{len(src)} complete frames)")
         require_environments(src, sel, spec.get("frames", "all"), f"reference {spec['name']}")
         big = [i for i in sel if src.format == "lammps-dump" or src.natoms[i] >= PIPELINE_MIN_ATOMS
                and comm.size > 1]

@@ -117,8 +117,9 @@ def _plan_inputs(comm, campaign):
             src = InputSource(spec, comm)
             sel = src.select(spec["frames"])
             if not sel:
-                problems.append(f"inputs[{i}] ({spec['name']}): frame selection "
-                                f"{spec['frames']!r} selects no frame")
+                problems.append(f"inputs[{i}] ({spec['name']}): {src.files[0]}: the frame "
+                                f"selection {spec['frames']!r} selects no frame (the file holds "
+                                f"{len(src)} complete frames)")
             for idx in sel:
                 frames.append(L.FramePlan(
                     name=L.frame_name(spec["name"], idx), input=spec["name"], input_no=i,

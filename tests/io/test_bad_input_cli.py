@@ -306,3 +306,22 @@ def test_bad_ase_input(capsys, tmp_path, case):
                    r"more than 2\*\*20 cell "
                    r"lengths outside the periodic cell")
     check_refused(capsys, tmp_path, path, pattern)
+
+
+@pytest.mark.parametrize("role", ["input", "reference"])
+def test_compressed_dump_cut_before_its_first_frame_is_named(capsys, tmp_path, role):
+    """A .zst dump cut after 6000 bytes (no complete frame, no end marker): the refusal names
+    the file and says it holds no complete frame, not only "selects no frame"."""
+    with open(data("cu_unsorted.lammpstrj.zst"), "rb") as fh:
+        cut = tmp_path / "cut.lammpstrj.zst"
+        cut.write_bytes(fh.read()[:6000])
+    good = tmp_path / "good.lammpstrj"
+    good.write_bytes(open(data("cu_unsorted.lammpstrj"), "rb").read())
+    before = snapshot(tmp_path)
+    test, ref = (cut, good) if role == "input" else (good, cut)
+    code, _, err = run_cli(capsys, ["dh", test, "--reference", ref, "-o", tmp_path / "out.h5"])
+    assert code == 2, err
+    assert "Traceback" not in err and err.count("quests-hpc: error:") == 1, err
+    assert f"{cut}: the frame selection 'all' selects no frame (the file holds 0 complete frames)" in err
+    assert snapshot(tmp_path) == before
+    assert not os.path.exists(tmp_path / "out.h5.partial")
