@@ -312,9 +312,7 @@ def export_results(path, directory, *, comm=None, frames=None, fmt="lammps-dump"
 
     comm = _comm(comm)
     names = comm.bcast(_root_call(comm, rio.analysed_frames, path, frames), root=0)
-    if comm.rank == 0:
-        os.makedirs(directory, exist_ok=True)
-    comm.Barrier()
+    _root_call(comm, _make_export_dir, directory)
     ext = (".lammpstrj" if fmt == "lammps-dump" else ".xyz") + (".gz" if compress else "")
     written = []
     for name in names:
@@ -329,6 +327,20 @@ def export_results(path, directory, *, comm=None, frames=None, fmt="lammps-dump"
                      timestep=share["timestep"], fmt=fmt, comm=comm)
         written.append(p)
     return written
+
+
+def _make_export_dir(directory):
+    """Create the export directory (rank 0); a file in its place or an OSError is bad input."""
+    import os
+
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise QuestsInputError(f"export directory {directory} exists and is not a directory; "
+                               "name a directory (it is created if missing)")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise QuestsInputError(f"cannot create the export directory {directory}: "
+                               f"{exc.strerror or exc}") from None
 
 
 def _read_slab(path, dset, share, comm):

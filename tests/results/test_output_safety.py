@@ -325,3 +325,18 @@ def test_reading_results_that_a_run_is_writing_names_the_run(work, capsys, comma
         lock.release(str(old), info)
         p.kill()
         p.wait()
+
+
+def test_export_into_an_existing_file_is_refused(work, capsys):
+    """`export -o DIR` where DIR is an existing file (here the input dump): exit 2, one line
+    naming it, no traceback, the file untouched."""
+    old = work / "old.h5"
+    assert _dh(work, old) == 0
+    before = _snapshot(work)
+    capsys.readouterr()
+    dump = work / "md.lammpstrj"
+    assert main(["export", str(old), "-o", str(dump)]) == 2
+    err = _err(capsys)
+    assert f"export directory {dump} exists and is not a directory" in err
+    assert err.count("\n") == 1
+    assert _snapshot(work) == before
