@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 
 from . import __version__
 from .errors import QuestsInputError
@@ -549,14 +550,28 @@ def main(argv=None):
     args.argv = list(sys.argv[1:] if argv is None else argv)
     comm = None
     try:
-        if args.mpi:
-            from mpi4py import MPI
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            if args.mpi:
+                from mpi4py import MPI
 
-            comm = MPI.COMM_WORLD
-        status = args.func(args, comm)
+                comm = MPI.COMM_WORLD
+            status = args.func(args, comm)
     except (Exception, KeyboardInterrupt) as exc:
         return _fail(comm, exc)
     return 0 if status is None else int(status)
+
+
+def _show_warning(default):
+    """A warning about the user's files (:class:`DumpWarning`) as one line
+    ``quests-hpc: warning: ...``, without the Python source location; others as before."""
+    from .io.lammps_header import DumpWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, DumpWarning):
+            return default(message, category, filename, lineno, file, line)
+        print(f"quests-hpc: warning: {message}", file=file or sys.stderr, flush=True)
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -325,3 +325,18 @@ def test_compressed_dump_cut_before_its_first_frame_is_named(capsys, tmp_path, r
     assert f"{cut}: the frame selection 'all' selects no frame (the file holds 0 complete frames)" in err
     assert snapshot(tmp_path) == before
     assert not os.path.exists(tmp_path / "out.h5.partial")
+
+
+def test_warning_about_a_truncated_last_frame_is_one_plain_line(capsys, tmp_path):
+    """A dump whose last frame is cut (still being written): the run finishes (exit 0) and the
+    warning is one `quests-hpc: warning:` line naming file, frame timestep and line, without
+    the Python source location and source line that `warnings` prints by default."""
+    lines = open(data("cu_unsorted.lammpstrj")).read().split("\n")
+    dump = write_text(tmp_path / "cut.lammpstrj", "\n".join(lines[:-20]))
+    code, _, err = run_cli(capsys, ["dh", dump, "--reference", reference(), "-o",
+                                    tmp_path / "out.h5", "--progress", "off"])
+    assert code == 0, err
+    warn = [w for w in err.splitlines() if "incomplete" in w]
+    assert len(warn) == 1 and warn[0].startswith(f"quests-hpc: warning: {dump}: last frame "), err
+    assert "(timestep 200, line 1071)" in warn[0] and "it is left out" in warn[0]
+    assert "DumpWarning" not in err and ".py:" not in err, err
