@@ -248,7 +248,7 @@ class StreamSource(_Source):
     def _take(self, mv):
         """Copy pending bytes into ``mv``; return the count (0 at the end)."""
         if self._pend_pos >= len(self._pending):
-            self._pending = b""
+            self._pending, self._pend_pos = b"", 0
             if not self._more():
                 self.size = self._pos
                 return 0

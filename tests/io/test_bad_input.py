@@ -510,3 +510,20 @@ def test_not_a_regular_file_in_a_glob(tmp_path):
     finally:
         import signal
         signal.alarm(0)
+
+
+def test_gzip_cut_short_warning_counts_the_bytes_decompressed(tmp_path):
+    """The "ends without its end marker after N bytes" warning gives the decompressed length
+    of what is there (not 0)."""
+    import zlib
+
+    raw = open(data("cu_unsorted.lammpstrj.gz"), "rb").read()[:8000]
+    path = tmp_path / "cut.lammpstrj.gz"
+    path.write_bytes(raw)
+    n = len(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw))
+    assert n > 20000
+    with pytest.warns(DumpWarning) as rec:
+        read_lammps_dump(str(path), ":", cache=False)
+    msgs = [str(w.message) for w in rec if "end marker" in str(w.message)]
+    assert msgs == [f"{path}: the gz stream ends without its end marker after {n} bytes (file "
+                    "still being written?); reading what is there"]
