@@ -183,7 +183,8 @@ def build_parser():
     run.add_argument("--progress", choices=("auto", "lines", "tty", "off"), default=None,
                      help="progress output, overriding run.progress (default: auto)")
     run.add_argument("--check", action="store_true",
-                     help="validate the campaign and stop (no MPI work; default: run)")
+                     help="validate the campaign and the frame selections of its inputs, and stop (no "
+                          "computation; default: run)")
     run.set_defaults(func=_cmd_run, mpi=True)
 
     de = sub.add_parser(
@@ -380,6 +381,9 @@ def _cmd_run(args, comm):
         over["run"]["progress"] = args.progress
     c = load_campaign(args.campaign, overrides=over)
     if args.check:
+        from .campaign.runner import check_inputs
+
+        check_inputs(c, comm)
         if comm.rank == 0:
             print(f"{args.campaign}: valid ({len(c['inputs'])} input(s), "
                   f"{len(c['references'])} reference(s), output {c['output']['path']})")

@@ -132,6 +132,17 @@ def _plan_inputs(comm, campaign):
     return sources, frames, problems
 
 
+def check_inputs(campaign, comm=None):
+    """Open every input and check its frame selection (``run --check``): raises
+    :class:`CampaignError` listing the problems, as a run would before any work."""
+    sources, _, problems = _plan_inputs(comm, campaign)
+    for src in sources:
+        if src is not None:
+            src.close()
+    if problems:
+        raise CampaignError(campaign.get("source", "campaign"), problems)
+
+
 def _identities(comm, campaign, sources):
     """File identities, from rank 0: uncompressed LAMMPS dumps of the inputs by a sampled
     hash (their frames carry their own content hash, see :func:`_frame_hash`), compressed

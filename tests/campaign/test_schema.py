@@ -127,6 +127,24 @@ def test_cli_check_only(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "r.h5")
 
 
+@pytest.mark.parametrize("frames, expected", [
+    ("999", "inputs[0] (a): {dump}: frame index 999 out of range (1 frames)"),
+    ("t=5000:6000", "selects no frame (the file holds 1 complete frames)"),
+])
+def test_cli_check_opens_the_inputs(tmp_path, capsys, frames, expected):
+    """`run --check` says "valid" only if the inputs' frame selections hold frames: a frame
+    out of range (or a dump that is not one) is refused as the run would refuse it, exit 2,
+    nothing created."""
+    dump = write_dump(tmp_path / "a.lammpstrj", n_frames=1)
+    p = write_yaml(tmp_path / "c.yaml", f"inputs: [{{path: a.lammpstrj, frames: '{frames}'}}]\n"
+                                        "output: {path: r.h5}\n")
+    assert main(["run", p, "--check"]) == 2
+    out, err = capsys.readouterr()
+    assert "valid" not in out and "Traceback" not in err
+    assert expected.format(dump=dump) in err, err
+    assert sorted(os.listdir(tmp_path)) == ["a.lammpstrj", "c.yaml"]
+
+
 def test_schema_help_lists_every_key_with_default():
     text = "\n".join(schema_help())
     for key in ("k: 32", "cutoff: 5.0", "bandwidth: [0.015]", "threshold: 0.0", "frames: all",
