@@ -395,9 +395,10 @@ def _discard(path):
 def _write_failed(path, why):
     from .results.writer import ResultsIOError
 
-    return ResultsIOError(f"writing {os.fspath(path)} failed: {why}; nothing was left under "
-                          "that name (files written before it are complete) -- free space "
-                          "(or fix the file system) and rerun the export")
+    return ResultsIOError(f"writing {os.fspath(path)} failed: {why}; no partial file was put "
+                          "under that name (an earlier file of that name is unchanged; files "
+                          "written before it are complete) -- free space (or fix the file "
+                          "system) and rerun the export")
 
 
 def _why(exc):

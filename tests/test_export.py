@@ -246,6 +246,8 @@ def test_full_disk_during_export_leaves_no_truncated_file(tmp_path, capsys, monk
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"quests-hpc: error: writing {out / names[1]} failed: No space left "
                           "on device")
+    assert "no partial file was put under that name (an earlier file of that name is " \
+           "unchanged; files written before it are complete)" in err
     assert sorted(os.listdir(out)) == [names[0], names[2]]  # nothing hidden left either
     assert (out / names[0]).read_bytes() == (good / names[0]).read_bytes()
     assert (out / names[2]).read_bytes() == b"an earlier export"
