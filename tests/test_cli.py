@@ -368,8 +368,8 @@ def test_clusters_export_plot_commands_on_a_results_file(tmp_path, capsys):
     assert np.all((labels == 0) == (dh > 0))  # every covered atom is in a cluster
     out_dir = tmp_path / "ovito"
     assert main(["export", path, "-o", str(out_dir), "--no-gzip", "--elements", "Cu"]) == 0
-    files = sorted(out_dir.iterdir())
-    assert len(files) == 2
+    files = sorted(p for p in out_dir.iterdir() if not p.name.startswith("."))
+    assert len(files) == 2 and (out_dir / ".quests-hpc-export.json").is_file()
     from ase.io import read
 
     atoms = read(files[0], format="lammps-dump-text")

@@ -235,9 +235,12 @@ def test_full_disk_during_export_leaves_no_truncated_file(tmp_path, capsys, monk
     good, out = tmp_path / "good", tmp_path / "frames"
     assert main(["export", path, "-o", good]) == 0
     names = sorted(os.listdir(good))
-    assert names == ["md_000000.lammpstrj.gz", "md_000001.lammpstrj.gz",
-                     "md_000002.lammpstrj.gz"]
-    out.mkdir()
+    assert names == [".quests-hpc-export.json", "md_000000.lammpstrj.gz",
+                     "md_000001.lammpstrj.gz", "md_000002.lammpstrj.gz"]
+    manifest, names = names[0], names[1:]
+    assert main(["export", path, "-o", out]) == 0  # an earlier export of the same results
+    for name in names[:2]:
+        os.remove(out / name)
     (out / names[2]).write_bytes(b"an earlier export")
     capsys.readouterr()
     _full_disk_after(monkeypatch, 1)
@@ -248,7 +251,7 @@ def test_full_disk_during_export_leaves_no_truncated_file(tmp_path, capsys, monk
                           "on device")
     assert "no partial file was put under that name (an earlier file of that name is " \
            "unchanged; files written before it are complete)" in err
-    assert sorted(os.listdir(out)) == [names[0], names[2]]  # nothing hidden left either
+    assert sorted(os.listdir(out)) == [manifest, names[0], names[2]]  # no hidden file left
     assert (out / names[0]).read_bytes() == (good / names[0]).read_bytes()
     assert (out / names[2]).read_bytes() == b"an earlier export"
 

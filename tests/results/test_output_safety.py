@@ -340,3 +340,31 @@ def test_export_into_an_existing_file_is_refused(work, capsys):
     assert f"export directory {dump} exists and is not a directory" in err
     assert err.count("\n") == 1
     assert _snapshot(work) == before
+
+
+def test_export_never_replaces_another_results_files_export(work, capsys):
+    """`export` into a directory of earlier exports: exporting the same results again
+    replaces its own files; another results file's export (same frame names), or any
+    other file under an exported name, is kept and the export refused before writing."""
+    a, b = work / "a.h5", work / "b.h5"
+    assert _dh(work, a) == 0 and _dh(work, b, "--bandwidth", "0.03") == 0
+    frames = work / "frames"
+    assert main(["export", str(a), "-o", str(frames)]) == 0
+    exported = sorted(p for p in os.listdir(frames) if not p.startswith("."))
+    assert exported
+    assert main(["export", str(a), "-o", str(frames)]) == 0  # its own files: replaced
+    before = _snapshot(work)
+    capsys.readouterr()
+    assert main(["export", str(b), "-o", str(frames)]) == 2
+    err = _err(capsys)
+    assert (f"export directory {frames}: {len(exported)} file(s) to write already exist and "
+            f"were not exported from {b}") in err
+    assert f"exported from {os.path.realpath(a)}" in err and err.count("\n") == 1
+    assert _snapshot(work) == before
+    other = work / "mine"
+    other.mkdir()
+    (other / exported[0]).write_bytes(b"a user's own file\n")
+    before = _snapshot(work)
+    assert main(["export", str(a), "-o", str(other)]) == 2
+    assert "1 file(s) to write already exist and were not exported from" in _err(capsys)
+    assert _snapshot(work) == before
