@@ -30,6 +30,24 @@ run_limited() {
     wait "$pid"
 }
 
+# path_without_mpi DIR: print a PATH on which no MPI launcher is found (what a machine
+# without MPI has), made of DIR filled with links to every command of $PATH except
+# mpiexec/mpirun/orterun/prterun and their variants; the first of a name wins, as on PATH.
+path_without_mpi() {
+    local dir=$1 d f name
+    mkdir -p "$dir"
+    local IFS=:
+    for d in $PATH; do
+        [ -d "$d" ] || continue
+        for f in "$d"/*; do
+            name=${f##*/}
+            case $name in mpiexec* | mpirun* | orterun* | prterun* | mpiexec.*) continue ;; esac
+            [ -x "$f" ] && [ ! -e "$dir/$name" ] && ln -s "$f" "$dir/$name"
+        done
+    done
+    printf '%s' "$dir"
+}
+
 # Every descendant of process $1 (children, their children, ...), from /proc.
 _descendants() {
     "${PYTHON:-python3}" - "$1" <<'EOF'
