@@ -247,12 +247,9 @@ def _min_op():
 def _frame_box(src, i):
     """(cell, pbc, label) of frame ``i`` of an InputSource, reading only its header (on
     this rank; ASE sources hold their atoms on rank 0)."""
-    if src._dump is not None:
-        d = src._dump
-        fno, k = int(d._file_of[i]), int(d._local[i])
-        if d.indices[fno].compressed:  # the header of the file's first frame: no long seek
-            k = 0
-        hdr, _ = d._header(fno, k, d.where(i))
+    d = src.dump
+    if d is not None:  # in a compressed file, the header of its first frame: no long seek
+        hdr = d.header(i, first_of_file=d.byte_range(i) is None)
         return hdr.cell, hdr.pbc, d.where(i)
     a = src._atoms[int(i)]
     where = src.where(i) if hasattr(src, "where") else f"{src.frame_file[int(i)]}, frame {int(i)}"

@@ -395,23 +395,10 @@ def _verified(comm, path, dec, frames, sources, ins):
         f"{path} was written from other input data: " + "; ".join(stale[:3]) + more))
 
 
-def _frame_range(src, idx):
-    """``(file, start, end)`` of frame ``idx`` of an uncompressed LAMMPS-dump input, else
-    None (compressed and ASE inputs are identified by a hash of the whole file)."""
-    dump = getattr(src, "_dump", None)
-    if dump is None:
-        return None
-    k = int(idx)
-    for f, ix in zip(dump.files, dump.indices):
-        if k < len(ix):
-            return None if ix.compressed else (f, int(ix.start[k]), int(ix.end[k]))
-        k -= len(ix)
-    return None
-
-
 def _frame_hash(comm, src, idx):
     """Content hash of frame ``idx``'s bytes (collective); ``""`` where there is none."""
-    rng = _frame_range(src, idx)
+    # compressed and ASE inputs have no byte range: a hash of the whole file identifies them
+    rng = None if src.dump is None else src.dump.byte_range(int(idx))
     return R.frame_hash(comm, *rng) if rng is not None else ""
 
 

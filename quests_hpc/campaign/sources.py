@@ -168,6 +168,12 @@ class InputSource:
             self._dump.check_readable(out)
         return out
 
+    @property
+    def dump(self):
+        """The :class:`~quests_hpc.io.lammps_dump.LammpsDump` behind a LAMMPS-dump input,
+        None for inputs read by ASE."""
+        return self._dump
+
     def read(self, i):
         """This rank's :class:`Share` of frame ``i`` (collective)."""
         comm = self.comm

@@ -225,6 +225,20 @@ class LammpsDump:
         ts = int(ix.timestep[k])
         return f"{ix.path}, frame {k} (timestep {ts if ts >= 0 else '?'}{extra})"
 
+    def header(self, i, first_of_file=False):
+        """The parsed header of frame ``i`` (this rank alone, no atoms read); with
+        ``first_of_file`` the header of the first frame of ``i``'s file instead (no long
+        seek into a compressed stream)."""
+        fno, k = int(self._file_of[i]), int(self._local[i])
+        hdr, _ = self._header(fno, 0 if first_of_file else k, self.where(i))
+        return hdr
+
+    def byte_range(self, i):
+        """``(file, start, end)`` of frame ``i``'s bytes, or None in a compressed file."""
+        fno, k = int(self._file_of[i]), int(self._local[i])
+        ix = self.indices[fno]
+        return None if ix.compressed else (self.files[fno], int(ix.start[k]), int(ix.end[k]))
+
     # ------------------------------------------------------------------ reading
     def iread(self, selection=":", by="index", owner=None):
         """Yield the selected frames (collective over ``comm``)."""
