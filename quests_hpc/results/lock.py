@@ -271,6 +271,9 @@ def output_lock(path, comm=None, command=None):
                 acquire(path, info=info)
             except QuestsInputError as exc:
                 err = (type(exc).__name__, str(exc))
+            except OSError as exc:  # reaches every rank: none is left in the bcast
+                err = ("QuestsInputError", f"cannot lock the output {path}: cannot create "
+                       f"{lock_path(path)} ({exc.strerror or exc})")
         if comm is not None and comm.size > 1:
             err = comm.bcast(err, root=0)
         if err:
