@@ -8,21 +8,11 @@ import numpy as np
 import pytest
 from campaign_data import basic_campaign
 
+from mpi_support import on_root
+
 MPI = pytest.importorskip("mpi4py.MPI")
 
 
-def on_root(comm, fn):
-    """``fn()`` on rank 0, its result (or its failure) on every rank: a failing check on
-    rank 0 must not leave the other ranks waiting in a collective."""
-    out, err = None, None
-    if comm.rank == 0:
-        try:
-            out = fn()
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
-            err = f"{type(exc).__name__}: {exc}"
-    out, err = comm.bcast((out, err), root=0)
-    assert err is None, f"rank 0: {err}"
-    return out
 # Rank-count invariance of every per-atom and per-frame value (dH, H, D, overlap) and of
 # the learning-curve entropies: each row's kernel sum is blocked differently on another
 # rank count (about 1e-16 apart), the reductions over rows are exact (measures._fsum_all).

@@ -62,3 +62,20 @@ def small_dump(frames, boundary="pp pp pp", columns="id type x y z", box=None):
         out += ["ITEM: TIMESTEP", str(ts), "ITEM: NUMBER OF ATOMS", str(len(rows)),
                 f"ITEM: BOX BOUNDS {boundary}", *box, f"ITEM: ATOMS {columns}", *rows]
     return "\n".join(out) + "\n"
+
+
+def edited_text(edits, src="cu_unsorted.lammpstrj"):
+    """The text of fixture ``src`` with ``{line (1-based): new text or f(old line)}``."""
+    lines = open(data(src)).read().split("\n")
+    for k, v in edits.items():
+        lines[k - 1] = v(lines[k - 1]) if callable(v) else v
+    return "\n".join(lines)
+
+
+def set_field(i, value):
+    """An edit (for :func:`edited_text`) that sets field ``i`` of an atom line."""
+    def f(line):
+        w = line.split()
+        w[i] = value
+        return " ".join(w)
+    return f

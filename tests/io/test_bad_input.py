@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from iohelpers import data, small_dump, write_text
+from iohelpers import data, edited_text, set_field, small_dump, write_text
 
 from quests_hpc.errors import QuestsInputError
 from quests_hpc.io import DumpWarning, LammpsDump, read_lammps_dump
@@ -262,19 +262,7 @@ TS2 = 539  # 1-based line of frame 2's ITEM: TIMESTEP
 
 def edited(tmp_path, edits, name="e.lammpstrj", src="cu_unsorted.lammpstrj"):
     """Copy of a fixture with ``{line (1-based): new text}`` applied."""
-    lines = open(data(src)).read().split("\n")
-    for k, v in edits.items():
-        lines[k - 1] = v(lines[k - 1]) if callable(v) else v
-    return write_text(tmp_path / name, "\n".join(lines))
-
-
-def set_field(i, value):
-    """Edit field ``i`` of an atom line."""
-    def f(line):
-        w = line.split()
-        w[i] = value
-        return " ".join(w)
-    return f
+    return write_text(tmp_path / name, edited_text(edits, src))
 
 
 @pytest.mark.parametrize("line,text,pattern", [

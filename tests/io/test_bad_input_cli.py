@@ -15,7 +15,8 @@ import sys
 
 import h5py
 import pytest
-from iohelpers import data, write_text
+from iohelpers import data, edited_text, write_text
+from iohelpers import set_field as field
 
 from quests_hpc.cli import main
 from quests_hpc.results import complete_frames
@@ -29,18 +30,7 @@ def reference():
 
 
 def edit_lines(tmp_path, edits, name="bad.lammpstrj"):
-    lines = open(data("cu_unsorted.lammpstrj")).read().split("\n")
-    for k, v in edits.items():
-        lines[k - 1] = v(lines[k - 1]) if callable(v) else v
-    return write_text(tmp_path / name, "\n".join(lines))
-
-
-def field(i, value):
-    def f(line):
-        w = line.split()
-        w[i] = value
-        return " ".join(w)
-    return f
+    return write_text(tmp_path / name, edited_text(edits))
 
 
 def coincident(line):

@@ -9,7 +9,8 @@ import os
 import shutil
 
 import pytest
-from iohelpers import data, write_text
+from iohelpers import data, edited_text, write_text
+from iohelpers import set_field as field
 
 from quests_hpc.errors import QuestsInputError
 from quests_hpc.io import LammpsDump, frame_index, read_lammps_dump
@@ -25,20 +26,9 @@ def edited(folder, edits, name):
     comm = MPI.COMM_WORLD
     path = os.path.join(str(folder), name)
     if comm.rank == 0:
-        lines = open(data("cu_unsorted.lammpstrj")).read().split("\n")
-        for k, v in edits.items():
-            lines[k - 1] = v(lines[k - 1]) if callable(v) else v
-        write_text(path, "\n".join(lines))
+        write_text(path, edited_text(edits))
     comm.Barrier()
     return path
-
-
-def field(i, value):
-    def f(line):
-        w = line.split()
-        w[i] = value
-        return " ".join(w)
-    return f
 
 
 def same_error_everywhere(call, pattern):

@@ -12,19 +12,9 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "campaign"))
 from campaign_data import basic_campaign
 
+from mpi_support import on_root
+
 MPI = pytest.importorskip("mpi4py.MPI")
-
-
-def on_root(comm, fn):
-    out, err = None, None
-    if comm.rank == 0:
-        try:
-            out = fn()
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
-            err = f"{type(exc).__name__}: {exc}"
-    out, err = comm.bcast((out, err), root=0)
-    assert err is None, f"rank 0: {err}"
-    return out
 
 
 def _run(y, comm, overwrite=False, **over):
