@@ -152,10 +152,12 @@ class LammpsDump:
         for fno, f in enumerate(self.files):
             src = self._source(fno)
             # what is plainly not a dump is refused before the whole file is scanned
-            raise_everywhere(_error_of(check_head, src) if rank == 0 else None, comm)
+            pcomm.raise_if_any(_error_of(check_head, src) if rank == 0 else None, comm,
+                               prefix=False)
             small = os.path.getsize(f) < _SMALL_FILE
             ix = get_index(src, comm, cache=False if small else cache, rebuild=rebuild_index)
-            raise_everywhere(_error_of(check_is_dump, src, ix) if rank == 0 else None, comm)
+            pcomm.raise_if_any(_error_of(check_is_dump, src, ix) if rank == 0 else None, comm,
+                               prefix=False)
             self.indices.append(ix)
         self._index_changed()
         if pcomm.rank_size(comm)[0] == 0:
@@ -394,14 +396,16 @@ class LammpsDump:
             if size > 1:
                 exchange_placed(cols, out_cols, int(bounds[rank]) + 1, natoms, comm, where, sub)
             del out_cols
-            raise_everywhere(self._far_atom(cols, hdr, plan, fno, k, where), comm)
+            pcomm.raise_if_any(self._far_atom(cols, hdr, plan, fno, k, where), comm,
+                               prefix=False)
             _to_cartesian(cols["pos"], hdr, plan, self.wrap)
         else:
             cols = rows.columns()
             del res, rows
             if not plan.has_id:
                 cols["ids"] += int(offsets[rank]) + 1
-            raise_everywhere(self._far_atom(cols, hdr, plan, fno, k, where), comm)
+            pcomm.raise_if_any(self._far_atom(cols, hdr, plan, fno, k, where), comm,
+                               prefix=False)
             _to_cartesian(cols["pos"], hdr, plan, self.wrap)
             if size == 1:
                 sort_by_id(cols, where, data_line, lines_are_rows)
@@ -427,7 +431,7 @@ class LammpsDump:
             frame = self._frame(cols, hdr, plan, i, fno, where, first)
         except QuestsInputError as exc:  # e.g. a type missing from the type map on one rank
             err = exc
-        raise_everywhere(err, comm)
+        pcomm.raise_if_any(err, comm, prefix=False)
         t4 = time.perf_counter()
         self.timings = dict(header=t1 - t0, parse=t2 - t1, check=t3 - t2, ownership=t4 - t3,
                             total=t4 - t0, placed=placed)
@@ -543,19 +547,6 @@ class LammpsDump:
 def _same_index(a, b):
     return len(a) == len(b) and all(np.array_equal(a.arrays()[f], b.arrays()[f])
                                     for f in a.arrays()) and a.errors == b.errors
-
-
-def raise_everywhere(err, comm):
-    """Collective: raise the first rank's error, with the same message, on every rank."""
-    if not pcomm.is_parallel(comm):
-        if err is not None:
-            raise err
-        return
-    msgs = [m for m in pcomm.allgather(None if err is None else str(err), comm) if m is not None]
-    if msgs:
-        if err is not None and str(err) == msgs[0]:
-            raise err
-        raise QuestsInputError(msgs[0])
 
 
 def _error_of(check, *args):

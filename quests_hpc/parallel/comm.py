@@ -101,7 +101,7 @@ def exscan_sum(value, comm=None):
     return int(counts[:comm.Get_rank()].sum())
 
 
-def raise_if_any(error, comm=None):
+def raise_if_any(error, comm=None, prefix=True):
     """Collective error check: raise on every rank if any rank passes an exception.
 
     Parameters
@@ -116,7 +116,8 @@ def raise_if_any(error, comm=None):
         On a failing rank, its own exception; on the others a
         :class:`QuestsInputError` (or ``RuntimeError`` when the first failure was not an
         input error) with the message of the lowest failing rank, prefixed with its
-        number.
+        number.  With ``prefix=False`` every rank raises the lowest failing rank's error
+        with its message unchanged (e.g. a bad line of a file that only one rank parsed).
     """
     if not is_parallel(comm):
         if error is not None:
@@ -125,12 +126,13 @@ def raise_if_any(error, comm=None):
     msgs = comm.allgather(None if error is None else
                           (isinstance(error, QuestsInputError), f"{type(error).__name__}: {error}"
                            if not isinstance(error, QuestsInputError) else str(error)))
-    if error is not None:
+    first = next((r for r, m in enumerate(msgs) if m is not None), None)
+    if error is not None and (prefix or first == comm.rank):
         raise error
-    for r, m in enumerate(msgs):
-        if m is not None:
-            cls = QuestsInputError if m[0] else RuntimeError
-            raise cls(f"(from rank {r}) {m[1]}")
+    if first is not None:
+        is_input, text = msgs[first]
+        cls = QuestsInputError if is_input else RuntimeError
+        raise cls(f"(from rank {first}) {text}" if prefix else text)
 
 
 def _row_type(arr):
