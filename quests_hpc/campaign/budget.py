@@ -290,11 +290,20 @@ def input_problems(comm, campaign, sources, frames):
             sel = [fp.source_index for fp in frames if fp.input_no == no]
             if src is not None and sel:
                 name = campaign["inputs"][no]["name"]
-                p = source_problem(src, sel, par, comm.size, available, origin,
-                                   f"inputs[{no}] ({name}): ")
+                p = _problem_or_error(src, sel, par, comm.size, available, origin,
+                                      f"inputs[{no}] ({name}): ")
                 if p:
                     out.append(p)
     return comm.bcast(out, root=0)
+
+
+def _problem_or_error(src, sel, params, ranks, available, origin, label):
+    """:func:`source_problem` on rank 0, a header it cannot read reported as the problem
+    (so the other ranks, waiting in the bcast, get it too)."""
+    try:
+        return source_problem(src, sel, params, ranks, available, origin, label)
+    except (QuestsInputError, OSError) as exc:
+        return f"{label}{exc}"
 
 
 def check_source(comm, src, sel, params, serial, label):
@@ -303,8 +312,8 @@ def check_source(comm, src, sel, params, serial, label):
     available, origin = available_memory(comm)
     msg = None
     if comm.rank == 0:
-        msg = source_problem(src, sel, params, 1 if serial else comm.size, available, origin,
-                             f"{label}: ")
+        msg = _problem_or_error(src, sel, params, 1 if serial else comm.size, available,
+                                origin, f"{label}: ")
     msg = comm.bcast(msg, root=0)
     if msg:
         raise QuestsInputError(msg)
