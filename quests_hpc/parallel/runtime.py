@@ -19,6 +19,7 @@ import contextlib
 import os
 import resource
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -28,6 +29,8 @@ from .. import threads as _threads
 from ..errors import QuestsInputError
 
 ENV_THREADS = "QUESTS_HPC_NUM_THREADS"
+#: Seconds a failing rank waits after printing its traceback before aborting every rank.
+ABORT_GRACE_S = 0.2
 
 
 class RankFailedError(RuntimeError):
@@ -218,9 +221,13 @@ def initialize(comm=None, threads=None, warm=True, excepthook=True):
 def _report(exc_type, exc, tb, rank):
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     prefix = f"[rank {rank}] "
-    sys.stderr.write(f"{prefix}unhandled exception; aborting all ranks\n")
-    sys.stderr.write("".join(prefix + line + "\n" for line in text.rstrip("\n").split("\n")))
+    # One write, then a moment for the launcher to forward it: MPICH's proxy relays a
+    # rank's stderr asynchronously, and an Abort right after two writes lost the second
+    # (the traceback) now and then.
+    sys.stderr.write(f"{prefix}unhandled exception; aborting all ranks\n" + "".join(
+        prefix + line + "\n" for line in text.rstrip("\n").split("\n")))
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)
 
 
 @contextlib.contextmanager
