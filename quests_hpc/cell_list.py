@@ -66,20 +66,36 @@ def build_cell_list(points, cutoff):
     extent = points.max(axis=0) - lo
     width = np.maximum(cutoff, extent / _MAX_BINS_PER_AXIS)
     dims = np.maximum(np.floor(extent / width).astype(np.int64), 0) + 1
-    ijk = np.floor((points - lo) / width).astype(np.int64)
-    np.clip(ijk, 0, dims - 1, out=ijk)
-    key = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
+    # flattened bin key, one axis at a time (temporaries of 8 bytes per point)
+    key = np.zeros(len(points), dtype=np.int64)
+    for a in range(3):
+        ia = np.floor((points[:, a] - lo[a]) / width[a]).astype(np.int64)
+        np.clip(ia, 0, dims[a] - 1, out=ia)
+        key *= dims[a]
+        key += ia
+        del ia
     order = np.argsort(key, kind="stable")
     skey = key[order]
-    keys, start, counts = np.unique(skey, return_index=True, return_counts=True)
+    del key
+    # occupied bins of the sorted keys (what np.unique gives, without its second sort)
+    first = np.empty(len(skey), dtype=bool)
+    if len(skey):
+        first[0] = True
+        np.not_equal(skey[1:], skey[:-1], out=first[1:])
+    start = np.flatnonzero(first)
+    del first
+    keys = skey[start]
+    counts = np.diff(np.append(start, len(skey)))
+    del skey
     bin_of_point = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
-    bin_xyz = ijk[order[start]]
+    bin_xyz = np.stack([keys // (dims[1] * dims[2]), (keys // dims[2]) % dims[1],
+                        keys % dims[2]], axis=1)
     return CellList(
-        order=order.astype(np.int64),
+        order=order.astype(np.int64, copy=False),
         sorted_points=np.ascontiguousarray(points[order]),
         bin_of_point=bin_of_point,
-        keys=keys.astype(np.int64),
-        start=start.astype(np.int64),
+        keys=keys.astype(np.int64, copy=False),
+        start=start.astype(np.int64, copy=False),
         stop=(start + counts).astype(np.int64),
         bin_xyz=np.ascontiguousarray(bin_xyz),
         dims=dims,

@@ -47,6 +47,93 @@ def check_parameters(k, cutoff):
     return int(k), cutoff_f
 
 
+class LocalEnvironments:
+    """Neighbour search over a finite point cloud, for descriptors computed in chunks.
+
+    The first ``n_centres`` points are the centres; the rest (periodic images, MPI ghost
+    atoms) only act as neighbours.  The cell list is built once; :meth:`chunk` then gives
+    the descriptors of successive chunks of centres (in bin order, which keeps the
+    neighbour data of a chunk in cache), so a caller can use and drop each chunk's rows
+    (e.g. kernel sums) without ever holding all ``n_centres x (2k-1)`` values.  Every
+    centre's descriptor is the same, bit for bit, whatever the chunk size.
+
+    Parameters
+    ----------
+    points : array_like, shape (N, 3)
+    n_centres : int
+    k, cutoff : int, float
+    labels : array_like of int, shape (N,), optional
+        Name of each point in error messages (default: its index).
+    """
+
+    def __init__(self, points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, labels=None):
+        self.k, self.cutoff = check_parameters(k, cutoff)
+        points = geometry.check_positions(points, "points")
+        n_centres = int(n_centres)
+        if not 0 <= n_centres <= len(points):
+            raise QuestsInputError(f"n_centres must be in [0, {len(points)}], got {n_centres}")
+        self.n_centres = n_centres
+        self.width = 2 * self.k - 1
+        self._labels = labels
+        if n_centres == 0:
+            self._cl = None
+            self.rows = np.empty(0, dtype=np.int64)
+            return
+        self._cl = build_cell_list(points, self.cutoff)
+        self._neigh = neighbour_bins(self._cl.keys, self._cl.bin_xyz, self._cl.dims)
+        # sorted-point index of every centre, in bin order; rows: its index among centres
+        self._centres = np.flatnonzero(self._cl.order < n_centres).astype(np.int64)
+        self.rows = self._cl.order[self._centres]
+
+    def __len__(self):
+        return self.n_centres
+
+    def n_chunks(self, size):
+        """Chunks of at most ``size`` centres."""
+        return -(-self.n_centres // max(1, int(size)))
+
+    def chunk(self, c, size, out=None):
+        """``(rows, descriptors)`` of chunk ``c`` (centres ``c*size`` .. in bin order).
+
+        ``rows`` are the centres' indices (0 .. n_centres-1); ``descriptors[t]`` is the
+        descriptor of centre ``rows[t]``.  ``out`` (at least ``size`` rows) is reused when
+        given.  Raises :class:`CoincidentAtomsError` for a centre with a point at r = 0.
+        """
+        size = max(1, int(size))
+        sl = slice(c * size, min(self.n_centres, (c + 1) * size))
+        if self._cl is None or sl.start >= sl.stop:
+            return np.empty(0, dtype=np.int64), np.empty((0, self.width))
+        centres = self._centres[sl]
+        m = len(centres)
+        desc = np.empty((m, self.width)) if out is None else out[:m]
+        self._compute(centres, np.arange(m, dtype=np.int64), desc)
+        return self.rows[sl], desc
+
+    def all(self):
+        """Descriptors of every centre, rows in the caller's order of the centres."""
+        out = np.empty((self.n_centres, self.width))
+        if self._cl is not None:
+            self._compute(self._centres, self.rows, out)
+        return out
+
+    def _compute(self, centres, dest, out):
+        cl = self._cl
+        clash = np.empty(len(centres), dtype=np.int64)
+        descriptor_kernel(cl.sorted_points, centres, dest, cl.bin_of_point, cl.start, cl.stop,
+                          self._neigh, _network(self.k), self.k, self.cutoff, out, clash)
+        bad = np.flatnonzero(clash >= 0)
+        if len(bad):
+            t = bad[0]
+            i, j = cl.order[centres[t]], cl.order[clash[t]]
+            where = cl.sorted_points[centres[t]].tolist()
+            if self._labels is not None:
+                i, j = self._labels[i], self._labels[j]
+            i, j = sorted((int(i), int(j)))
+            raise CoincidentAtomsError(
+                i, j, f"atoms {i} and {j} are at the same position (r = 0): "
+                f"{where}; descriptors need distinct positions")
+
+
 def local_descriptors(points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, labels=None):
     """Descriptors of the first ``n_centres`` points of a finite point cloud.
 
@@ -72,34 +159,10 @@ def local_descriptors(points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, lab
     ------
     CoincidentAtomsError
         When a centre has a point at distance 0 (names both labels).
+
+    See :class:`LocalEnvironments` for the same descriptors in chunks.
     """
-    k, cutoff = check_parameters(k, cutoff)
-    points = geometry.check_positions(points, "points")
-    n_centres = int(n_centres)
-    if not 0 <= n_centres <= len(points):
-        raise QuestsInputError(f"n_centres must be in [0, {len(points)}], got {n_centres}")
-    out = np.empty((n_centres, 2 * k - 1))
-    if n_centres == 0:
-        return out
-    cl = build_cell_list(points, cutoff)
-    neigh = neighbour_bins(cl.keys, cl.bin_xyz, cl.dims)
-    centres = np.flatnonzero(cl.order < n_centres).astype(np.int64)
-    clash = np.empty(len(centres), dtype=np.int64)
-    # Rows go straight to the caller's order (no temporary copy of the output).
-    descriptor_kernel(cl.sorted_points, centres, cl.order[centres], cl.bin_of_point, cl.start,
-                      cl.stop, neigh, _network(k), k, cutoff, out, clash)
-    bad = np.flatnonzero(clash >= 0)
-    if len(bad):
-        t = bad[0]
-        i, j = cl.order[centres[t]], cl.order[clash[t]]
-        if labels is not None:
-            i, j = labels[i], labels[j]
-        i, j = sorted((int(i), int(j)))
-        raise CoincidentAtomsError(
-            i, j, f"atoms {i} and {j} are at the same position (r = 0): "
-            f"{points[cl.order[centres[t]]].tolist()}; descriptors need distinct positions"
-        )
-    return out
+    return LocalEnvironments(points, n_centres, k, cutoff, labels).all()
 
 
 def descriptors_from_arrays(positions, cell=None, pbc=False, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF):
