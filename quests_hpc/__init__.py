@@ -8,7 +8,7 @@ Lower levels: :mod:`quests_hpc.descriptors` (arrays, point clouds),
 :mod:`quests_hpc.information` (kernel sums, measures), :mod:`quests_hpc.threads`.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .descriptors import descriptors_from_arrays, get_descriptors, local_descriptors
 from .information import (

@@ -25,7 +25,7 @@ import time
 import traceback
 import warnings
 
-from . import __version__
+from ._version import __version__
 from .errors import QuestsInputError
 
 DESCRIPTION = """\

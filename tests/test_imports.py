@@ -29,3 +29,15 @@ def test_every_module_imports_first():
                        timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert int(r.stdout.split()[0]) > 30
+
+
+def test_the_version_lives_in_one_module():
+    import pathlib
+    import re
+
+    import quests_hpc
+    from quests_hpc._version import __version__
+
+    toml = (pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert quests_hpc.__version__ is __version__
+    assert re.search(r'^version = "([^"]+)"', toml, re.M).group(1) == __version__

@@ -40,7 +40,7 @@ _H5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 def _software_version():
     try:
-        from .. import __version__
+        from .._version import __version__
     except ImportError:  # pragma: no cover
         return "unknown"
     return __version__

@@ -163,7 +163,7 @@ class StructurePlan:
 
 def software_versions():
     """Versions of quests-hpc, Python and the libraries the results depend on."""
-    from .. import __version__
+    from .._version import __version__
 
     out = {"quests-hpc": __version__, "python": platform.python_version()}
     for mod in ("numpy", "numba", "h5py", "mpi4py", "ase", "yaml"):
@@ -190,7 +190,7 @@ def software_versions():
 
 def root_attributes(plan, mpi_size, writer):
     """Root attributes of a new file (identical on every rank: build on one, broadcast)."""
-    from .. import __version__
+    from .._version import __version__
 
     refs = plan.references
     attrs = {
