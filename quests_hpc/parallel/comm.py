@@ -1,17 +1,31 @@
-"""Thin MPI communication layer: rank helpers, collective errors, numpy redistribution.
+"""The MPI layer's communication functions: rank helpers, collective errors, numpy
+redistribution.  The only place (with the other modules of :mod:`quests_hpc.parallel`)
+that calls collectives.
 
-Every function takes ``comm`` last; ``comm=None`` means a serial run (one rank, no MPI
-call, :mod:`mpi4py` not even imported), so the same code path serves serial and MPI
-callers.  Every function that takes a communicator is *collective*: all ranks call it,
-in the same order, whatever their data -- never call one from a rank-dependent branch.
+Conventions
+-----------
+* Every function that takes a communicator requires one: a serial run passes
+  ``MPI.COMM_SELF`` (one rank: no message is sent); ``None`` is refused with a
+  ``TypeError`` naming the function.
+* Every function that takes a communicator is *collective*: all ranks call it, in the same
+  order, whatever their data -- never call one from a rank-dependent branch.
+* Arrays are exchanged by rows (one contiguous MPI datatype per row of an ``(n, ...)``
+  array, built with :func:`mpi4py.util.dtlib.from_numpy_dtype`), so element counts stay
+  far below the 32-bit limit of classic MPI calls.
 
-Errors: a rank that catches a :class:`~quests_hpc.errors.QuestsInputError` passes it to
-:func:`raise_if_any`, which every rank calls; then every rank raises the same error (the
-one of the lowest failing rank), so no rank is left waiting in a collective.
-
-Arrays are exchanged by rows (one contiguous MPI datatype per row of an ``(n, ...)``
-array), so element counts stay far below the 32-bit limit of classic MPI calls.
+Errors (one idiom)
+------------------
+A rank that catches an exception passes it to :func:`raise_if_any`, which every rank
+calls; or a rank-local block runs inside ``with collective_errors(comm):``, built on it.
+Then every rank raises: a failing rank its own exception, every other rank a
+:class:`RankInputError` (a :class:`~quests_hpc.errors.QuestsInputError`) when the lowest
+failing rank's error was bad input, else a :class:`RankFailedError` (a ``RuntimeError``),
+whose message is that rank's, prefixed with ``(from rank r)``; ``prefix=False`` raises the
+lowest failing rank's error on every rank with its message unchanged.  So no rank is left
+waiting in a later collective.
 """
+
+import contextlib
 
 import numpy as np
 
@@ -25,16 +39,22 @@ def world():
     return MPI.COMM_WORLD
 
 
-def rank_size(comm=None):
-    """``(rank, size)`` of ``comm``; ``(0, 1)`` for None."""
+def require_comm(comm, fn):
+    """``comm``, or ``TypeError`` naming ``fn`` when it is None (serial is ``COMM_SELF``)."""
     if comm is None:
-        return 0, 1
+        raise TypeError(f"{fn}(): comm is None; pass MPI.COMM_SELF for a serial run")
+    return comm
+
+
+def rank_size(comm):
+    """``(rank, size)`` of ``comm``."""
+    require_comm(comm, "rank_size")
     return comm.Get_rank(), comm.Get_size()
 
 
-def is_parallel(comm=None):
+def is_parallel(comm):
     """True when ``comm`` has more than one rank."""
-    return comm is not None and comm.Get_size() > 1
+    return require_comm(comm, "is_parallel").Get_size() > 1
 
 
 def even_bounds(n, size):
@@ -56,32 +76,36 @@ def rank_dtype(size):
     return np.int16 if size <= 2**15 else np.int32
 
 
-def bcast(obj, comm=None, root=0):
+def bcast(obj, comm, root=0):
     """Broadcast a picklable object from ``root``."""
-    if not is_parallel(comm):
+    if not is_parallel(require_comm(comm, "bcast")):
         return obj
     return comm.bcast(obj, root=root)
 
 
-def allgather(obj, comm=None):
+def allgather(obj, comm):
     """List of ``obj`` from every rank, in rank order."""
-    if not is_parallel(comm):
+    if not is_parallel(require_comm(comm, "allgather")):
         return [obj]
     return comm.allgather(obj)
 
 
-def allreduce(values, op="sum", comm=None):
+def allreduce(values, op, comm):
     """Element-wise reduction of a numeric array (or scalar) over all ranks.
 
     Parameters
     ----------
     values : array_like
     op : {"sum", "min", "max"}
+    comm : mpi4py communicator
 
     Returns
     -------
     ndarray (same shape as ``values``; a 0-d input gives a numpy scalar)
     """
+    require_comm(comm, "allreduce")
+    if op not in ("sum", "min", "max"):
+        raise ValueError(f"allreduce: op must be 'sum', 'min' or 'max', got {op!r}")
     a = np.ascontiguousarray(values)
     if not is_parallel(comm):
         return a.copy()[()]
@@ -93,15 +117,54 @@ def allreduce(values, op="sum", comm=None):
     return out[()]
 
 
-def exscan_sum(value, comm=None):
+def exscan_sum(value, comm):
     """Exclusive prefix sum of an integer over ranks (0 on rank 0)."""
-    if not is_parallel(comm):
+    if not is_parallel(require_comm(comm, "exscan_sum")):
         return 0
     counts = np.asarray(comm.allgather(int(value)), dtype=np.int64)
     return int(counts[:comm.Get_rank()].sum())
 
 
-def raise_if_any(error, comm=None, prefix=True):
+# ---------------------------------------------------------------------- collective errors
+
+
+class RankFailedError(RuntimeError):
+    """Raised on the ranks that did not fail when another rank failed (see the module doc).
+
+    Attributes
+    ----------
+    failures : list of (int, str)
+        Rank and ``"<Type>: <message>"`` of every rank that failed, lowest rank first.
+    rank : int
+        The lowest failing rank (whose message this error carries).
+    error_type : str
+        Class name of that rank's exception.
+    """
+
+    def __init__(self, message, failures=(), error_type="RuntimeError"):
+        super().__init__(message)
+        self.failures = list(failures)
+        self.rank = self.failures[0][0] if self.failures else None
+        self.error_type = error_type
+
+    def __reduce__(self):
+        return type(self), (str(self), self.failures, self.error_type)
+
+
+class RankInputError(RankFailedError, QuestsInputError):
+    """:class:`RankFailedError` where the failed rank's error was bad input.
+
+    Also a :class:`~quests_hpc.errors.QuestsInputError` (a ``ValueError``), so callers
+    (the CLI) handle it on every rank as they handle the input error itself.
+    """
+
+
+def _summary(error):
+    """What a failing rank tells the others: (is input, type name, message)."""
+    return isinstance(error, QuestsInputError), type(error).__name__, str(error)
+
+
+def raise_if_any(error, comm, prefix=True, root=None, keep=()):
     """Collective error check: raise on every rank if any rank passes an exception.
 
     Parameters
@@ -109,43 +172,109 @@ def raise_if_any(error, comm=None, prefix=True):
     error : BaseException or None
         This rank's error (usually a caught :class:`QuestsInputError`, but any
         exception caught around rank-local work works).
+    comm : mpi4py communicator
+    prefix : bool
+        True: every failing rank raises its own error, the others the lowest failing
+        rank's message prefixed with ``(from rank r)``.  False: every rank raises the
+        lowest failing rank's error, its message unchanged (e.g. a bad line of a file
+        that only one rank parsed).
+    root : int, optional
+        Only ``root``'s error counts (it alone did the work): one broadcast instead of an
+        allgather; the errors passed on other ranks are ignored.
+    keep : tuple of exception classes
+        Classes (constructed from one message) that the other ranks raise as such when
+        the lowest failing rank's error is exactly of one of them (e.g. ``ResultsIOError``),
+        instead of :class:`RankFailedError` / :class:`RankInputError`.
 
     Raises
     ------
     Exception
-        On a failing rank, its own exception; on the others a
-        :class:`QuestsInputError` (or ``RuntimeError`` when the first failure was not an
-        input error) with the message of the lowest failing rank, prefixed with its
-        number.  With ``prefix=False`` every rank raises the lowest failing rank's error
-        with its message unchanged (e.g. a bad line of a file that only one rank parsed).
+        The failing rank's own exception; on the others :class:`RankInputError` when the
+        lowest failing rank's error was a :class:`QuestsInputError`, else
+        :class:`RankFailedError` (or a class of ``keep``).  The message is the failed
+        rank's (``"<Type>: <message>"`` for an error that is not an input error).
     """
+    require_comm(comm, "raise_if_any")
     if not is_parallel(comm):
         if error is not None:
             raise error
         return
-    msgs = comm.allgather(None if error is None else
-                          (isinstance(error, QuestsInputError), f"{type(error).__name__}: {error}"
-                           if not isinstance(error, QuestsInputError) else str(error)))
-    first = next((r for r, m in enumerate(msgs) if m is not None), None)
-    if error is not None and (prefix or first == comm.rank):
+    if root is None:
+        msgs = comm.allgather(None if error is None else _summary(error))
+    else:
+        sent = comm.bcast(None if error is None or comm.rank != root else _summary(error),
+                          root=root)
+        msgs = [sent if r == root else None for r in range(comm.size)]
+    failures = [(r, m) for r, m in enumerate(msgs) if m is not None]
+    if not failures:
+        return
+    first, (is_input, name, text) = failures[0]
+    if error is not None and (first == comm.rank or (prefix and msgs[comm.rank] is not None)):
         raise error
-    if first is not None:
-        is_input, text = msgs[first]
-        cls = QuestsInputError if is_input else RuntimeError
-        raise cls(f"(from rank {first}) {text}" if prefix else text)
+    if not is_input:
+        text = f"{name}: {text}"
+    message = f"(from rank {first}) {text}" if prefix else text
+    for cls in keep:
+        if cls.__name__ == name:
+            raw = msgs[first][2]
+            raise cls(f"(from rank {first}) {raw}" if prefix else raw)
+    cls = RankInputError if is_input else RankFailedError
+    raise cls(message, [(r, f"{m[1]}: {m[2]}") for r, m in failures], name)
+
+
+@contextlib.contextmanager
+def collective_errors(comm, prefix=True):
+    """Collective context manager: if the block raises on any rank, it raises on all.
+
+    :func:`raise_if_any` on the block's exception (an ``Exception``; ``KeyboardInterrupt``
+    and ``SystemExit`` pass through unshared): the failing rank re-raises its own, the
+    others raise :class:`RankInputError` / :class:`RankFailedError` naming the failed
+    rank.  One ``allgather`` of a short message at the end of the block, failed or not.
+    """
+    require_comm(comm, "collective_errors")
+    failure = None
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 -- shared with every rank below
+        failure = e
+    raise_if_any(failure, comm, prefix=prefix)
+
+
+# ---------------------------------------------------------------------- arrays by rows
+
+
+def row_type(dtype, shape=()):
+    """Committed MPI datatype of one row: ``prod(shape)`` elements of ``dtype``.
+
+    Built with :func:`mpi4py.util.dtlib.from_numpy_dtype`; a dtype MPI has no elementary
+    type of the same size for (``"S5"``, ``"U3"``, ...) travels as bytes.  Free it after use.
+    """
+    from mpi4py import MPI
+    from mpi4py.util import dtlib
+
+    dtype = np.dtype(dtype)
+    try:
+        base = dtlib.from_numpy_dtype(dtype)
+    except (ValueError, KeyError, RuntimeError):
+        base = None
+    if base is not None and base.Get_extent()[1] != dtype.itemsize:
+        base.Free()
+        base = None
+    if base is None:
+        base = MPI.BYTE.Create_contiguous(dtype.itemsize)
+    row = int(np.prod(shape, dtype=np.int64))
+    try:
+        t = base.Create_contiguous(row)
+    finally:
+        base.Free()
+    return t.Commit()
 
 
 def _row_type(arr):
-    from mpi4py import MPI
-
-    base = MPI._typedict[arr.dtype.char]
-    row = int(np.prod(arr.shape[1:], dtype=np.int64)) if arr.ndim > 1 else 1
-    t = base.Create_contiguous(row)
-    t.Commit()
-    return t
+    return row_type(arr.dtype, arr.shape[1:])
 
 
-def alltoallv_rows(arr, send_counts, comm=None, recv_counts=None):
+def alltoallv_rows(arr, send_counts, comm, recv_counts=None):
     """Send consecutive row blocks of ``arr`` to every rank (``MPI_Alltoallv``).
 
     Parameters
@@ -153,7 +282,7 @@ def alltoallv_rows(arr, send_counts, comm=None, recv_counts=None):
     arr : ndarray, shape (n, ...)
         Rows grouped by destination: the first ``send_counts[0]`` rows go to rank 0, ...
     send_counts : array_like of int, shape (size,)
-    comm : mpi4py communicator or None
+    comm : mpi4py communicator
     recv_counts : array_like of int, optional
         Rows coming from each rank, when known (saves an ``Alltoall``).
 
@@ -163,6 +292,7 @@ def alltoallv_rows(arr, send_counts, comm=None, recv_counts=None):
         Rows received, ordered by source rank (each source's rows in their order).
     recv_counts : ndarray of int64
     """
+    require_comm(comm, "alltoallv_rows")
     send_counts = np.asarray(send_counts, dtype=np.int64)
     if int(send_counts.sum()) != len(arr):
         raise ValueError(f"send_counts sum to {int(send_counts.sum())}, array has {len(arr)} rows")
@@ -190,14 +320,14 @@ def _displacements(counts):
     return d
 
 
-def gather_rows(arr, comm=None, root=0):
+def gather_rows(arr, comm, root=0):
     """Rows of every rank concatenated in rank order on ``root`` (``None`` elsewhere).
 
     For results of moderate size (tests, summaries); whole-frame arrays are written in
     parallel instead.  Collective.
     """
     arr = np.ascontiguousarray(arr)
-    if not is_parallel(comm):
+    if not is_parallel(require_comm(comm, "gather_rows")):
         return arr
     # Shapes travel with the counts, so a mismatch is seen (and raised) by every rank
     # rather than leaving the others waiting in Gatherv.
@@ -219,9 +349,9 @@ def gather_rows(arr, comm=None, root=0):
         t.Free()
 
 
-def scatter_blocks(arr, n, comm=None, root=0):
+def scatter_blocks(arr, n, comm, root=0):
     """Rows ``[r n/P, (r+1) n/P)`` of ``arr`` (read on ``root`` only) to rank ``r``."""
-    if not is_parallel(comm):
+    if not is_parallel(require_comm(comm, "scatter_blocks")):
         return np.ascontiguousarray(arr)
     rank, size = comm.rank, comm.size
     bounds = np.array([n * r // size for r in range(size + 1)], dtype=np.int64)
@@ -237,10 +367,10 @@ def scatter_blocks(arr, n, comm=None, root=0):
     return out
 
 
-def bcast_into(buf, comm=None, root=0, chunk_bytes=1 << 28):
+def bcast_into(buf, comm, root=0, chunk_bytes=1 << 28):
     """Broadcast the contents of the contiguous array ``buf`` in place, in byte chunks
     (counts stay below the 32-bit limit of classic MPI calls)."""
-    if not is_parallel(comm):
+    if not is_parallel(require_comm(comm, "bcast_into")):
         return buf
     from mpi4py import MPI
 
@@ -268,7 +398,7 @@ def row_view(a):
     return a.reshape(n * rowbytes // a.itemsize).view(dt).reshape(n, rowbytes // size)
 
 
-def redistribute(arrays, dest, comm=None):
+def redistribute(arrays, dest, comm):
     """Send row ``i`` of every array to rank ``dest[i]``; return the rows received.
 
     Memory: each array is grouped by destination *in place* (a cache-friendly
@@ -283,7 +413,7 @@ def redistribute(arrays, dest, comm=None):
         Same number of rows each, C-contiguous; the list is emptied.
     dest : array_like of int, shape (n,)
         Destination rank of each row.
-    comm : mpi4py communicator or None
+    comm : mpi4py communicator
 
     Returns
     -------
@@ -293,7 +423,7 @@ def redistribute(arrays, dest, comm=None):
     """
     from ..io._kernels import partition_rows
 
-    _, size = rank_size(comm)
+    _, size = rank_size(require_comm(comm, "redistribute"))
     dest = np.asarray(dest)
     n = len(dest)
     if n and (int(dest.min()) < 0 or int(dest.max()) >= size):

@@ -24,7 +24,7 @@ from mpi4py import MPI
 from .. import geometry
 from ..errors import QuestsInputError
 from . import comm as pcomm
-from .runtime import collective_errors
+from .comm import collective_errors
 
 BALANCE_MODES = ("uniform", "atoms")
 _HIST_BINS = 4096

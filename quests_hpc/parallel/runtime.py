@@ -1,4 +1,4 @@
-"""Per-rank runtime: threads, Numba compile-cache warm-up, failure handling, memory.
+"""Per-rank runtime: threads, Numba compile-cache warm-up, abort on an unexpected failure.
 
 * :func:`configure_threads` -- Numba threads per rank default to
   ``cores on the node / ranks on the node`` (at least 1), so ``mpiexec -n 2`` on a 2-core
@@ -10,14 +10,14 @@
   its traceback prefixed with the rank number and ends every rank with
   ``COMM_WORLD.Abort(1)``: a non-zero exit within seconds, never a hang.
 * :func:`initialize` -- all of the above at the start of a job.
-* :func:`collective_errors` -- for stages whose failure is an expected outcome (bad input
-  on one rank): every rank learns that some rank failed and raises, so all leave the
-  stage together and no rank is left waiting in a later collective.
+
+Collective errors (:func:`~quests_hpc.parallel.comm.collective_errors`) live in
+:mod:`quests_hpc.parallel.comm`; memory readings in :mod:`quests_hpc.timing`.  Every
+function here takes an explicit communicator (a serial run passes ``MPI.COMM_SELF``).
 """
 
 import contextlib
 import os
-import resource
 import sys
 import time
 import traceback
@@ -26,40 +26,21 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import threads as _threads
-from ..errors import QuestsInputError
+from .comm import require_comm
+
+# Compatibility re-exports (they live in parallel.comm and timing now); callers should
+# import them from there.
+from ..timing import current_memory_bytes, peak_memory_bytes  # noqa: E402,F401
+from .comm import RankFailedError, RankInputError, collective_errors  # noqa: E402,F401
 
 ENV_THREADS = "QUESTS_HPC_NUM_THREADS"
 #: Seconds a failing rank waits after printing its traceback before aborting every rank.
 ABORT_GRACE_S = 0.2
 
 
-class RankFailedError(RuntimeError):
-    """Raised on the ranks that did not fail when another rank failed in a stage.
-
-    Attributes
-    ----------
-    failures : list of (int, str)
-        Rank and one-line message of every rank that failed.
-    """
-
-    def __init__(self, failures):
-        self.failures = list(failures)
-        r, msg = self.failures[0]
-        more = f" (and {len(self.failures) - 1} more rank(s))" if len(self.failures) > 1 else ""
-        super().__init__(f"rank {r} failed: {msg}{more}")
-
-
-class RankInputError(RankFailedError, QuestsInputError):
-    """:class:`RankFailedError` where the failed rank's error was bad input.
-
-    Also a :class:`~quests_hpc.errors.QuestsInputError` (a ``ValueError``), so callers
-    (the CLI) handle it on every rank as they handle the input error itself.
-    """
-
-
-def node_comm(comm=None):
-    """Communicator of the ranks sharing this node (``Split_type(COMM_TYPE_SHARED)``)."""
-    comm = MPI.COMM_WORLD if comm is None else comm
+def node_comm(comm):
+    """Communicator of the ranks of ``comm`` sharing this node (``Split_type``); free it."""
+    require_comm(comm, "node_comm")
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
 
 
@@ -84,15 +65,15 @@ def default_threads(ranks_on_node, cores=None):
     return max(1, cores // max(1, int(ranks_on_node)))
 
 
-def configure_threads(comm=None, n=None):
+def configure_threads(comm, n=None):
     """Set the Numba threads of this rank (and hold BLAS to one thread, via threadpoolctl).
 
     Collective over ``comm`` (it splits a node communicator).
 
     Parameters
     ----------
-    comm : mpi4py.MPI.Comm, optional
-        Defaults to ``COMM_WORLD``.
+    comm : mpi4py.MPI.Comm
+        The job's communicator (``COMM_SELF`` for a serial run).
     n : int, optional
         Explicit thread count; otherwise ``QUESTS_HPC_NUM_THREADS``; otherwise
         :func:`default_threads` for the ranks on this node.
@@ -169,7 +150,7 @@ def default_warmups(size=1):
     return calls
 
 
-def warm_up(comm=None, callables=None):
+def warm_up(comm, callables=None):
     """Compile or cache-load every kernel without N-fold compiles (collective).
 
     World rank 0 runs ``callables`` first (compiling and writing Numba's cache); then the
@@ -177,7 +158,7 @@ def warm_up(comm=None, callables=None):
     compiling into a node-local cache otherwise); then every remaining rank, which only
     loads from the cache.  Barriers separate the three waves.
     """
-    comm = MPI.COMM_WORLD if comm is None else comm
+    require_comm(comm, "warm_up")
     callables = default_warmups(comm.size) if callables is None else callables
     nc = node_comm(comm)
     try:
@@ -197,7 +178,7 @@ def warm_up(comm=None, callables=None):
         nc.Free()
 
 
-def initialize(comm=None, threads=None, warm=True, excepthook=True):
+def initialize(comm, threads=None, warm=True, excepthook=True):
     """Start-of-job set-up for an MPI run of the pipeline (collective).
 
     1. :func:`install_excepthook` (an uncaught exception on any rank aborts the job);
@@ -209,7 +190,7 @@ def initialize(comm=None, threads=None, warm=True, excepthook=True):
     int
         Threads per rank applied.
     """
-    comm = MPI.COMM_WORLD if comm is None else comm
+    require_comm(comm, "initialize")
     if excepthook:
         install_excepthook()
     n = configure_threads(comm, threads)
@@ -231,12 +212,13 @@ def _report(exc_type, exc, tb, rank):
 
 
 @contextlib.contextmanager
-def abort_on_error(comm=None, errorcode=1):
+def abort_on_error(comm, errorcode=1):
     """Context manager: any exception inside prints its traceback and aborts every rank.
 
-    ``SystemExit(0)`` and ``KeyboardInterrupt`` on a single-rank run propagate normally.
+    ``SystemExit(0)`` propagates normally.  The job is aborted through ``COMM_WORLD``
+    whatever ``comm`` is (an abort on a sub-communicator may leave other ranks running).
     """
-    comm = MPI.COMM_WORLD if comm is None else comm
+    require_comm(comm, "abort_on_error")
     try:
         yield
     except SystemExit as e:
@@ -258,43 +240,3 @@ def install_excepthook(errorcode=1):
 
     sys.excepthook = hook
     return hook
-
-
-@contextlib.contextmanager
-def collective_errors(comm):
-    """Collective context manager: if the block raises on any rank, it raises on all.
-
-    The failing rank re-raises its own exception; the others raise
-    :class:`RankInputError` (a ``QuestsInputError``) when the first failure was bad input,
-    else :class:`RankFailedError`, naming the failed ranks.  One ``allgather`` of a short
-    message at the end of the block (whether or not it failed).
-    """
-    failure = None
-    try:
-        yield
-    except Exception as e:  # noqa: BLE001 -- shared with every rank below
-        failure = e
-    msg = None
-    if failure is not None:
-        msg = (f"{type(failure).__name__}: {failure}", isinstance(failure, QuestsInputError))
-    failures = [(r, m) for r, m in enumerate(comm.allgather(msg)) if m is not None]
-    if failure is not None:
-        raise failure
-    if failures:
-        cls = RankInputError if failures[0][1][1] else RankFailedError
-        raise cls([(r, m[0]) for r, m in failures])
-
-
-def peak_memory_bytes():
-    """Peak resident memory of this process so far (``ru_maxrss``), in bytes."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(kb) * (1 if sys.platform == "darwin" else 1024)
-
-
-def current_memory_bytes():
-    """Current resident memory of this process (Linux ``/proc/self/statm``), in bytes."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return peak_memory_bytes()

@@ -23,8 +23,7 @@ from mpi4py import MPI
 
 from .. import information
 from ..errors import QuestsInputError
-from .comm import bcast_into
-from .runtime import collective_errors
+from .comm import bcast_into, collective_errors
 
 LAYOUTS = ("auto", "shared", "sharded")
 

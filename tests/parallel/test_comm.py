@@ -8,15 +8,67 @@ from quests_hpc.parallel import comm as pc
 
 
 def test_serial_helpers():
-    assert pc.rank_size(None) == (0, 1) and not pc.is_parallel(None)
+    MPI = pytest.importorskip("mpi4py.MPI")
+    one = MPI.COMM_SELF
+    assert pc.rank_size(one) == (0, 1) and not pc.is_parallel(one)
     assert pc.even_bounds(10, 3).tolist() == [0, 3, 6, 10]
     assert pc.even_bounds(2, 4).tolist() == [0, 0, 1, 1, 2]
-    assert pc.bcast({"a": 1}) == {"a": 1} and pc.allgather(3) == [3]
-    assert pc.allreduce(np.array([1, 2]), "max").tolist() == [1, 2] and pc.exscan_sum(5) == 0
+    assert pc.bcast({"a": 1}, one) == {"a": 1} and pc.allgather(3, one) == [3]
+    assert pc.allreduce(np.array([1, 2]), "max", one).tolist() == [1, 2]
+    assert pc.exscan_sum(5, one) == 0
     assert pc.rank_dtype(4) == np.int16 and pc.rank_dtype(100000) == np.int32
-    pc.raise_if_any(None)
+    pc.raise_if_any(None, one)
     with pytest.raises(QuestsInputError, match="boom"):
-        pc.raise_if_any(QuestsInputError("boom"))
+        pc.raise_if_any(QuestsInputError("boom"), one)
+    with pytest.raises(ZeroDivisionError, match="serial"):
+        with pc.collective_errors(one):
+            raise ZeroDivisionError("serial")
+
+
+CALLS = {  # every function of parallel.comm taking a communicator, with None in its place
+    "rank_size": lambda: pc.rank_size(None),
+    "is_parallel": lambda: pc.is_parallel(None),
+    "bcast": lambda: pc.bcast(1, None),
+    "allgather": lambda: pc.allgather(1, None),
+    "allreduce": lambda: pc.allreduce(np.zeros(2), "sum", None),
+    "exscan_sum": lambda: pc.exscan_sum(1, None),
+    "raise_if_any": lambda: pc.raise_if_any(None, None),
+    "collective_errors": lambda: pc.collective_errors(None).__enter__(),
+    "alltoallv_rows": lambda: pc.alltoallv_rows(np.zeros(2), [2], None),
+    "gather_rows": lambda: pc.gather_rows(np.zeros(2), None),
+    "scatter_blocks": lambda: pc.scatter_blocks(np.zeros(2), 2, None),
+    "bcast_into": lambda: pc.bcast_into(np.zeros(2), None),
+    "redistribute": lambda: pc.redistribute([np.zeros(2)], np.zeros(2, int), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_every_function_refuses_a_missing_communicator(name):
+    with pytest.raises(TypeError) as e:
+        CALLS[name]()
+    assert str(e.value) == f"{name}(): comm is None; pass MPI.COMM_SELF for a serial run"
+
+
+def test_comm_is_a_required_argument_everywhere():
+    import inspect
+
+    for name in CALLS:
+        sig = inspect.signature(getattr(pc, name))
+        assert sig.parameters["comm"].default is inspect.Parameter.empty, name
+
+
+def test_row_types_come_from_dtlib_and_match_the_numpy_row_size():
+    MPI = pytest.importorskip("mpi4py.MPI")
+    for dtype, shape in [("f8", (3,)), ("i8", ()), ("i2", (2, 2)), ("?", (5,)), ("S7", ()),
+                         ("c16", (1,)), ("u1", (0,))]:
+        t = pc.row_type(dtype, shape)
+        try:
+            assert t.Get_size() == np.dtype(dtype).itemsize * int(np.prod(shape)), dtype
+        finally:
+            t.Free()
+    src = open(pc.__file__).read()
+    assert "_typedict" not in src and "dtlib.from_numpy_dtype" in src
+    assert MPI.COMM_SELF.Get_size() == 1
 
 
 def test_row_view_and_serial_redistribute():
@@ -29,10 +81,11 @@ def test_row_view_and_serial_redistribute():
     with pytest.raises(ValueError, match="contiguous"):
         pc.row_view(a[:, :2])
     arrays = [a, np.arange(4)]
-    out = pc.redistribute(arrays, np.zeros(4, int))
+    one = pytest.importorskip("mpi4py.MPI").COMM_SELF
+    out = pc.redistribute(arrays, np.zeros(4, int), one)
     assert arrays == [] and np.array_equal(out[0], np.arange(12.0).reshape(4, 3))
     with pytest.raises(ValueError, match="destination ranks"):
-        pc.redistribute([np.zeros(2)], np.array([0, 1]))
+        pc.redistribute([np.zeros(2)], np.array([0, 1]), one)
 
 
 @pytest.mark.mpi
@@ -107,3 +160,56 @@ def test_gather_scatter_rows_and_a_shape_mismatch_raises_on_every_rank():
     with pytest.raises(ValueError, match="different shapes"):
         pc.gather_rows(bad, comm)  # every rank raises: no rank is left in Gatherv
     comm.Barrier()
+
+
+@pytest.mark.mpi(min_size=2)
+def test_one_error_idiom_messages_types_and_failures_on_every_rank():
+    """raise_if_any and collective_errors: the failing ranks raise their own error; the
+    others a RankInputError (input) or RankFailedError naming the lowest failing rank."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.rank, comm.size
+
+    def outcome(fn):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            return e
+        return None
+
+    # two failing ranks (1 and the last): both raise their own, the others rank 1's
+    bad = {1, size - 1}
+    mine = QuestsInputError(f"bad line on rank {rank}") if rank in bad else None
+    e = outcome(lambda: pc.raise_if_any(mine, comm))
+    if rank in bad:
+        assert e is mine
+    else:
+        assert type(e) is pc.RankInputError and isinstance(e, QuestsInputError)
+        assert str(e) == "(from rank 1) bad line on rank 1"
+        assert e.rank == 1 and e.error_type == "QuestsInputError"
+        assert e.failures == [(r, f"QuestsInputError: bad line on rank {r}") for r in sorted(bad)]
+    # prefix=False: every rank raises the lowest failing rank's message unchanged
+    e = outcome(lambda: pc.raise_if_any(mine, comm, prefix=False))
+    assert str(e) == "bad line on rank 1" and isinstance(e, QuestsInputError)
+    assert (e is mine) == (rank == 1)
+    # a non-input failure inside collective_errors: RuntimeError with the type in the text
+    def block():
+        with pc.collective_errors(comm):
+            if rank == size - 1:
+                raise ZeroDivisionError("division by zero here")
+    e = outcome(block)
+    if rank == size - 1:
+        assert type(e) is ZeroDivisionError
+    else:
+        assert type(e) is pc.RankFailedError and not isinstance(e, ValueError)
+        assert str(e) == f"(from rank {size - 1}) ZeroDivisionError: division by zero here"
+    # root=: only root's error counts, one bcast; keep=: that class is raised everywhere
+    class DiskFull(RuntimeError):
+        pass
+
+    err = DiskFull("disk full") if rank in (0, 1) else None
+    e = outcome(lambda: pc.raise_if_any(err, comm, prefix=False, root=1, keep=(DiskFull,)))
+    assert type(e) is DiskFull and str(e) == "disk full" and (e is err) == (rank == 1)
+    # the communicator is usable afterwards, on every rank
+    assert pc.allgather(rank, comm) == list(range(size))

@@ -65,7 +65,7 @@ def test_default_threads_rule():
 @pytest.mark.mpi
 def test_collective_errors_raise_on_every_rank():
     from quests_hpc.errors import QuestsInputError
-    from quests_hpc.parallel.runtime import RankFailedError, RankInputError, collective_errors
+    from quests_hpc.parallel.comm import RankFailedError, RankInputError, collective_errors
 
     comm = MPI.COMM_WORLD
     bad = comm.size - 1
@@ -114,7 +114,7 @@ def test_exception_on_rank_1_aborts_the_job(tmp_path):
         from mpi4py import MPI
         from quests_hpc.parallel.runtime import abort_on_error
         comm = MPI.COMM_WORLD
-        with abort_on_error():
+        with abort_on_error(MPI.COMM_WORLD):
             if comm.rank == 1:
                 raise RuntimeError("boom on purpose")
             comm.Barrier()  # rank 0 waits here forever unless the job is aborted
@@ -149,7 +149,7 @@ def test_compile_cache_is_written_once_and_loaded_by_other_ranks(tmp_path):
         from quests_hpc.parallel.runtime import warm_up
         from quests_hpc import _descriptor_kernels
         from quests_hpc.parallel import _halo_kernel
-        warm_up()
+        warm_up(MPI.COMM_WORLD)
         stats = {"misses": 0, "hits": 0}
         for mod in (_descriptor_kernels, _halo_kernel):
             for obj in vars(mod).values():
@@ -167,3 +167,55 @@ def test_compile_cache_is_written_once_and_loaded_by_other_ranks(tmp_path):
     assert stats[0]["misses"] > 0  # rank 0 compiled (cold cache)
     for s in stats[1:]:
         assert s["misses"] == 0 and s["hits"] >= stats[0]["misses"]
+
+
+# ---------------------------------------------------------------------- the stage timer
+
+
+def test_stage_timer_records_wall_cpu_and_the_peak_memory_of_each_stage():
+    import numpy as np
+
+    from quests_hpc.timing import StageTimer, current_memory_bytes, peak_memory_bytes
+
+    assert 0 < current_memory_bytes() <= peak_memory_bytes() + (64 << 20)
+    calls = []
+    t = StageTimer(sync=lambda: calls.append(1))
+    with t("sleep"):
+        time.sleep(0.05)
+    big = 400 << 20  # more than the process ever held: this stage raises the high-water mark
+    with t("allocate"):
+        a = np.ones(big // 8)
+        a[::512] = 2.0
+        del a
+    t.done("nothing")
+    with t("sleep"):  # repeated use accumulates
+        time.sleep(0.02)
+    assert list(t.seconds) == ["sleep", "allocate", "nothing"] and len(calls) == 4
+    assert 0.07 <= t.seconds["sleep"] < 1.0 and t.cpu["sleep"] < 0.05
+    assert t.cpu["allocate"] > 0.0
+    # the 400 MiB array was freed before the stage ended, yet its peak is recorded
+    assert t.peak_memory["allocate"] >= big and t.memory["allocate"] < t.peak_memory["allocate"] - big // 2
+    assert t.peak_memory["nothing"] < t.peak_memory["allocate"] - big // 2
+    rec = t.record()
+    assert rec["seconds"] == t.seconds and rec["peak_memory"]["allocate"] >= big
+    text = t.table()
+    assert text.splitlines()[0].split() == ["stage", "time", "(s)", "%total", "cpu", "(s)", "peak", "MiB"]
+    assert "allocate" in text and "other" in text and "total wall" in text
+
+
+def test_stage_timer_table_over_ranks_min_avg_max_and_peak_memory():
+    from quests_hpc.timing import StageTimer
+
+    recs = [{"seconds": {"read": 1.0, "halo": 0.5}, "cpu": {}, "peak_memory": {"read": 100 << 20}},
+            {"seconds": {"read": 3.0}, "cpu": {}, "peak_memory": {"read": 300 << 20}}]
+    rows = {ln.split()[0]: ln.split() for ln in StageTimer().table(recs, total=8.0).splitlines()}
+    assert rows["read"][1:] == ["1.000", "2.000", "3.000", "25.0%", "1.50", "300.0"]
+    assert rows["halo"][1:] == ["0.000", "0.250", "0.500", "3.1%", "2.00", "-"]
+    assert rows["total"][-1] == "8.000"
+    # the old form: plain {stage: seconds} per rank
+    old = StageTimer().table([{"read": 1.0}, {"read": 3.0}], total=8.0)
+    assert "2.000" in old and "1.50" in old and "max/avg" in old
+    t = StageTimer()
+    t.add({"read": 2.0}, cpu={"read": 1.0}, peak_memory={"read": 5})
+    t.add({"read": 1.0}, peak_memory={"read": 3})
+    assert t.seconds == {"read": 3.0} and t.cpu == {"read": 1.0} and t.peak_memory == {"read": 5}
