@@ -1,11 +1,11 @@
-"""Input: LAMMPS dumps (serial and MPI-parallel), reference sets, descriptor files.
+"""Input: LAMMPS dumps, reference sets, descriptor files -- serial; no ranks, no MPI.
 
 Modules
 -------
 lammps_dump
     :func:`read_lammps_dump`, :func:`iread_lammps_dump`, :class:`LammpsDump`.
 frame
-    :class:`Frame`, the per-frame result (this rank's share in an MPI read).
+    :class:`Frame`, the per-frame result.
 selection
     Frame selections: ``"all"``, ``-1``, ``"0:100:5"``, ``"3,5,8"``, ``"t=1000:5000"``.
 frame_index
@@ -14,8 +14,11 @@ compressed
     Plain and compressed (gz, bz2, xz, zst) byte sources.
 reference
     Reference / training sets (anything ASE reads, LAMMPS dumps) and descriptor HDF5 files.
-lammps_header, atoms_block, ownership, _kernels
-    Header/box parsing, the chunked row parser, id order and owner ranks, Numba kernels.
+lammps_header, atoms_block, id_order, _kernels
+    Header/box parsing, the chunked row parser, order by id, Numba kernels.
+
+The MPI-parallel reader built on these (byte-range parse per rank, atoms routed to their
+owner ranks) is :class:`quests_hpc.parallel.dump_reader.ParallelDump`.
 """
 
 from .frame import Frame

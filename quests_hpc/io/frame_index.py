@@ -6,11 +6,13 @@ parsing each frame's header.  Per frame it stores the byte offsets of the frame,
 first atom line and of its end, the timestep, ``NUMBER OF ATOMS``, line numbers and the
 number of atom lines actually present.
 
-* Plain files are scanned in parallel when a communicator is given: each rank scans its
-  own byte range (counting newlines and parsing the headers that start in it), and one
-  ``allgather`` of the per-rank summaries gives everyone the same index.
-* Compressed files are scanned by one rank while decompressing (offsets are positions in
-  the decompressed stream), then the index is broadcast.
+* Plain files can be scanned in shares: :func:`scan_share` scans share ``r`` of ``P`` of
+  the file's bytes (counting newlines and parsing the headers that start in it) and
+  :func:`assemble_plain` joins the summaries of all shares into the index.  Serially
+  :func:`build_index` scans one share; :mod:`quests_hpc.parallel.dump_index` gives each
+  rank its share and gathers the summaries (this module knows nothing of ranks).
+* Compressed files are scanned in one pass while decompressing (:func:`scan_compressed`;
+  offsets are positions in the decompressed stream).
 * The index is cached (see :func:`cache_path`) and revalidated by file size,
   modification time and a content fingerprint (the file's first and last bytes and the
   headers of up to 64 indexed frames, :func:`fingerprint`), so a file rewritten with the
@@ -31,7 +33,6 @@ import warnings
 import numpy as np
 
 from ..errors import QuestsInputError
-from ..parallel import comm as pcomm
 from .lammps_header import MARKER, HeaderError, HeaderIncomplete, parse_header, pre_item_start
 
 INDEX_VERSION = 2
@@ -325,47 +326,54 @@ def _plausible(index):
                 and np.all(np.isin(index.status, (OK, SHORT, LONG, BAD_HEADER))))
 
 
-def build_index(src, comm=None, resume=None):
+def scan_compressed(src):
+    """The whole :class:`FrameIndex` of a compressed ``src``, in one decompression pass."""
+    st = os.stat(src.path)
+    part = _scan_range(src, 0, 1 << 62, src.path)
+    data_size = src.size if src.size is not None else 0
+    return _assemble(src.path, True, st.st_size, st.st_mtime_ns, [part], data_size, _head_hash(src))
+
+
+def resume_base(resume):
+    """``(a0, base)``: where a rescan of a file that only grew starts, and what is kept of
+    its older index ``resume`` (``(0, None)`` for a full scan)."""
+    if resume is None or not len(resume):
+        return 0, None
+    k = len(resume) - 1
+    base = dict(arrays={f: v[:k] for f, v in resume.arrays().items()},
+                errors={i: m for i, m in resume.errors.items() if i < k},
+                nl0=int(resume.line[k]) - 1, units=resume.units)
+    return int(resume.start[k]), base
+
+
+def scan_share(src, a0, share, nshares):
+    """Scan share ``share`` of ``nshares`` of the plain file's bytes ``[a0, size)``; the
+    summary :func:`assemble_plain` joins."""
+    data_size = src.size
+    lo = a0 + (data_size - a0) * share // nshares
+    hi = a0 + (data_size - a0) * (share + 1) // nshares
+    return _scan_range(src, lo, hi, src.path)
+
+
+def assemble_plain(src, st, parts, base=None):
+    """The :class:`FrameIndex` of a plain file from ``st`` (its ``os.stat`` taken *before*
+    the scan), the summaries of all its shares (in order) and the ``base`` of
+    :func:`resume_base`."""
+    return _assemble(src.path, False, st.st_size, st.st_mtime_ns, parts, src.size,
+                     _head_hash(src), base)
+
+
+def build_index(src, resume=None):
     """Scan ``src`` (a :mod:`.compressed` source) and return its :class:`FrameIndex`.
 
-    Collective when ``comm`` has more than one rank.  ``resume`` is an older index of the
-    same file that only grew: scanning restarts at its last frame.
+    ``resume`` is an older index of the same file that only grew: scanning restarts at
+    its last frame.
     """
-    rank, size = pcomm.rank_size(comm)
-    st = os.stat(src.path)
-    where = src.path
     if src.compressed:
-        err, idx = None, None
-        if rank == 0:
-            try:
-                part = _scan_range(src, 0, 1 << 62, where)
-                data_size = src.size if src.size is not None else 0
-                idx = _assemble(src.path, True, st.st_size, st.st_mtime_ns, [part], data_size,
-                                _head_hash(src))
-            except QuestsInputError as exc:
-                err = exc
-        pcomm.raise_if_any(err, comm)
-        return pcomm.bcast(idx, comm)
-    data_size = src.size
-    base = None
-    a0 = 0
-    if resume is not None and len(resume):
-        k = len(resume) - 1
-        a0 = int(resume.start[k])
-        base = dict(arrays={f: v[:k] for f, v in resume.arrays().items()},
-                    errors={i: m for i, m in resume.errors.items() if i < k},
-                    nl0=int(resume.line[k]) - 1, units=resume.units)
-    lo = a0 + (data_size - a0) * rank // size
-    hi = a0 + (data_size - a0) * (rank + 1) // size
-    err, part = None, None
-    try:
-        part = _scan_range(src, lo, hi, where)
-    except QuestsInputError as exc:
-        err = exc
-    pcomm.raise_if_any(err, comm)
-    parts = pcomm.allgather(part, comm)
-    return _assemble(src.path, False, st.st_size, st.st_mtime_ns, parts, data_size,
-                     _head_hash(src), base)
+        return scan_compressed(src)
+    st = os.stat(src.path)
+    a0, base = resume_base(resume)
+    return assemble_plain(src, st, [scan_share(src, a0, 0, 1)], base)
 
 
 # ------------------------------------------------------------------------------ caching
@@ -431,55 +439,66 @@ def load_index(file):
     return idx
 
 
-def get_index(src, comm=None, cache="auto", rebuild=False):
-    """The frame index of ``src``: from the cache when still valid, else scanned.
+def cache_decision(src, cfile, rebuild=False):
+    """What to do about the cached index ``cfile`` of ``src``: ``("use", index)``,
+    ``("resume", older_index)`` (the file only grew) or ``("scan", None)``."""
+    st = os.stat(src.path)
+    old = load_index(cfile) if (cfile and not rebuild) else None
+    if old is not None and old.path != os.path.abspath(src.path) and old.path != src.path:
+        old = None
+    if old is not None and not _plausible(old):
+        old = None
+    if old is None:
+        return ("scan", None)
+    if (old.file_size == st.st_size and old.mtime_ns == st.st_mtime_ns
+            and old.fingerprint == _fingerprint_or_none(src, old)):
+        return ("use", old)
+    if (not old.compressed and st.st_size > old.file_size and len(old)
+            and old.head_hash == _head_hash(src) and _frame_still_there(src, old)):
+        return ("resume", old)
+    return ("scan", None)
 
-    Parameters
-    ----------
-    src : RawSource or StreamSource
-    comm : mpi4py communicator, optional
-        Collective when given: rank 0 checks the cache, the scan is parallel (plain
-        files), rank 0 writes the cache, every rank gets the same index.
-    cache : {"auto", "beside", "user"} or False
-        Where to cache (see :func:`cache_path`); False: neither read nor write a cache.
-    rebuild : bool
-        Ignore a cached index.
-    """
-    rank, _ = pcomm.rank_size(comm)
-    cfile = cache_path(src.path, cache) if cache else None
-    decision = None
-    if rank == 0:
-        st = os.stat(src.path)
-        old = load_index(cfile) if (cfile and not rebuild) else None
-        if old is not None and old.path != os.path.abspath(src.path) and old.path != src.path:
-            old = None
-        if old is not None and not _plausible(old):
-            old = None
-        if old is None:
-            decision = ("scan", None)
-        elif (old.file_size == st.st_size and old.mtime_ns == st.st_mtime_ns
-              and old.fingerprint == _fingerprint_or_none(src, old)):
-            decision = ("use", old)
-        elif (not old.compressed and st.st_size > old.file_size and len(old)
-              and old.head_hash == _head_hash(src) and _frame_still_there(src, old)):
-            decision = ("resume", old)
-        else:
-            decision = ("scan", None)
-    decision = pcomm.bcast(decision, comm)
-    if decision[0] == "use":
-        idx = decision[1]
-        idx.path = src.path
-        idx.from_cache = True
-        return idx
-    idx = build_index(src, comm, resume=decision[1])
+
+def use_cached(src, idx):
+    """A cached index taken as it is (decision ``"use"``)."""
+    idx.path = src.path
+    idx.from_cache = True
+    return idx
+
+
+def finish_index(src, idx, decision, cfile, cache, write=True):
+    """A freshly built index: marked, and (``write``) saved to ``cfile`` (falling back to
+    the user cache directory when ``cache`` is ``"auto"`` and beside is not writable)."""
     idx.from_cache = decision[0] == "resume"
-    if rank == 0 and cfile:
+    if write and cfile:
         idx.fingerprint = fingerprint(src, idx)
         idx.path = os.path.abspath(src.path)
         if not save_index(idx, cfile) and cache == "auto":
             save_index(idx, cache_path(src.path, "user"))
     idx.path = src.path
     return idx
+
+
+def get_index(src, cache="auto", rebuild=False):
+    """The frame index of ``src``: from the cache when still valid, else scanned.
+
+    Parameters
+    ----------
+    src : RawSource or StreamSource
+    cache : {"auto", "beside", "user"} or False
+        Where to cache (see :func:`cache_path`); False: neither read nor write a cache.
+    rebuild : bool
+        Ignore a cached index.
+
+    See :func:`quests_hpc.parallel.dump_index.get_index` for the collective version (the
+    same steps, the scan shared by the ranks).
+    """
+    cfile = cache_path(src.path, cache) if cache else None
+    decision = cache_decision(src, cfile, rebuild)
+    if decision[0] == "use":
+        return use_cached(src, decision[1])
+    idx = build_index(src, resume=decision[1])
+    return finish_index(src, idx, decision, cfile, cache)
 
 
 def _fingerprint_or_none(src, index):

@@ -1,32 +1,42 @@
-"""Sort parsed atoms by id and hand them to their owner ranks.
+"""Order parsed atoms by id, serially (pure functions on arrays; no ranks, no MPI).
 
-The parsed columns of a rank are a dict ``{"ids": (n,), "pos": (n, 3), ...}`` of
-C-contiguous arrays (see :meth:`.atoms_block.Rows.columns`).  Memory is kept to a small
-multiple of the positions a rank holds: rows are grouped by destination in place and
-exchanged one array at a time (:func:`quests_hpc.parallel.comm.redistribute`), and the
-final order by id is made one array at a time.
+The parsed columns of a frame are a dict ``{"ids": (n,), "pos": (n, 3), ...}`` of
+C-contiguous arrays (see :meth:`.atoms_block.Rows.columns`).  The final order by id is
+made one array at a time, so memory stays a small multiple of the positions held.
 
-* serial: :func:`sort_by_id` -- ids ``base .. base+n-1`` (the usual LAMMPS numbering)
-  are placed by a direct scatter (no sort); other ids are argsorted;
-* MPI: :func:`even_split_by_id` -- rank ``r`` gets the atoms at positions
-  ``[r*N//P, (r+1)*N//P)`` of the frame sorted by id, whatever the rank count (owners
-  found arithmetically for dense ids, else by a collective bisection over id values);
-  :func:`send_to_owners` -- any other owner map (the MPI pipeline's spatial
-  decomposition), then a local sort by id.
-
-Duplicate ids are detected in every path and reported on every rank.
+* :func:`sort_by_id` -- ids ``base .. base+n-1`` (the usual LAMMPS numbering) are
+  placed by a direct scatter (no sort); other ids are argsorted; duplicates raise;
+* :func:`order_dense`, :func:`order_sparse`, :func:`dup_message`, :func:`local_id_range`
+  -- the pieces :mod:`quests_hpc.parallel.routing` reuses after its exchanges;
+* :func:`row_view` -- any C-contiguous array as rows of unsigned words (for the row
+  moving kernels).
 """
-
-import time
 
 import numpy as np
 
 from ..errors import QuestsInputError
-from ..parallel import comm as pcomm
 from . import _kernels as K
 
 
-def _dup_message(where, dup, lines=None):
+def row_view(a):
+    """``a`` as a 2-D array of unsigned words, one row per leading index (a view).
+
+    The word size is the largest of 8, 4, 2, 1 bytes dividing the row size, so that
+    kernels moving rows handle every dtype with four compiled variants.
+    """
+    if not a.flags.c_contiguous:
+        raise ValueError("row_view needs a C-contiguous array")
+    n = a.shape[0]
+    rowbytes = a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64))
+    for size, dt in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):  # noqa: B007
+        if rowbytes % size == 0:
+            break
+    if rowbytes == 0:
+        return np.empty((n, 0), dtype=np.uint8)
+    return a.reshape(n * rowbytes // a.itemsize).view(dt).reshape(n, rowbytes // size)
+
+
+def dup_message(where, dup, lines=None):
     if dup is None:
         return f"{where}: atom ids are not unique (an id appears twice, another is missing)"
     msg = f"{where}: duplicate atom id {dup}"
@@ -35,7 +45,7 @@ def _dup_message(where, dup, lines=None):
     return msg
 
 
-def _order_dense(cols, base):
+def order_dense(cols, base):
     """Reorder so that row ``j`` holds id ``base + j`` (ids already checked)."""
     ids = cols["ids"]
     n = len(ids)
@@ -44,7 +54,7 @@ def _order_dense(cols, base):
             continue
         a = cols[name]
         out = np.empty_like(a)
-        src, dst = pcomm.row_view(a), pcomm.row_view(out)
+        src, dst = row_view(a), row_view(out)
         if n and src.shape[1]:
             K.scatter_rows(src, ids, base, dst)
         del src, dst
@@ -53,7 +63,7 @@ def _order_dense(cols, base):
     cols["ids"] = np.arange(base, base + n, dtype=np.int64)
 
 
-def _order_sparse(cols):
+def order_sparse(cols):
     """Sort by id with an argsort; returns a duplicated id or None."""
     perm = np.argsort(cols["ids"], kind="stable")
     for name in list(cols):
@@ -83,7 +93,7 @@ def sort_by_id(cols, where="", data_line=None, lines_are_rows=False):
         bad = int(K.dense_check(ids, lo, n))
         dup = None if bad == -1 else bad
         if dup is None:
-            _order_dense(cols, lo)
+            order_dense(cols, lo)
             return cols
     else:
         s = np.sort(ids)
@@ -91,34 +101,13 @@ def sort_by_id(cols, where="", data_line=None, lines_are_rows=False):
         dup = int(s[j]) if j >= 0 else None
         del s
         if dup is None:
-            _order_sparse(cols)
+            order_sparse(cols)
             return cols
     lines = None
     if lines_are_rows and data_line is not None:
         rows = np.nonzero(ids == dup)[0][:2]
         lines = (data_line + int(rows[0]), data_line + int(rows[1]))
-    raise QuestsInputError(_dup_message(where, dup, lines))
-
-
-def _sparse_splitters(sorted_ids, natoms, gmin, gmax, comm):
-    """Smallest id of the shares of ranks 1..P-1, by a collective bisection on values."""
-    _, size = pcomm.rank_size(comm)
-    bounds = pcomm.even_bounds(natoms, size)[1:-1]  # sorted position of each share start
-    lo = np.full(size - 1, gmin, dtype=np.int64)
-    hi = np.full(size - 1, gmax + 1, dtype=np.int64)
-    # smallest v with count(ids <= v) >= bound + 1 (gmax + 1 when the share is empty)
-    while True:
-        active = lo < hi
-        mid = lo + (hi - lo) // 2
-        c = np.searchsorted(sorted_ids, mid, side="right").astype(np.int64)
-        c = np.append(c, np.int64(active.any()))
-        c = pcomm.allreduce(c, "sum", comm)
-        if c[-1] == 0:
-            break
-        ok = c[:-1] >= bounds + 1
-        hi = np.where(active & ok, mid, hi)
-        lo = np.where(active & ~ok, mid + 1, lo)
-    return lo
+    raise QuestsInputError(dup_message(where, dup, lines))
 
 
 def local_id_range(ids):
@@ -127,148 +116,3 @@ def local_id_range(ids):
         mn, mx, _ = K.id_stats(ids)
         return int(mn), int(mx)
     return int(np.iinfo(np.int64).max), int(np.iinfo(np.int64).min)
-
-
-def global_id_range(ids, comm):
-    """``(min, max)`` id over all ranks (collective)."""
-    mn, mx = local_id_range(ids)
-    ext = pcomm.allreduce(np.array([mn, -mx], dtype=np.int64), "min", comm)
-    return int(ext[0]), -int(ext[1])
-
-
-_EMPTY = {"types": np.zeros(0, np.int32), "fext": np.zeros((0, 0)),
-          "iext": np.zeros((0, 0), np.int64), "sext": np.zeros((0, 0), np.int64)}
-
-
-def _partition(cols, mode, gmin, natoms, split, size):
-    """Group all columns by owner in place (one pass); counts per rank."""
-    t, f, i, s = (cols.get(k, _EMPTY[k]) for k in ("types", "fext", "iext", "sext"))
-    return K.partition_columns(cols["ids"], t, cols["pos"], f, i, s, mode, gmin, natoms, split,
-                               size)
-
-
-def even_split_by_id(cols, natoms, comm, where="", timings=None, id_range=None):
-    """MPI: give rank ``r`` the atoms ``[r*N//P, (r+1)*N//P)`` of the id-sorted frame.
-
-    Collective.  ``cols`` is consumed.  ``timings`` (a dict) receives the time of each
-    step.  ``id_range``: the global ``(min, max)`` id when the caller already knows it
-    (saves a collective).
-
-    Returns
-    -------
-    cols : dict
-        This rank's share, sorted by id.
-    first : int
-        Position of the share's first atom in the id-sorted frame.
-    """
-    clock = [time.perf_counter()]
-
-    def lap(name):
-        clock.append(time.perf_counter())
-        if timings is not None:
-            timings[name] = clock[-1] - clock[-2]
-
-    rank, size = pcomm.rank_size(comm)
-    ids = cols["ids"]
-    if id_range is not None:
-        gmin, gmax = (int(v) for v in id_range)
-    else:
-        gmin, gmax = global_id_range(ids, comm)
-    bounds = pcomm.even_bounds(natoms, size)
-    dense = natoms > 0 and gmax - gmin + 1 == natoms
-    lap("id_range")
-    if dense:
-        # owner by comparison with the first id of every share (no integer division)
-        mode, split = 1, (gmin + bounds[1:-1]).astype(np.int64)
-    else:
-        s = np.sort(ids)
-        split = _sparse_splitters(s, natoms, gmin, gmax, comm)
-        mode = 1
-        del s
-    del ids
-    lap("splitters")
-    counts = _partition(cols, mode, gmin, natoms, split, size)
-    lap("partition")
-    recv_counts = np.empty_like(counts)
-    if size > 1:
-        comm.Alltoall(counts, recv_counts)
-    else:
-        recv_counts[:] = counts
-    lap("counts")
-    out = {}
-    for name in ("pos", "ids", "types", "fext", "iext", "sext"):
-        if name in cols:
-            a = cols.pop(name)
-            out[name], _ = pcomm.alltoallv_rows(a, counts, comm, recv_counts)
-            del a
-    lap("exchange")
-    lo, hi = int(bounds[rank]), int(bounds[rank + 1])
-    dup = False
-    if dense:
-        bad = int(K.dense_check(out["ids"], gmin + lo, hi - lo))
-        if bad == -1:
-            _order_dense(out, gmin + lo)
-        else:
-            dup = bad if bad != gmin + lo - 1 else None
-    else:
-        d = _order_sparse(out)
-        if d is not None or len(out["ids"]) != hi - lo:
-            dup = d
-    lap("order")
-    # one integer allreduce in the common case; messages only gathered on failure
-    if pcomm.allreduce(np.int64(dup is not False), "max", comm):
-        err = None if dup is False else QuestsInputError(_dup_message(where, dup))
-        pcomm.raise_if_any(err, comm)
-    lap("final_check")
-    return out, lo
-
-
-def exchange_placed(own, out, own_lo, natoms, comm, where="", timings=None):
-    """MPI, after a placement parse: send the outgoing rows to their owners.
-
-    ``own`` holds this rank's share with rows already at ``id - own_lo`` (ids of the
-    empty rows are 0); ``out`` the rows parsed here for other ranks (dense ids
-    ``1 .. natoms``, even split).  Received rows are scattered into ``own``.  Collective;
-    ``out`` is consumed.  Raises (on every rank) on a duplicate id.
-    """
-    t0 = time.perf_counter()
-    rank, size = pcomm.rank_size(comm)
-    split = (1 + pcomm.even_bounds(natoms, size)[1:-1]).astype(np.int64)
-    counts = _partition(out, 1, 1, natoms, split, size)
-    recv_counts = np.empty_like(counts)
-    comm.Alltoall(counts, recv_counts)
-    t1 = time.perf_counter()
-    a = out.pop("ids")
-    rids, _ = pcomm.alltoallv_rows(a, counts, comm, recv_counts)
-    del a
-    bad = int(K.place_ids(rids, own_lo, own["ids"]))
-    for name in ("pos", "types", "fext", "iext", "sext"):
-        if name in out:
-            a = out.pop(name)
-            r, _ = pcomm.alltoallv_rows(a, counts, comm, recv_counts)
-            del a
-            if bad == -1 and len(r) and r.size:
-                K.scatter_rows(pcomm.row_view(r), rids, own_lo, pcomm.row_view(own[name]))
-            del r
-    t2 = time.perf_counter()
-    if pcomm.allreduce(np.int64(bad != -1), "max", comm):
-        err = None if bad == -1 else QuestsInputError(_dup_message(where, bad))
-        pcomm.raise_if_any(err, comm)
-    if timings is not None:
-        timings.update(partition=t1 - t0, exchange=t2 - t1, final_check=time.perf_counter() - t2)
-
-
-def send_to_owners(cols, dest, comm, where=""):
-    """MPI: send every atom to rank ``dest[i]``, then sort each rank's atoms by id.
-
-    Collective.  ``cols`` is consumed.  Returns this rank's columns.
-    """
-    names = list(cols)
-    arrays = [cols.pop(k) for k in names]
-    received = pcomm.redistribute(arrays, dest, comm)
-    out = dict(zip(names, received))
-    del received
-    dup = _order_sparse(out)
-    err = None if dup is None else QuestsInputError(_dup_message(where, dup))
-    pcomm.raise_if_any(err, comm)
-    return out

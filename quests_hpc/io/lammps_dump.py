@@ -1,4 +1,4 @@
-"""LAMMPS text dumps (``dump atom`` / ``dump custom``): serial and MPI-parallel reading.
+"""LAMMPS text dumps (``dump atom`` / ``dump custom``): serial reading.
 
 Quick use::
 
@@ -8,8 +8,8 @@ Quick use::
     frames = read_lammps_dump("dump.lammpstrj.gz", "0:100:5")
     for f in iread_lammps_dump("dump.*.lammpstrj", "t=1000:5000"):  # by timestep
         ...
-    with LammpsDump("big.lammpstrj", comm=MPI.COMM_WORLD) as dump:  # every rank
-        f = dump.read(-1)         # this rank's share: f.ids, f.positions, ...
+    with LammpsDump("big.lammpstrj") as dump:
+        f = dump.read(-1)         # f.ids, f.positions, ...
 
 What is read (see :mod:`.lammps_header` for the format): every box style (orthogonal,
 restricted triclinic ``xy xz yz``, general triclinic ``abc origin``), boundary flags ->
@@ -17,23 +17,19 @@ restricted triclinic ``xy xz yz``, general triclinic ``abc origin``), boundary f
 ones converted; positions wrapped into the cell along periodic axes unless
 ``wrap=False``), ``id`` / ``type`` / ``element`` and any extra column asked for.
 Atoms always come out sorted by id.  A dump without ``id`` numbers its atoms by their
-position in the frame (1, 2, ...).
+position in the frame (1, 2, ...).  When the ids are ``1..N`` (the LAMMPS default) and
+come first on the line, rows are stored at their final place while parsing
+(*placement*: no sort); any other numbering is detected and the frame parsed again in
+file order (then remembered for the file).
 
-Parallel reading (``comm`` with several ranks; every call is then collective):
-
-* plain files -- each rank reads and parses only its byte range of the frame's atom
-  lines (split at line boundaries), then the atoms go to their owners: by default
-  rank ``r`` gets atoms ``[r*N//P, (r+1)*N//P)`` of the frame sorted by id; an ``owner``
-  callable can impose another map (the MPI pipeline's spatial decomposition).  No rank
-  ever holds the whole frame, nor more text than one chunk (``chunk_bytes``).  When the
-  ids are ``1..N`` (the LAMMPS default) and come first on the line, each rank stores
-  the rows it will own directly at their final place while parsing and sends only the
-  others; any other numbering is detected and the frame parsed again in file order
-  (then remembered for the file).  The same placement makes serial reads skip the sort.
-* compressed files (``.gz``, ``.bz2``, ``.xz``, ``.zst``) -- decompression is serial:
-  rank 0 decompresses and deals chunks of whole lines round-robin to all ranks, which
-  parse them in parallel; then the same ownership step.  The frame index of a
-  compressed file is built by rank 0 in one decompression pass.
+This module reads serially and knows nothing of ranks.  The MPI-parallel reader,
+:class:`quests_hpc.parallel.dump_reader.ParallelDump` (every rank parses a byte range of
+the frame, the atoms then go to their owner ranks), is built on the primitives of
+:class:`LammpsDump`: :meth:`~LammpsDump.spot`, :meth:`~LammpsDump.frame_header`,
+:meth:`~LammpsDump.share_bytes`, :meth:`~LammpsDump.parse_share`,
+:func:`check_row_counts`, :meth:`~LammpsDump.far_atom`, :meth:`~LammpsDump.to_cartesian`,
+:meth:`~LammpsDump.make_frame` -- none of them communicates, all report input errors as
+:class:`~quests_hpc.errors.QuestsInputError` (returned or raised).
 
 The frame index (:mod:`.frame_index`) is built once, cached and revalidated by size,
 modification time and a content fingerprint (a frame that fails to parse with a cached
@@ -44,7 +40,7 @@ not finite, has ``hi <= lo`` or a left-handed general triclinic cell), a malform
 NaN/inf coordinate, a coordinate more than 2**20 box lengths out along a periodic axis
 (:data:`quests_hpc.geometry.MAX_FRACTIONAL`), missing coordinate columns or duplicate ids
 raise :class:`~quests_hpc.errors.QuestsInputError` naming the file, the frame (index and
-timestep) and the line or atom id -- on every rank of an MPI read, with the same message.
+timestep) and the line or atom id.
 Selecting a frame whose header or count is bad fails at once (:meth:`LammpsDump.select`).
 Files that are not dumps (empty, binary, other text) and paths that are not regular files
 (directories, FIFOs, devices) are refused when opened.
@@ -55,21 +51,20 @@ import os
 import re
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import QuestsInputError
 from ..geometry import MAX_FRACTIONAL
-from ..parallel import comm as pcomm
 from . import _kernels as K
 from .atoms_block import (DEFAULT_CHUNK, Rows, id_locality, line_start_after, locate_atom_line,
-                          parse_range, stream_parse)
+                          parse_range)
 from .compressed import open_source, regular_file_problem
 from .frame import Frame, decode_codes, map_types, normalize_type_map
 from .frame_index import BAD_HEADER, SHORT, get_index
+from .id_order import sort_by_id
 from .lammps_header import DumpWarning, column_plan, old_style_columns, parse_header
-from .ownership import (even_split_by_id, exchange_placed, local_id_range, send_to_owners,
-                        sort_by_id)
 from .selection import is_single, select_frames
 
 _SMALL_FILE = 4 << 20  # files below this size are indexed without a cache file
@@ -102,16 +97,32 @@ def expand_paths(path):
     return files
 
 
+class FrameSpot(NamedTuple):
+    """Where frame ``i`` of a :class:`LammpsDump` is (see :meth:`LammpsDump.spot`)."""
+    i: int          # frame number in the whole sequence
+    fno: int        # file number
+    k: int          # frame number within the file
+    where: str      # "file, frame k (timestep t)" for messages
+    d0: int         # byte offset of the first atom line
+    d1: int         # end of the atom lines
+    natoms: int     # NUMBER OF ATOMS
+    data_line: int  # line number of the first atom line
+    compressed: bool
+
+
+def even_bounds(n, size):
+    """``b[r] = r * n // size`` for ``r = 0 .. size`` (an even split of ``n`` rows)."""
+    return np.array([r * int(n) // size for r in range(size + 1)], dtype=np.int64)
+
+
 class LammpsDump:
-    """An opened LAMMPS text dump (one file, a list of files or a glob pattern).
+    """An opened LAMMPS text dump (one file, a list of files or a glob pattern), read serially.
 
     Parameters
     ----------
     path : str, os.PathLike or list
         Dump file(s); a pattern like ``dump.*.lammpstrj`` is expanded and sorted
         naturally; frames of all files are numbered in that order.
-    comm : mpi4py communicator, optional
-        Read in parallel over this communicator (every method is then collective).
     columns : sequence of str or "all"
         Extra per-atom columns to return in ``Frame.arrays``.
     type_map : dict, sequence or str, optional
@@ -125,51 +136,51 @@ class LammpsDump:
     rebuild_index : bool
         Ignore cached indices.
     chunk_bytes : int
-        Bytes of text a rank reads (or receives) at a time.
+        Bytes of text read at a time.
+
+    For an MPI-parallel read use :class:`quests_hpc.parallel.dump_reader.ParallelDump`.
     """
 
-    def __init__(self, path, comm=None, columns=(), type_map=None, wrap=True, cache="auto",
+    def __init__(self, path, columns=(), type_map=None, wrap=True, cache="auto",
                  rebuild_index=False, chunk_bytes=DEFAULT_CHUNK):
-        self.comm = comm
+        self._setup(columns, type_map, wrap, cache, chunk_bytes)
+        self.files = expand_paths(path)
+        for fno in range(len(self.files)):
+            src = self._source(fno)
+            check_head(src)  # what is plainly not a dump is refused before a whole scan
+            ix = get_index(src, cache=self.index_cache(fno), rebuild=rebuild_index)
+            check_is_dump(src, ix)
+            self.indices.append(ix)
+        self._index_changed()
+        self.warn_truncated()
+
+    def _setup(self, columns, type_map, wrap, cache, chunk_bytes):
+        """The options and empty state (shared with the parallel reader)."""
         self.columns = columns
         self.type_map = normalize_type_map(type_map)
         self.wrap = wrap
         self.chunk_bytes = int(chunk_bytes)
-        err, files = None, None
-        if pcomm.rank_size(comm)[0] == 0:
-            try:
-                files = expand_paths(path)
-            except QuestsInputError as exc:
-                err = exc
-        pcomm.raise_if_any(err, comm)
-        self.files = pcomm.bcast(files, comm)
         self._src = {}
         self._place = {}
         self.timings = {}
         self.indices = []
         self._cache = cache
-        rank = pcomm.rank_size(comm)[0]
-        for fno, f in enumerate(self.files):
-            src = self._source(fno)
-            # what is plainly not a dump is refused before the whole file is scanned
-            pcomm.raise_if_any(_error_of(check_head, src) if rank == 0 else None, comm,
-                               prefix=False)
-            small = os.path.getsize(f) < _SMALL_FILE
-            ix = get_index(src, comm, cache=False if small else cache, rebuild=rebuild_index)
-            pcomm.raise_if_any(_error_of(check_is_dump, src, ix) if rank == 0 else None, comm,
-                               prefix=False)
-            self.indices.append(ix)
-        self._index_changed()
-        if pcomm.rank_size(comm)[0] == 0:
-            for ix in self.indices:
-                t = ix.truncated_tail
-                if t:
-                    what = (f"{t['nlines']} of {t['natoms']} atom lines" if t.get("natoms") is not None
-                            else "header cut short")
-                    ts = t.get("timestep")
-                    warnings.warn(f"{ix.path}: last frame (timestep {ts if ts is not None else '?'}, "
-                                  f"line {t['line']}) is incomplete ({what}); it is left out "
-                                  "(file still being written?)", DumpWarning, stacklevel=2)
+
+    def index_cache(self, fno):
+        """The ``cache`` argument for file ``fno``'s index (False for small files)."""
+        return False if os.path.getsize(self.files[fno]) < _SMALL_FILE else self._cache
+
+    def warn_truncated(self):
+        """One :class:`DumpWarning` per file whose last frame is incomplete."""
+        for ix in self.indices:
+            t = ix.truncated_tail
+            if t:
+                what = (f"{t['nlines']} of {t['natoms']} atom lines" if t.get("natoms") is not None
+                        else "header cut short")
+                ts = t.get("timestep")
+                warnings.warn(f"{ix.path}: last frame (timestep {ts if ts is not None else '?'}, "
+                              f"line {t['line']}) is incomplete ({what}); it is left out "
+                              "(file still being written?)", DumpWarning, stacklevel=3)
 
     # -------------------------------------------------------------- bookkeeping
     def _source(self, fno):
@@ -184,7 +195,7 @@ class LammpsDump:
         return len(self.timesteps)
 
     def __repr__(self):
-        return f"LammpsDump({self.files[0] if len(self.files) == 1 else self.files!r}, {len(self)} frames)"
+        return f"{type(self).__name__}({self.files[0] if len(self.files) == 1 else self.files!r}, {len(self)} frames)"
 
     def close(self):
         for k in list(self._src):
@@ -242,63 +253,56 @@ class LammpsDump:
         return None if ix.compressed else (self.files[fno], int(ix.start[k]), int(ix.end[k]))
 
     # ------------------------------------------------------------------ reading
-    def iread(self, selection=":", by="index", owner=None):
-        """Yield the selected frames (collective over ``comm``)."""
+    def iread(self, selection=":", by="index"):
+        """Yield the selected frames."""
         for i in self.select(selection, by):
-            yield self.read(int(i), owner=owner)
+            yield self.read(int(i))
 
     def __iter__(self):
         return self.iread()
 
-    def read(self, i, owner=None):
-        """Read frame ``i`` (negative counts from the end); collective over ``comm``.
+    def read(self, i):
+        """Read frame ``i`` (negative counts from the end): the whole frame, a :class:`Frame`.
 
-        Parameters
-        ----------
-        i : int
-        owner : callable, optional
-            MPI only: ``owner(header, ids, positions) -> dest`` (int array, one rank per
-            atom, called on every rank with its parsed atoms, wrapped Cartesian
-            positions); default: even split of the id-sorted frame.
-
-        Returns
-        -------
-        Frame
-            Serially the whole frame; in an MPI read, this rank's share.
-
-        Notes
-        -----
         When a frame read with a *cached* index is malformed, the index is first rebuilt
         from the file (the cache may be stale: a file rewritten with the same size and
         time stamp whose fingerprint samples did not change): the error is reported only
         if the fresh index gives it too.
         """
+        return self._read_retrying(i, self._read)
+
+    def _read_retrying(self, i, read):
+        """``read(i)`` (``i`` checked, made non-negative); on an input error with a cached
+        index, the index is rebuilt (:meth:`_rebuild_index`) and the frame read again."""
         n = len(self)
         if not -n <= i < n:
             raise QuestsInputError(f"{self.files[0]}: frame index {i} out of range ({n} frames)")
         i %= n
         fno = int(self._file_of[i])
         try:
-            return self._read(i, owner)
-        except QuestsInputError as exc:  # raised on every rank alike: the retry is collective
+            return read(i)
+        except QuestsInputError as exc:  # in an MPI read raised on every rank alike
             if not self.indices[fno].from_cache:
                 raise
             err = exc
         k = int(self._local[i])
         old = self.indices[fno]
-        new = get_index(self._source(fno), self.comm, cache=self._cache, rebuild=True)
+        new = self._rebuild_index(fno)
         if _same_index(old, new):
             raise err
         self.indices[fno] = new
         self._index_changed()
         if k < len(new) and all(int(getattr(new, f)[k]) == int(getattr(old, f)[k])
                                 for f in ("timestep", "natoms")):
-            return self._read(i, owner)  # the same frame, found where it now is
+            return read(i)  # the same frame, found where it now is
         raise QuestsInputError(
             f"{old.where(k)}: the cached frame index of {old.path} was stale (the file was "
             f"rewritten keeping its size and modification time) and has been rebuilt: "
             f"{len(old)} -> {len(new)} frames, and this frame is no longer the one selected; "
             "open the dump again (rerun)") from None
+
+    def _rebuild_index(self, fno):
+        return get_index(self._source(fno), cache=self._cache, rebuild=True)
 
     def _index_changed(self):
         counts = [len(ix) for ix in self.indices]
@@ -309,136 +313,80 @@ class LammpsDump:
         self.natoms = (np.concatenate([ix.natoms for ix in self.indices])
                        if counts else np.zeros(0, np.int64))
 
-    def _read(self, i, owner):
+    def _read(self, i):
+        """Serial read of frame ``i`` (non-negative)."""
         t0 = time.perf_counter()
-        comm = self.comm
-        rank, size = pcomm.rank_size(comm)
-        fno, k = int(self._file_of[i]), int(self._local[i])
-        ix = self.indices[fno]
-        where = self.where(i)
-        d0, d1 = int(ix.data[k]), int(ix.end[k])
-        natoms, data_line = int(ix.natoms[k]), int(ix.data_line[k])
-
-        # 1. header and column plan: every rank reads the (small) header of a plain file
-        #    itself (same bytes, same result, same error: no collective needed); for a
-        #    compressed file rank 0 reads it and broadcasts
-        if not ix.compressed or size == 1:
-            with warnings.catch_warnings():
-                if rank != 0:
-                    warnings.simplefilter("ignore", DumpWarning)  # warn once, on rank 0
-                hdr, plan = self._header(fno, k, where)
-        else:
-            err, meta = None, None
-            if rank == 0:
-                try:
-                    meta = self._header(fno, k, where)
-                except Exception as exc:  # reported on every rank, never a hang
-                    err = exc
-            pcomm.raise_if_any(err, comm)
-            hdr, plan = pcomm.bcast(meta, comm)
-
+        s = self.spot(i)
+        hdr, plan = self.frame_header(s)
         t1 = time.perf_counter()
-        # 2. parse this rank's atom lines.  Plain files with ids in the first column try
-        #    *placement*: rows of the ids this rank will own (LAMMPS ids are usually
-        #    1..N) go straight to their final row, the others to an outgoing block; a
-        #    miss anywhere (sparse ids) makes every rank parse again in file order, and
-        #    the file is read in file order from then on.
-        stream = size > 1 and ix.compressed
-        bounds = pcomm.even_bounds(natoms, size)
-        placing = (not stream and owner is None and natoms > 0 and plan.kinds[0] == K.ID
-                   and self._place.get(fno, True))
-        if stream:
-            rows = Rows(plan, min(natoms, natoms // size * 5 // 4 + 1024))
-            lines, perr = stream_parse(self._source(fno) if rank == 0 else None, d0, d1, plan,
-                                        rows, natoms, comm, self.chunk_bytes)
-            res = dict(rows=rows, out=None, lines=lines, perr=perr, placed=False, count=rows.n)
-        else:
-            src = self._source(fno)
-            lo = line_start_after(src, d0 + (d1 - d0) * rank // size, d0, d1)
-            hi = line_start_after(src, d0 + (d1 - d0) * (rank + 1) // size, d0, d1)
-            if placing:
-                # placement pays when consecutive lines have nearby ids; decided together
-                local = id_locality(src, lo, hi, plan) >= _MIN_LOCALITY
-                placing = bool(pcomm.allreduce(np.int64(local), "min", comm))
-            res = self._parse_range(src, lo, hi, plan, natoms, size, bounds, rank, placing)
-            if placing:
-                if not all(pcomm.allgather(res["placed"], comm)):
-                    self._place[fno] = False
-                    res = self._parse_range(src, lo, hi, plan, natoms, size, bounds, rank, False)
+        placing = self.can_place(s, plan)
+        lo, hi = s.d0, s.d1
+        bounds = even_bounds(s.natoms, 1)
+        if placing:
+            placing = self.locality_ok(s, plan, lo, hi)
+        res = self.parse_share(s, plan, lo, hi, bounds, 0, placing)
+        if placing and not res["placed"]:
+            self._place[s.fno] = False
+            res = self.parse_share(s, plan, lo, hi, bounds, 0, False)
         rows, placed = res["rows"], res["placed"]
-
         t2 = time.perf_counter()
-        # 3. errors and the atom count, on every rank
-        idr = local_id_range(rows.ids[:rows.n]) if plan.has_id and not placed else None
-        info = pcomm.allgather((res["count"], res["lines"], res["perr"], idr), comm)
-        offsets = np.zeros(size, dtype=np.int64) if stream else \
-            np.concatenate([[0], np.cumsum([t[1] for t in info])[:-1]])
-        for r, (_, _, e, _) in enumerate(info):
-            if e is not None and e[0] is None:
-                raise QuestsInputError(f"{where}: {e[1]}")
-            if e is not None:
-                raise QuestsInputError(f"{where}, line {data_line + int(offsets[r]) + e[0]}: {e[1]}")
-        total = sum(t[0] for t in info)
-        if total != natoms:
-            raise QuestsInputError(f"{where}: NUMBER OF ATOMS is {natoms} but {total} atom lines "
-                                   f"follow (from line {data_line})")
-        lines_are_rows = not stream and sum(t[1] for t in info) == total
-
-        # 4. ids of dumps without an id column; 5. ownership, order and coordinates
+        offsets = check_row_counts(s, [share_info(res)])
+        lines_are_rows = res["lines"] == res["count"]
         t3 = time.perf_counter()
-        sub = {}
-        first = int(bounds[rank])
-        if placed:
-            cols = rows.columns()
-            out = res.pop("out")
-            out_cols = out.columns()  # the only references left: freed as they are sent
-            del out, res, rows
-            if size > 1:
-                exchange_placed(cols, out_cols, int(bounds[rank]) + 1, natoms, comm, where, sub)
-            del out_cols
-            pcomm.raise_if_any(self._far_atom(cols, hdr, plan, fno, k, where), comm,
-                               prefix=False)
-            _to_cartesian(cols["pos"], hdr, plan, self.wrap)
-        else:
-            cols = rows.columns()
-            del res, rows
-            if not plan.has_id:
-                cols["ids"] += int(offsets[rank]) + 1
-            pcomm.raise_if_any(self._far_atom(cols, hdr, plan, fno, k, where), comm,
-                               prefix=False)
-            _to_cartesian(cols["pos"], hdr, plan, self.wrap)
-            if size == 1:
-                sort_by_id(cols, where, data_line, lines_are_rows)
-            elif owner is None:
-                id_range = None
-                if plan.has_id:
-                    id_range = (min(t[3][0] for t in info), max(t[3][1] for t in info))
-                cols, first = even_split_by_id(cols, natoms, comm, where, sub, id_range)
-            else:
-                err, dest = None, None
-                try:
-                    dest = np.asarray(owner(hdr, cols["ids"], cols["pos"]), dtype=np.int64)
-                    if dest.shape != cols["ids"].shape:
-                        raise QuestsInputError(f"owner returned shape {dest.shape}, expected "
-                                               f"{cols['ids'].shape}")
-                except Exception as exc:  # an owner hook failing on one rank must not hang
-                    err = exc
-                pcomm.raise_if_any(err, comm)
-                cols = send_to_owners(cols, dest, comm, where)
-                first = -1
-        frame, err = None, None
-        try:
-            frame = self._frame(cols, hdr, plan, i, fno, where, first)
-        except QuestsInputError as exc:  # e.g. a type missing from the type map on one rank
-            err = exc
-        pcomm.raise_if_any(err, comm, prefix=False)
+        cols = rows.columns()
+        del res, rows
+        if not placed and not plan.has_id:
+            cols["ids"] += int(offsets[0]) + 1
+        err = self.far_atom(cols, hdr, plan, s)
+        if err is not None:
+            raise err
+        self.to_cartesian(cols["pos"], hdr, plan)
+        if not placed:
+            sort_by_id(cols, s.where, s.data_line, lines_are_rows)
+        frame = self.make_frame(cols, hdr, plan, s, 0)
         t4 = time.perf_counter()
         self.timings = dict(header=t1 - t0, parse=t2 - t1, check=t3 - t2, ownership=t4 - t3,
                             total=t4 - t0, placed=placed)
-        self.timings.update({f"ownership.{k}": v for k, v in sub.items()})
         return frame
 
-    def _far_atom(self, cols, hdr, plan, fno, k, where):
+    # --------------------------------------------- primitives (also of the parallel reader)
+    def spot(self, i):
+        """The :class:`FrameSpot` of frame ``i`` (non-negative)."""
+        fno, k = int(self._file_of[i]), int(self._local[i])
+        ix = self.indices[fno]
+        return FrameSpot(i, fno, k, self.where(i), int(ix.data[k]), int(ix.end[k]),
+                         int(ix.natoms[k]), int(ix.data_line[k]), bool(ix.compressed))
+
+    def frame_header(self, s):
+        """``(header, column plan)`` of the frame at spot ``s`` (raises on a bad header)."""
+        return self._header(s.fno, s.k, s.where)
+
+    def can_place(self, s, plan):
+        """Placement may be tried: a plain file, ids in the first column, not yet refuted."""
+        return (not s.compressed and s.natoms > 0 and plan.kinds[0] == K.ID
+                and self._place.get(s.fno, True))
+
+    def no_placement(self, fno):
+        """Remember that file ``fno``'s ids are not ``1..N`` in a placeable order."""
+        self._place[fno] = False
+
+    def share_bytes(self, s, share, nshares):
+        """Byte range ``[lo, hi)`` of share ``share`` of ``nshares`` of the frame's atom
+        lines, cut at line starts."""
+        src = self._source(s.fno)
+        lo = line_start_after(src, s.d0 + (s.d1 - s.d0) * share // nshares, s.d0, s.d1)
+        hi = line_start_after(src, s.d0 + (s.d1 - s.d0) * (share + 1) // nshares, s.d0, s.d1)
+        return lo, hi
+
+    def locality_ok(self, s, plan, lo, hi):
+        """Placement pays here: consecutive lines of ``[lo, hi)`` have nearby ids."""
+        return id_locality(self._source(s.fno), lo, hi, plan) >= _MIN_LOCALITY
+
+    def stream_rows(self, s, plan, nshares):
+        """Growable rows for one share of a frame dealt in line chunks."""
+        return Rows(plan, min(s.natoms, s.natoms // nshares * 5 // 4 + 1024))
+
+    def far_atom(self, cols, hdr, plan, s):
         """The error for the first atom here too far outside the periodic box to be wrapped
         (see :data:`quests_hpc.geometry.MAX_FRACTIONAL`), or None."""
         pbc = np.asarray(hdr.pbc, dtype=np.bool_)
@@ -450,6 +398,7 @@ class LammpsDump:
                                         pbc, plan.scaled, MAX_FRACTIONAL)
         if row < 0:
             return None
+        fno, k, where = s.fno, s.k, s.where
         ix = self.indices[fno]
         atom = int(cols["ids"][row])
         line = locate_atom_line(self._source(fno), int(ix.data[k]), int(ix.end[k]), plan, atom)
@@ -460,13 +409,22 @@ class LammpsDump:
             f"lengths out along the periodic axis {'xyz'[axis]}; expected at most 2**20 = 1048576 "
             "(further out, wrapping it into the box loses its position to rounding)")
 
-    def _parse_range(self, src, lo, hi, plan, natoms, size, bounds, rank, placing):
-        """Parse bytes ``[lo, hi)`` (placement or file order); never raises."""
+    def parse_share(self, s, plan, lo, hi, bounds, share, placing):
+        """Parse bytes ``[lo, hi)`` of the frame at spot ``s``; never raises.
+
+        ``bounds`` is the even split of the frame's id-sorted rows over the shares
+        (``even_bounds(natoms, nshares)``), ``share`` this share's number.  With
+        ``placing``, rows with ids in this share's range go straight to their final row
+        and the others to an outgoing block (``"out"``); ``"placed"`` says whether every
+        row could be placed.  Returns a dict ``rows, out, lines, perr, placed, count``
+        (``perr``: ``(line within the range or None, message)`` or None).
+        """
+        natoms, nshares = s.natoms, len(bounds) - 1
         out = None
         if placing:
-            own_lo, own_hi = int(bounds[rank]) + 1, int(bounds[rank + 1]) + 1
+            own_lo, own_hi = int(bounds[share]) + 1, int(bounds[share + 1]) + 1
             rows = Rows(plan, own_hi - own_lo, zero_ids=True)
-            # rows for other ranks: at most a quarter of the share (memory), else the
+            # rows for other shares: at most a quarter of the share (memory), else the
             # frame is parsed again in file order
             out_cap = min(natoms - (own_hi - own_lo), (hi - lo) // plan.min_line_bytes + 1,
                           (own_hi - own_lo) // 4 + 4096)
@@ -474,13 +432,13 @@ class LammpsDump:
             place = (own_lo, own_hi, 1, natoms + 1)
             max_rows = natoms
         else:
-            cap = natoms if size == 1 else min(natoms, (hi - lo) // plan.min_line_bytes + 1)
+            cap = natoms if nshares == 1 else min(natoms, (hi - lo) // plan.min_line_bytes + 1)
             rows = Rows(plan, cap)
             place = None
             max_rows = cap
         try:
-            lines, perr, placed, count = parse_range(src, lo, hi, plan, rows, max_rows,
-                                                     self.chunk_bytes, place=place, out=out)
+            lines, perr, placed, count = parse_range(self._source(s.fno), lo, hi, plan, rows,
+                                                     max_rows, self.chunk_bytes, place=place, out=out)
         except QuestsInputError as exc:
             lines, perr, placed, count = 0, (None, str(exc)), False, 0
         except Exception as exc:  # e.g. MemoryError: reported on every rank
@@ -488,6 +446,10 @@ class LammpsDump:
         if placed:
             rows.n = rows.cap
         return dict(rows=rows, out=out, lines=lines, perr=perr, placed=placed, count=count)
+
+    def to_cartesian(self, pos, hdr, plan):
+        """Scaled -> Cartesian, then (``wrap``) wrap along periodic axes, in place."""
+        _to_cartesian(pos, hdr, plan, self.wrap)
 
     def _header_status_error(self, fno, k, where):
         ix = self.indices[fno]
@@ -518,7 +480,11 @@ class LammpsDump:
         plan = column_plan(columns, self.columns, where, data_line - 1)
         return hdr, plan
 
-    def _frame(self, cols, hdr, plan, i, fno, where, first):
+    def make_frame(self, cols, hdr, plan, s, first):
+        """The :class:`Frame` of the columns ``cols`` of the frame at spot ``s`` (``first``:
+        position of the first row in the id-sorted frame, -1 if not a contiguous share);
+        raises when a type is missing from the type map."""
+        i, fno, where = s.i, s.fno, s.where
         arrays = {}
         if "fext" in cols:
             for j, name in enumerate(plan.float_names):
@@ -544,18 +510,36 @@ class LammpsDump:
                      boundary=hdr.boundary, box_style=hdr.box_style)
 
 
+def share_info(res):
+    """What a share reports after :meth:`LammpsDump.parse_share`: ``(rows, lines, error)``."""
+    return res["count"], res["lines"], res["perr"]
+
+
+def check_row_counts(s, infos, offsets=None):
+    """Raise for the first error of the shares' ``infos`` (``(rows, lines, error)`` each,
+    in file order), or when their rows do not add up to ``NUMBER OF ATOMS``.
+
+    ``offsets``: line offset of each share within the atom block (default: the running
+    sum of the shares' line counts).  Returns the offsets.  Given the same ``infos``
+    every rank raises the same message.
+    """
+    if offsets is None:
+        offsets = np.concatenate([[0], np.cumsum([t[1] for t in infos])[:-1]]).astype(np.int64)
+    for r, (_, _, e) in enumerate(infos):
+        if e is not None and e[0] is None:
+            raise QuestsInputError(f"{s.where}: {e[1]}")
+        if e is not None:
+            raise QuestsInputError(f"{s.where}, line {s.data_line + int(offsets[r]) + e[0]}: {e[1]}")
+    total = sum(t[0] for t in infos)
+    if total != s.natoms:
+        raise QuestsInputError(f"{s.where}: NUMBER OF ATOMS is {s.natoms} but {total} atom lines "
+                               f"follow (from line {s.data_line})")
+    return offsets
+
+
 def _same_index(a, b):
     return len(a) == len(b) and all(np.array_equal(a.arrays()[f], b.arrays()[f])
                                     for f in a.arrays()) and a.errors == b.errors
-
-
-def _error_of(check, *args):
-    """The QuestsInputError ``check(*args)`` raises, or None."""
-    try:
-        check(*args)
-    except QuestsInputError as exc:
-        return exc
-    return None
 
 
 def check_head(src):
@@ -612,7 +596,7 @@ def _to_cartesian(pos, hdr, plan, wrap):
             K.wrap_inplace(pos, hdr.origin, cell, np.linalg.inv(cell), pbc)
 
 
-def read_lammps_dump(path, index=-1, *, by="index", comm=None, owner=None, **kwargs):
+def read_lammps_dump(path, index=-1, *, by="index", **kwargs):
     """Read one frame or a selection of frames of a LAMMPS text dump.
 
     Parameters
@@ -623,10 +607,6 @@ def read_lammps_dump(path, index=-1, *, by="index", comm=None, owner=None, **kwa
         Frame selection (:mod:`.selection`): ``-1`` (default, the last frame), ``"all"``,
         ``"0:100:5"``, ``"3,5,8"``, ``"t=1000"`` (by timestep) ...
     by : {"index", "timestep"}
-    comm : mpi4py communicator, optional
-        Parallel read (collective); each rank gets its share of every frame.
-    owner : callable, optional
-        See :meth:`LammpsDump.read`.
     **kwargs
         ``columns``, ``type_map``, ``wrap``, ``cache``, ``rebuild_index``,
         ``chunk_bytes`` (see :class:`LammpsDump`).
@@ -635,10 +615,17 @@ def read_lammps_dump(path, index=-1, *, by="index", comm=None, owner=None, **kwa
     -------
     Frame or list of Frame
         A single frame when ``index`` names one frame (an int or one number), else a list.
+
+    For an MPI-parallel read see :func:`quests_hpc.parallel.dump_reader.read_lammps_dump`.
     """
-    with LammpsDump(path, comm=comm, **kwargs) as dump:
-        sel = dump.select(index, by)
-        frames = [dump.read(int(i), owner=owner) for i in sel]
+    with LammpsDump(path, **kwargs) as dump:
+        return selected_frames(dump, path, index, by)
+
+
+def selected_frames(dump, path, index, by, **read_kw):
+    """The frames of ``dump`` selected by ``index`` (one Frame when ``index`` names one)."""
+    sel = dump.select(index, by)
+    frames = [dump.read(int(i), **read_kw) for i in sel]
     if is_single(index):
         if not frames:
             raise QuestsInputError(f"{path}: no frame selected by {index!r}")
@@ -646,11 +633,11 @@ def read_lammps_dump(path, index=-1, *, by="index", comm=None, owner=None, **kwa
     return frames
 
 
-def iread_lammps_dump(path, index=":", *, by="index", comm=None, owner=None, **kwargs):
+def iread_lammps_dump(path, index=":", *, by="index", **kwargs):
     """Iterate over the selected frames (one frame in memory at a time).
 
     Same parameters as :func:`read_lammps_dump`.
     """
-    with LammpsDump(path, comm=comm, **kwargs) as dump:
+    with LammpsDump(path, **kwargs) as dump:
         for i in dump.select(index, by):
-            yield dump.read(int(i), owner=owner)
+            yield dump.read(int(i))

@@ -13,8 +13,10 @@ from iohelpers import data, edited_text, write_text
 from iohelpers import set_field as field
 
 from quests_hpc.errors import QuestsInputError
-from quests_hpc.io import LammpsDump, frame_index, read_lammps_dump
+from quests_hpc.io import frame_index, read_lammps_dump
 from quests_hpc.io.compressed import open_source
+from quests_hpc.parallel.dump_reader import ParallelDump
+from quests_hpc.parallel.dump_reader import read_lammps_dump as pread_lammps_dump
 
 MPI = pytest.importorskip("mpi4py.MPI")
 
@@ -63,11 +65,11 @@ def test_same_error_on_every_rank(mpi_tmp_path, case):
     path = edited(mpi_tmp_path, edits, f"{case}.lammpstrj")
     where = r"\.lammpstrj, frame 2 \(timestep 100\)[,:] "
     for chunk in (1 << 22, 211):
-        same_error_everywhere(lambda c=chunk: read_lammps_dump(path, 2, comm=comm, chunk_bytes=c,
+        same_error_everywhere(lambda c=chunk: pread_lammps_dump(path, 2, comm=comm, chunk_bytes=c,
                                                              cache=False), where + pattern)
-    same_error_everywhere(lambda: read_lammps_dump(path, ":", comm=comm, cache=False),
+    same_error_everywhere(lambda: pread_lammps_dump(path, ":", comm=comm, cache=False),
                           where + pattern)
-    assert read_lammps_dump(path, 3, comm=comm, cache=False).timestep == 150
+    assert pread_lammps_dump(path, 3, comm=comm, cache=False).timestep == 150
 
 
 @pytest.mark.mpi
@@ -77,7 +79,7 @@ def test_not_a_dump_on_every_rank(mpi_tmp_path):
     if comm.rank == 0:
         write_text(path, "some notes\n")
     comm.Barrier()
-    same_error_everywhere(lambda: LammpsDump(path, comm=comm, cache=False),
+    same_error_everywhere(lambda: ParallelDump(path, comm, cache=False),
                           r"notes.lammpstrj: not a LAMMPS text dump: line 1 is 'some notes'")
 
 
@@ -91,7 +93,7 @@ def test_type_missing_from_the_type_map_on_one_rank_only(mpi_tmp_path):
     edits = {k + 1: field(1, "1") for k in block}
     edits[top + 1] = field(1, "2")
     path = edited(mpi_tmp_path, edits, "types.lammpstrj")
-    same_error_everywhere(lambda: read_lammps_dump(path, 2, comm=comm, type_map=["Cu"], cache=False),
+    same_error_everywhere(lambda: pread_lammps_dump(path, 2, comm=comm, type_map=["Cu"], cache=False),
                           r"types.lammpstrj, frame 2 \(timestep 100\): atom type\(s\) \[2\] not in the "
                           r"type map")
 
@@ -118,7 +120,7 @@ def test_stale_cache_revalidated_on_every_rank(mpi_tmp_path, monkeypatch):
         stale.path = os.path.abspath(path)
         frame_index.save_index(stale, frame_index.cache_path(path))
     comm.Barrier()
-    d = LammpsDump(path, comm=comm)
+    d = ParallelDump(path, comm)
     assert d.indices[0].from_cache
     f = d.read(2)
     ref = read_lammps_dump(path, 2, cache=False)

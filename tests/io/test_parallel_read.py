@@ -1,4 +1,5 @@
-"""MPI reads (run with mpiexec -n 1..4): every rank's share, gathered, equals the serial read.
+"""MPI reads (:mod:`quests_hpc.parallel.dump_reader`, run with mpiexec -n 1..4): every rank's
+share, gathered, equals the serial read (:mod:`quests_hpc.io`).
 
 Run: ``mpiexec -n 3 python -m pytest --with-mpi -m mpi tests/io``.
 """
@@ -8,10 +9,13 @@ import pytest
 from iohelpers import data, small_dump, write_text
 
 from quests_hpc.errors import QuestsInputError
-from quests_hpc.io import LammpsDump, read_lammps_dump
+from quests_hpc.io import read_lammps_dump
 from quests_hpc.io.compressed import open_source
 from quests_hpc.io.frame_index import get_index
 from quests_hpc.parallel.comm import even_bounds
+from quests_hpc.parallel.dump_index import get_index as pget_index
+from quests_hpc.parallel.dump_reader import ParallelDump
+from quests_hpc.parallel.dump_reader import read_lammps_dump as pread_lammps_dump
 
 MPI = pytest.importorskip("mpi4py.MPI")
 
@@ -47,7 +51,7 @@ def test_shares_equal_serial(name):
     comm = MPI.COMM_WORLD
     path = data(name)
     serial = read_lammps_dump(path, ":", columns="all")
-    par = read_lammps_dump(path, ":", columns="all", comm=comm)
+    par = pread_lammps_dump(path, ":", columns="all", comm=comm)
     assert len(par) == len(serial)
     for s, p in zip(serial, par):
         assert_same(comm, s, p)
@@ -59,7 +63,7 @@ def test_shares_equal_serial(name):
 def test_tiny_chunks(name):
     comm = MPI.COMM_WORLD
     serial = read_lammps_dump(data(name), ":", columns="all")
-    par = read_lammps_dump(data(name), ":", columns="all", comm=comm, chunk_bytes=211)
+    par = pread_lammps_dump(data(name), ":", columns="all", comm=comm, chunk_bytes=211)
     for s, p in zip(serial, par):
         assert_same(comm, s, p)
 
@@ -69,7 +73,7 @@ def test_parallel_index_equals_serial():
     comm = MPI.COMM_WORLD
     for name in ("cu_unsorted.lammpstrj", "cu_thresh.lammpstrj"):
         src = open_source(data(name))
-        a = get_index(src, comm=comm, cache=False)
+        a = pget_index(src, comm, cache=False)
         b = get_index(src, cache=False)
         for f in ("start", "data", "end", "timestep", "natoms", "line", "data_line", "nlines"):
             assert np.array_equal(getattr(a, f), getattr(b, f))
@@ -85,7 +89,7 @@ def test_custom_owner():
         frac = (positions - header.origin) @ np.linalg.inv(header.cell)
         return np.minimum((frac[:, 0] * comm.size).astype(np.int64), comm.size - 1)
 
-    with LammpsDump(path, comm=comm) as d:
+    with ParallelDump(path, comm) as d:
         f = d.read(-1, owner=owner)
     frac = (f.positions - f.origin) @ np.linalg.inv(f.cell)
     assert np.all(np.minimum((frac[:, 0] * comm.size).astype(int), comm.size - 1) == comm.rank)
@@ -122,7 +126,7 @@ def test_errors_reach_every_rank(mpi_tmp_path):
             write_text(path, text)
         comm.Barrier()
         with pytest.raises(QuestsInputError, match=pattern or r"frame 1 \(timestep 10\): truncated"):
-            read_lammps_dump(path, i, comm=comm, cache=False)
+            pread_lammps_dump(path, i, comm=comm, cache=False)
     # corrupt compressed stream
     raw = open(data("cu_unsorted.lammpstrj.gz"), "rb").read()
     path = str(mpi_tmp_path / "bad.lammpstrj.gz")
@@ -131,11 +135,11 @@ def test_errors_reach_every_rank(mpi_tmp_path):
             fh.write(raw[:200] + bytes(range(256)) * 4 + raw[1224:])
     comm.Barrier()
     with pytest.raises(QuestsInputError, match="bad.lammpstrj.gz: unreadable gz stream"):
-        read_lammps_dump(path, ":", comm=comm, cache=False)
+        pread_lammps_dump(path, ":", comm=comm, cache=False)
     with pytest.raises(QuestsInputError, match="out of range"):
-        read_lammps_dump(data("cu_unsorted.lammpstrj"), 7, comm=comm)
+        pread_lammps_dump(data("cu_unsorted.lammpstrj"), 7, comm=comm)
     with pytest.raises(QuestsInputError, match="no such file"):
-        read_lammps_dump(str(mpi_tmp_path / "missing.lammpstrj"), comm=comm)
+        pread_lammps_dump(str(mpi_tmp_path / "missing.lammpstrj"), -1, comm=comm)
 
     def bad_owner(header, ids, positions):
         if comm.rank == comm.size - 1:
@@ -143,7 +147,7 @@ def test_errors_reach_every_rank(mpi_tmp_path):
         return np.zeros(len(ids), dtype=np.int64)
 
     with pytest.raises((ZeroDivisionError, RuntimeError), match="owner hook bug"):
-        with LammpsDump(data("cu_unsorted.lammpstrj"), comm=comm) as d:
+        with ParallelDump(data("cu_unsorted.lammpstrj"), comm) as d:
             d.read(0, owner=bad_owner if comm.size > 1 else None)
             if comm.size == 1:
                 raise ZeroDivisionError("owner hook bug")
@@ -158,7 +162,7 @@ def test_more_ranks_than_atoms(mpi_tmp_path):
                                      (1, ["9 1 1 1 1", "2 2 2 2 2", "20 1 3 3 3"]), (2, []),
                                      (3, ["1 1 1 1 1"])]))
     comm.Barrier()
-    frames = read_lammps_dump(path, ":", comm=comm, cache=False)
+    frames = pread_lammps_dump(path, ":", comm=comm, cache=False)
     for f, ids in zip(frames, ([3, 7], [2, 9, 20], [], [1])):
         b = even_bounds(len(ids), comm.size)
         assert f.ids.tolist() == ids[b[comm.rank]:b[comm.rank + 1]]
@@ -172,18 +176,18 @@ def test_cache_written_once(mpi_tmp_path):
         rows = [f"{i} 1 {i % 97 * 0.1} {i % 89 * 0.1} {i % 83 * 0.1}" for i in range(1, 3001)]
         write_text(path, small_dump([(t, rows) for t in range(0, 1000, 100)]))
     comm.Barrier()
-    a = get_index(open_source(path), comm=comm, cache="beside")
-    b = get_index(open_source(path), comm=comm, cache="beside")
+    a = pget_index(open_source(path), comm, cache="beside")
+    b = pget_index(open_source(path), comm, cache="beside")
     assert len(a) == len(b) == 10 and np.array_equal(a.start, b.start)
 
 
 @pytest.mark.mpi
 def test_placement_used_for_dense_ids_only():
     comm = MPI.COMM_WORLD
-    with LammpsDump(data("cu_unsorted.lammpstrj"), comm=comm) as d:
+    with ParallelDump(data("cu_unsorted.lammpstrj"), comm) as d:
         d.read(0)
         assert d.timings["placed"]
-    with LammpsDump(data("cu_thresh.lammpstrj"), comm=comm) as d:
+    with ParallelDump(data("cu_thresh.lammpstrj"), comm) as d:
         d.read(0)
         assert not d.timings["placed"]
         d.read(1)
