@@ -123,7 +123,7 @@ def _root_call(comm, fn, *args):
             val = fn(*args)
         except QuestsInputError as exc:
             err = exc
-    raise_if_any(err, comm if comm.size > 1 else None)
+    raise_if_any(err, comm)
     return val
 
 
