@@ -287,51 +287,49 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     hy = hx if y is x else _hashes(y)
     nt = _threads.get_num_threads()
 
-    bi = max(1, min(bi, -(-n_y // nt)))  # enough row blocks to keep every thread busy
     bj = min(bj, n_x)
     row_starts = range(0, n_y, bi)
     col_starts = range(0, n_x, bj)
-    by_rows = len(row_starts) >= nt
-    # Row tasks share one state (threads own disjoint rows); when there are too few row
-    # blocks, (row, column) block tasks with one state per thread, merged at the end.
-    n_states = 1 if by_rows else min(nt, len(row_starts) * len(col_starts))
-    M = np.zeros((n_states, n_h, n_y))
-    S = np.zeros((n_states, n_h, n_y))
+    # Every row block has exactly ``bi`` rows (the last one padded with zero rows) and one
+    # thread sums it against every column block in order: each row's sum is then the same,
+    # bit for bit, whatever rows share its call (BLAS takes other paths for small
+    # matrices) and however many threads run, so dH does not depend on how the rows are
+    # batched -- the pipeline's chunks, the number of ranks.
+    M = np.zeros((1, n_h, n_y))
+    S = np.zeros((1, n_h, n_y))
     n_tr = n_y if truncate else 1  # per-row truncation state only when truncating
-    dmin = np.full((n_states, n_tr), np.inf)
-    nkept = np.zeros((n_states, n_tr), dtype=np.int64)
+    dmin = np.full((1, n_tr), np.inf)
+    nkept = np.zeros((1, n_tr), dtype=np.int64)
+    d = y.shape[1]
 
     def make_worker(t):
         buf = np.empty(bi * bj)
-        st = 0 if by_rows else t
+        yb = np.zeros((bi, d))
 
         def work(task):
-            if by_rows:
-                i0, cols = row_starts[task], col_starts
-            else:
-                i0 = row_starts[task // len(col_starts)]
-                cols = (col_starts[task % len(col_starts)],)
+            i0 = row_starts[task]
             i1 = min(i0 + bi, n_y)
-            yb = y[i0:i1] - mu
-            nyb = np.einsum("ij,ij->i", yb, yb)
-            for j0 in cols:
+            m = i1 - i0
+            np.subtract(y[i0:i1], mu, out=yb[:m])
+            yb[m:] = 0.0
+            nyb = np.einsum("ij,ij->i", yb[:m], yb[:m])
+            for j0 in col_starts:
                 j1 = min(j0 + bj, n_x)
-                g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
+                g = buf[:bi * (j1 - j0)].reshape(bi, j1 - j0)
                 np.matmul(yb, xc[j0:j1].T, out=g)
                 if truncate:
-                    rows_update_truncated(g, hy, hx, i0, j0, nyb, nx, cs, dmax2, M[st], S[st],
-                                          dmin[st], nkept[st])
+                    rows_update_truncated(g[:m], hy, hx, i0, j0, nyb, nx, cs, dmax2, M[0],
+                                          S[0], dmin[0], nkept[0])
                 else:
-                    rows_update(g, hy, hx, i0, j0, nyb, nx, cs, M[st], S[st])
+                    rows_update(g[:m], hy, hx, i0, j0, nyb, nx, cs, M[0], S[0])
         return work
 
-    n_tasks = len(row_starts) if by_rows else len(row_starts) * len(col_starts)
-    _run(n_tasks, make_worker, nt)
+    _run(len(row_starts), make_worker, nt)
 
     with np.errstate(divide="ignore"):
         log_s = np.log(S, out=S)  # in place: memory stays 2 * n_states * n_h * n_y
     log_s += M
-    log_s = log_s[0] if n_states == 1 else np.logaddexp.reduce(log_s, axis=0)
+    log_s = log_s[0]
     n_dropped = np.zeros(n_y, dtype=np.int64)
     if truncate:
         dmin = dmin.min(axis=0)

@@ -377,3 +377,26 @@ def test_bandwidth_too_small_for_the_descriptors_is_refused():
     assert log_kernel_sum(y, x, 1e-140)[0] == pytest.approx(-0.5e280 + math.log(2), rel=1e-14)
     with pytest.raises(QuestsInputError, match=r"h must be >= 2.12e-150"):
         log_kernel_sum(y, x, 1e-151)
+
+
+def test_log_kernel_sum_rows_do_not_depend_on_batching_or_threads():
+    """Each row's log S is the same, bit for bit, in any batch of rows and on any number of
+    threads (the pipeline's chunks and the rank count must not change dH)."""
+    from quests_hpc import information
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.0, 0.05, (300, 9))
+    y = x[:200] + rng.normal(0.0, 0.01, (200, 9))
+    hs = [0.015, 0.4]
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(2)
+        full = information.log_kernel_sum(y, x, hs)
+        for nt in (1, 2):
+            threads.set_num_threads(nt)
+            for b in (1, 5, 37, 129):
+                parts = np.concatenate([information.log_kernel_sum(y[i:i + b], x, hs)
+                                        for i in range(0, len(y), b)], axis=1)
+                assert np.array_equal(parts, full), (nt, b)
+    finally:
+        threads.set_num_threads(before)
