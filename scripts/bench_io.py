@@ -133,10 +133,11 @@ def worker_ours(path, repeat):
     from mpi4py import MPI
 
     from quests_hpc.io import LammpsDump
+    from quests_hpc.parallel.dump_reader import ParallelDump
 
     comm = MPI.COMM_WORLD
     par = comm.Get_size() > 1
-    dump = LammpsDump(path, comm=comm if par else None)
+    dump = ParallelDump(path, comm) if par else LammpsDump(path)
     stage = []
 
     def read():

@@ -142,9 +142,9 @@ def worker(args):
             ids, pos, cell = gen
             res = run_frame(comm, ids, pos, cell, True, R, timings={"read": t_gen}, **kw)
         else:
-            from quests_hpc.io import LammpsDump
+            from quests_hpc.parallel.dump_reader import ParallelDump
 
-            with LammpsDump(args.dump, comm=comm) as dump:
+            with ParallelDump(args.dump, comm) as dump:
                 res = run_dump_frame(comm, dump, -1, R, **kw)
         runs.append(res.summary)
         comm.Barrier()

@@ -13,7 +13,6 @@ once the ranks have exchanged their line counts.
 
 import numpy as np
 
-from ..errors import QuestsInputError
 from . import _kernels as K
 
 DEFAULT_CHUNK = 1 << 22

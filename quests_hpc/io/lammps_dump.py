@@ -195,7 +195,8 @@ class LammpsDump:
         return len(self.timesteps)
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.files[0] if len(self.files) == 1 else self.files!r}, {len(self)} frames)"
+        files = self.files[0] if len(self.files) == 1 else self.files
+        return f"{type(self).__name__}({files!r}, {len(self)} frames)"
 
     def close(self):
         for k in list(self._src):

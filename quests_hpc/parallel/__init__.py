@@ -16,6 +16,13 @@ pipeline
     frame -> distribute -> halo -> descriptors -> kernel sums -> reductions.
 comm
     Thin numpy layer over mpi4py (owned by the I/O work).
+dump_reader, dump_index, dump_stream, routing
+    The collective LAMMPS dump reader (:class:`ParallelDump`, built on the serial
+    :mod:`quests_hpc.io`): frame index scan, compressed line dealing, atoms to owners.
 
 Importing this package imports :mod:`mpi4py.MPI` (initialises MPI).
 """
+
+from .dump_reader import ParallelDump
+
+__all__ = ["ParallelDump"]

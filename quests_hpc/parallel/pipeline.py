@@ -163,7 +163,7 @@ def run_dump_frame(comm, dump, index=-1, reference=None, *, k=DEFAULT_K, cutoff=
                    threshold=0.0, sync_timings=True, root=0, **sum_kwargs):
     """Read frame ``index`` of a LAMMPS dump in parallel and run the pipeline on it.
 
-    The parallel reader (:class:`quests_hpc.io.LammpsDump` opened with ``comm``) parses a
+    The parallel reader (:class:`quests_hpc.parallel.dump_reader.ParallelDump` on ``comm``) parses a
     byte range per rank and sends every atom straight to its owner in the decomposition
     (its ``owner`` hook builds the grid from the parsed atoms), so the stage ``read``
     covers parsing and distribution; ``distribute`` is not reported separately.
@@ -171,7 +171,7 @@ def run_dump_frame(comm, dump, index=-1, reference=None, *, k=DEFAULT_K, cutoff=
     Parameters
     ----------
     comm : mpi4py.MPI.Comm
-    dump : quests_hpc.io.LammpsDump
+    dump : quests_hpc.parallel.dump_reader.ParallelDump
         Opened with the same ``comm`` (and ``wrap=True``, the default).
     index : int
         Frame number (negative counts from the end).

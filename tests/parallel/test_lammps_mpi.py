@@ -35,7 +35,7 @@ def _serial(path, ref):
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("route", ["reader_owner", "even_split"])
 def test_lammps_dump_matches_serial(name, route):
-    from quests_hpc.io import LammpsDump
+    from quests_hpc.parallel.dump_reader import ParallelDump
     from quests_hpc.parallel.pipeline import gather_by_id, run_dump_frame, run_frame
     from quests_hpc.parallel.shared_reference import SharedReference
 
@@ -45,7 +45,7 @@ def test_lammps_dump_matches_serial(name, route):
     comm = MPI.COMM_WORLD
     ref = mpi_frames.reference_descriptors()
     with SharedReference.from_root(comm, ref if comm.rank == 0 else None) as R:
-        with LammpsDump(path, comm=comm) as dump:
+        with ParallelDump(path, comm) as dump:
             if route == "reader_owner":
                 res = run_dump_frame(comm, dump, -1, R, h=H)
             else:
