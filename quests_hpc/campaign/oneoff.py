@@ -1,7 +1,7 @@
 """Dataset-level one-off measures (``quests-hpc entropy`` / ``quests-hpc overlap``).
 
 The selected frames of an input form one data set whose descriptors stay distributed
-over the ranks (each frame through the MPI pipeline); H and D are ring passes over all
+over the ranks (each frame through the frame pipeline); H and D are ring passes over all
 ranks' rows, overlap a kernel sum against a shared reference.  Results are printed by
 rank 0 and returned on every rank; no results file is written (use ``quests-hpc run``
 or ``dh`` for per-atom results).  All functions are collective.
@@ -9,22 +9,19 @@ or ``dh`` for per-atom results).  All functions are collective.
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
+from ..parallel import measures
+from ..parallel.frame_pipeline import FrameRequest, run_frame
 
 
-def dataset_descriptors(comm, spec, params):
-    """This rank's rows of the descriptors of every selected frame of ``spec``.
-
-    Returns
-    -------
-    x_local : ndarray (n_local, 2k-1)
-    n_frames : int
-    """
+def _open(comm, spec, params):
+    """The input of ``spec``, its selected frames (checked) and the pipeline request."""
     from .budget import check_source
-    from .frames import frame_descriptors_in_order
     from .references import require_environments
     from .sources import InputSource
 
@@ -38,15 +35,45 @@ def dataset_descriptors(comm, spec, params):
         label = f"input {spec['name']}"
         require_environments(src, sel, spec.get("frames", "all"), label)
         check_source(comm, src, sel, params, False, label)  # before any descriptor
-        parts = []
-        for i in sel:
-            d, _ = frame_descriptors_in_order(comm, src.read(i), params)
-            parts.append(d)
+    except BaseException:
+        src.close()
+        raise
+    request = FrameRequest(k=int(params["k"]), cutoff=float(params["cutoff"]),
+                           bandwidths=tuple(params["bandwidth"]),
+                           threshold=float(params.get("threshold", 0.0)),
+                           balance=params.get("balance", "uniform"))
+    return src, sel, request
+
+
+def dataset_descriptors(comm, spec, params):
+    """This rank's rows of the descriptors of every selected frame of ``spec``.
+
+    Returns
+    -------
+    x_local : ndarray (n_local, 2k-1)
+    n_frames : int
+    """
+    src, sel, request = _open(comm, spec, params)
+    request = replace(request, delta_entropy=False, descriptors=True)
+    try:
+        parts = [run_frame(comm, src, i, [], request).descriptors for i in sel]
     finally:
         src.close()
     k = params["k"]
     x = np.concatenate(parts) if parts else np.empty((0, 2 * k - 1))
     return x, len(sel)
+
+
+def dataset_dh(comm, spec, reference, params):
+    """dH of every atom of the selected frames against ``reference``: this rank's rows
+    ``(n_h, n_local)``, descriptors computed and dropped chunk by chunk."""
+    src, sel, request = _open(comm, spec, params)
+    try:
+        parts = [run_frame(comm, src, i, [reference], request).dh for i in sel]
+    finally:
+        src.close()
+    n_h = len(request.bandwidths)
+    return (np.concatenate(parts).T if parts else np.empty((n_h, 0))), len(sel)
 
 
 def entropy_of(comm, spec, params, out=print):
@@ -58,13 +85,11 @@ def entropy_of(comm, spec, params, out=print):
         ``n``, ``n_frames``, ``bandwidths``, ``entropy``, ``diversity`` (lists per h),
         ``log_n``, ``seconds``.
     """
-    from ..parallel import measures
-
     t0 = time.perf_counter()
     hs = list(params["bandwidth"])
     x, nf = dataset_descriptors(comm, spec, params)
     H, D = measures.entropy_and_diversity(comm, x, hs)
-    n = int(comm.allreduce(len(x)))
+    n = int(pcomm.allreduce(np.array([len(x)], np.int64), "sum", comm)[0])
     res = {"n": n, "n_frames": nf, "bandwidths": hs, "entropy": np.atleast_1d(H).tolist(),
            "diversity": np.atleast_1d(D).tolist(), "log_n": math.log(n),
            "seconds": time.perf_counter() - t0}
@@ -86,26 +111,23 @@ def overlap_of(comm, test, reference, params, out=print):
         ``n``, ``n_reference``, ``bandwidths``, ``overlap``, ``novelty``, ``n_novel``,
         ``dh_mean``, ``seconds``.
     """
-    from ..parallel import measures
-    from .references import reference_descriptors, share_reference
+    from .references import load_reference
 
     t0 = time.perf_counter()
     hs = list(params["bandwidth"])
     thr = float(params.get("threshold", 0.0))
-    xr, info = reference_descriptors(comm, reference, params)
-    ref = share_reference(comm, xr)
-    del xr
+    ref, info = load_reference(comm, reference, params)
     try:
-        y, nf = dataset_descriptors(comm, test, params)
-        dh = np.atleast_2d(-ref.log_kernel_sum(y, hs))
+        dh, nf = dataset_dh(comm, test, ref, params)
     finally:
         ref.free()
-    novel, n = measures.count_novel(comm, dh, thr)
-    total = np.array([math.fsum(r) for r in dh]) if dh.shape[1] else np.zeros(len(hs))
-    sums = np.sum(comm.allgather(total), axis=0)
+    summary = measures.summarize_dh(comm, dh, thr, root=0)
+    summary = pcomm.bcast(summary, comm)
+    n = summary[0]["n"]
+    novel = [b["n_novel"] for b in summary]
     res = {"n": int(n), "n_reference": int(info["n_environments"]), "bandwidths": hs,
            "n_novel": [int(v) for v in novel], "novelty": [int(v) / n for v in novel],
-           "overlap": [1 - int(v) / n for v in novel], "dh_mean": (sums / n).tolist(),
+           "overlap": [1 - int(v) / n for v in novel], "dh_mean": [b["mean"] for b in summary],
            "threshold": thr, "seconds": time.perf_counter() - t0}
     if comm.rank == 0:
         out(f"{test['name']} ({n} environments, {nf} frame(s)) vs {reference['name']} "

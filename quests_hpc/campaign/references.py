@@ -3,24 +3,35 @@
 A reference is any of
 
 * a results file with descriptors (``quests-hpc descriptors ... -o ref.h5`` or a campaign
-  with ``measures.descriptors: true``): loaded on rank 0, ``k``/``cutoff`` checked;
-* a LAMMPS dump: every selected frame goes through the MPI pipeline (distributed
-  descriptors), rows gathered to rank 0 in id order;
-* anything ASE reads: frames read on rank 0 and dealt in contiguous blocks of frames to
-  the ranks, whose descriptors are gathered back in frame order.
+  with ``measures.descriptors: true``), ``k``/``cutoff`` checked;
+* a LAMMPS dump: every selected frame goes through the frame pipeline
+  (:func:`quests_hpc.parallel.frame_pipeline.run_frame`, distributed descriptors);
+* anything ASE reads: large frames through the same pipeline, small frames dealt in
+  contiguous blocks of frames to the ranks.
 
-So the reference rows are always in (frame, atom id) order whatever the number of ranks,
-and dH does not depend on it.  The array is then shared with
-:class:`quests_hpc.parallel.shared_reference.SharedReference` (one copy per node, or
-sharded over the ranks above a memory budget).  All functions are collective.
+Every rank ends with some reference rows and their numbers in the (frame, atom id) order,
+whatever the number of ranks.  :func:`load_reference` then builds the
+:class:`~quests_hpc.parallel.shared_reference.SharedReference`:
+
+* ``"shared"`` (one copy per node): the rows are gathered to rank 0 in that order and
+  copied into the node's shared window;
+* ``"sharded"`` (over the memory budget): the rows are exchanged once into contiguous
+  blocks of that order, rank ``r`` holding rows ``[r n/P, (r+1) n/P)``, and never meet on
+  one rank.
+
+So the reference rows, and everything computed from them, do not depend on the number
+of ranks.  All functions are collective.
 """
 
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
+from ..parallel.frame_pipeline import FrameRequest, run_frame
+from ..parallel.shared_reference import SharedReference
 from .sources import InputSource, detect_format
 
-#: Frames of ASE references at least this large are computed by the MPI pipeline.
+#: Frames of ASE references at least this large are computed by the frame pipeline.
 PIPELINE_MIN_ATOMS = 20000
 
 
@@ -33,8 +44,8 @@ def _balanced_blocks(counts, parts):
     return np.maximum.accumulate(b)
 
 
-def reference_descriptors(comm, spec, params):
-    """Descriptors of a reference on rank 0 (None elsewhere) and its description.
+def load_reference(comm, spec, params, layout="auto", memory_gb=None):
+    """The reference ``spec`` as a :class:`SharedReference`, and its description.
 
     Parameters
     ----------
@@ -43,62 +54,98 @@ def reference_descriptors(comm, spec, params):
         A normalised ``references`` entry: ``name``, ``path``, ``frames``, ``format`` ...
     params : dict
         ``k``, ``cutoff``, ``balance``.
+    layout : {"auto", "shared", "sharded"}
+    memory_gb : float, optional
+        Memory per node the reference may take; above it ``"auto"`` shards.
 
     Returns
     -------
-    x : ndarray (n, 2k-1) on rank 0, None elsewhere
+    reference : SharedReference
     info : dict
         ``n_environments``, ``n_frames``, ``format`` (same on every rank).
     """
-    from ..parallel.comm import gather_rows
-
-    k, cutoff = params["k"], params["cutoff"]
+    budget = None if memory_gb is None else int(float(memory_gb) * 1e9)
     path = spec["path"][0] if isinstance(spec["path"], list) else spec["path"]
     fmt = detect_format(path, spec.get("format", "auto"))
     if fmt == "descriptors":
-        x, err, n = None, None, None
-        if comm.rank == 0:
-            try:
-                x, n = _descriptor_file(path, k, cutoff)
-            except QuestsInputError as exc:
-                err = str(exc)
-        if err is None and n is not None and n[0] == 0:
-            err = (f"{path}: the descriptor file holds 0 environments; a reference needs at "
-                   "least one")
-        err, n = comm.bcast((err, n), root=0)
-        if err:
-            raise QuestsInputError(f"reference {spec['name']}: {err}")
-        return x, {"n_environments": n[0], "n_frames": n[1], "format": fmt}
-
+        x, info = _descriptor_file_on_root(comm, spec, path, params)
+        return SharedReference.from_root(comm, x, root=0, layout=layout,
+                                         memory_budget=budget), info
     src = InputSource(dict(spec, format=fmt), comm)
     try:
-        sel = src.select(spec.get("frames", "all"))
-        if not sel:
-            raise QuestsInputError(f"reference {spec['name']}: {src.files[0]}: the frame selection "
-                                   f"{spec.get('frames')!r} selects no frame (the file holds "
-                                   f"{len(src)} complete frames)")
-        require_environments(src, sel, spec.get("frames", "all"), f"reference {spec['name']}")
-        big = [i for i in sel if src.format == "lammps-dump" or src.natoms[i] >= PIPELINE_MIN_ATOMS
-               and comm.size > 1]
-        small = [i for i in sel if i not in set(big)]
-        from .budget import check_source
-
-        for part, serial in ((big, False), (small, True)):  # before any descriptor
-            check_source(comm, src, part, params, serial, f"reference {spec['name']}")
-        parts = {}
-        from .frames import frame_descriptors_in_order
-
-        for i in big:  # distributed: every rank computes its part, gathered in id order
-            share = src.read(i)
-            d, _ = frame_descriptors_in_order(comm, share, params)
-            parts[i] = gather_rows(d, comm, root=0)
-        if small:
-            parts.update(_small_frames(comm, src, small, k, cutoff))
-        x = np.concatenate([parts[i] for i in sel]) if comm.rank == 0 else None
+        sel = _selected(src, spec)
+        n = int(src.natoms[sel].sum())
+        width = 2 * int(params["k"]) - 1
+        chosen = SharedReference._choose(layout, n * width * 8, budget)
+        rows, index = _local_rows(comm, src, sel, params, spec)
     finally:
         src.close()
-    n = int(src.natoms[sel].sum())
-    return x, {"n_environments": n, "n_frames": len(sel), "format": src.format}
+    info = {"n_environments": n, "n_frames": len(sel), "format": src.format}
+    if chosen == "sharded":
+        local = _contiguous_block(comm, rows, index, n)
+        return SharedReference.from_shards(comm, local, layout="sharded"), info
+    x = _gather_in_order(comm, rows, index)
+    return SharedReference.from_root(comm, x, root=0, layout="shared"), info
+
+
+def _selected(src, spec):
+    """The selected frames of a reference (none, or none with atoms, is refused)."""
+    sel = src.select(spec.get("frames", "all"))
+    if not sel:
+        raise QuestsInputError(f"reference {spec['name']}: {src.files[0]}: the frame selection "
+                               f"{spec.get('frames')!r} selects no frame (the file holds "
+                               f"{len(src)} complete frames)")
+    require_environments(src, sel, spec.get("frames", "all"), f"reference {spec['name']}")
+    return sel
+
+
+def _local_rows(comm, src, sel, params, spec):
+    """This rank's descriptor rows of the selected frames and their row numbers in the
+    (frame, atom id) order of the whole reference (collective)."""
+    from .budget import check_source
+
+    big = [i for i in sel if src.format == "lammps-dump" or src.natoms[i] >= PIPELINE_MIN_ATOMS
+           and comm.size > 1]
+    small = [i for i in sel if i not in set(big)]
+    label = f"reference {spec['name']}"
+    for part, serial in ((big, False), (small, True)):  # before any descriptor
+        check_source(comm, src, part, params, serial, label)
+    offsets = dict(zip(sel, np.concatenate([[0], np.cumsum(src.natoms[sel])[:-1]]).tolist()))
+    k = int(params["k"])
+    request = FrameRequest(k=k, cutoff=float(params["cutoff"]), bandwidths=(),
+                           balance=params.get("balance", "uniform"), delta_entropy=False,
+                           descriptors=True)
+    rows, index = [], []
+    for i in big:  # distributed: this rank's block of the id-sorted frame
+        out = run_frame(comm, src, i, [], request)
+        first = int(pcomm.even_bounds(int(src.natoms[i]), comm.size)[comm.rank])
+        rows.append(out.descriptors)
+        index.append(offsets[i] + first + np.arange(len(out.descriptors), dtype=np.int64))
+    if small:
+        r, ix = _small_frames(comm, src, small, k, float(params["cutoff"]), offsets)
+        rows.append(r)
+        index.append(ix)
+    if not rows:
+        return np.empty((0, 2 * k - 1)), np.empty(0, dtype=np.int64)
+    return np.concatenate(rows), np.concatenate(index)
+
+
+def _gather_in_order(comm, rows, index):
+    """All rows on rank 0 in the order of their numbers (None elsewhere)."""
+    x = pcomm.gather_rows(rows, comm, root=0)
+    ix = pcomm.gather_rows(index, comm, root=0)
+    if comm.rank != 0:
+        return None
+    return x[np.argsort(ix, kind="stable")]
+
+
+def _contiguous_block(comm, rows, index, n):
+    """Rows ``[r n/P, (r+1) n/P)`` of the reference on rank ``r`` (one exchange): the
+    sharded layout, the same rows on each rank whatever the frames' decomposition."""
+    bounds = pcomm.even_bounds(n, comm.size)
+    dest = np.searchsorted(bounds[1:-1], index, side="right").astype(np.int64)
+    got_rows, got_index = pcomm.redistribute([rows, index], dest, comm)
+    return np.ascontiguousarray(got_rows[np.argsort(got_index, kind="stable")])
 
 
 def require_environments(src, sel, selection, label):
@@ -111,6 +158,23 @@ def require_environments(src, sel, selection, label):
         f"{label}: {', '.join(files)}: the frame selection {selection!r} ({len(sel)} frame(s): "
         f"{', '.join(str(int(i)) for i in sel[:5])}{' ...' if len(sel) > 5 else ''}) holds 0 "
         "atoms; a data set needs at least one environment")
+
+
+def _descriptor_file_on_root(comm, spec, path, params):
+    """Rows of a descriptor file on rank 0 (None elsewhere) and its description."""
+    x, err, n = None, None, None
+    if comm.rank == 0:
+        try:
+            x, n = _descriptor_file(path, params["k"], params["cutoff"])
+        except QuestsInputError as exc:
+            err = str(exc)
+    if err is None and n is not None and n[0] == 0:
+        err = (f"{path}: the descriptor file holds 0 environments; a reference needs at "
+               "least one")
+    err, n = pcomm.bcast((err, n), comm)
+    if err:
+        raise QuestsInputError(f"reference {spec['name']}: {err}")
+    return x, {"n_environments": n[0], "n_frames": n[1], "format": "descriptors"}
 
 
 def _descriptor_file(path, k, cutoff):
@@ -138,48 +202,28 @@ def _descriptor_file(path, k, cutoff):
     return x, (len(x), len(meta["frames"]))
 
 
-def _small_frames(comm, src, frames, k, cutoff):
-    """Descriptors of small ASE frames: contiguous blocks of frames per rank (collective)."""
+def _small_frames(comm, src, frames, k, cutoff, offsets):
+    """Descriptors of small ASE frames: contiguous blocks of frames per rank (collective).
+
+    Returns this rank's rows and their row numbers in the whole reference.
+    """
     from ..descriptors import descriptors_from_arrays
-    from ..parallel.comm import gather_rows
 
     bounds = _balanced_blocks(src.natoms[frames], comm.size)
-    # rank 0 holds the atoms; send every rank its block of frames
-    mine = None
-    if comm.rank == 0:
-        blocks = []
-        for r in range(comm.size):
-            blk = []
-            for i in frames[bounds[r]:bounds[r + 1]]:
-                a = src._atoms[i]
-                blk.append((a.get_positions(), a.cell.array.copy(), a.pbc.copy()))
-            blocks.append(blk)
-        mine = comm.scatter(blocks, root=0)
-    else:
-        mine = comm.scatter(None, root=0)
-    err, rows = None, []
+    blocks = None
+    if comm.rank == 0:  # rank 0 holds the atoms; every rank gets its block of frames
+        blocks = [[(i, a.get_positions(), a.cell.array.copy(), a.pbc.copy())
+                   for i, a in ((i, src.atoms(i)) for i in frames[bounds[r]:bounds[r + 1]])]
+                  for r in range(comm.size)]
+    mine = pcomm.scatter(blocks, comm, root=0)
+    err, rows, index = None, [], []
     try:
-        for pos, cell, pbc in mine:
+        for i, pos, cell, pbc in mine:
             rows.append(descriptors_from_arrays(pos, cell, pbc, k=k, cutoff=cutoff))
+            index.append(offsets[i] + np.arange(len(pos), dtype=np.int64))
     except QuestsInputError as exc:
-        err = str(exc)
-    errs = [e for e in comm.allgather(err) if e]
-    if errs:
-        raise QuestsInputError(f"{src.files[0]}: {errs[0]}")
-    local = np.concatenate(rows) if rows else np.empty((0, 2 * k - 1))
-    allrows = gather_rows(local, comm, root=0)
-    if comm.rank != 0:
-        return {}
-    out, a = {}, 0
-    for i in frames:
-        out[i] = allrows[a:a + int(src.natoms[i])]
-        a += int(src.natoms[i])
-    return out
-
-
-def share_reference(comm, x, layout="auto", memory_gb=None):
-    """A :class:`SharedReference` from the array on rank 0 (collective)."""
-    from ..parallel.shared_reference import SharedReference
-
-    budget = None if memory_gb is None else int(float(memory_gb) * 1e9)
-    return SharedReference.from_root(comm, x, root=0, layout=layout, memory_budget=budget)
+        err = QuestsInputError(f"{src.files[0]}: {exc}")
+    pcomm.raise_if_any(err, comm, prefix=False)
+    if not rows:
+        return np.empty((0, 2 * k - 1)), np.empty(0, dtype=np.int64)
+    return np.concatenate(rows), np.concatenate(index)

@@ -1,63 +1,30 @@
-"""Inputs of a campaign: frames of LAMMPS dumps or ASE-readable files, as per-rank shares.
+"""Inputs of a campaign: frames of LAMMPS dumps or ASE-readable files, as pipeline rows.
 
-This is the one adapter between the campaign driver and the readers of
-:mod:`quests_hpc.io`:
+This is the one adapter between the campaign driver and the readers:
 
-* LAMMPS dumps go through :class:`quests_hpc.io.LammpsDump` (parallel read: each rank
-  parses its byte range; rank ``r`` receives the atoms ``[r N/P, (r+1) N/P)`` of the
-  id-sorted frame);
+* LAMMPS dumps go through :class:`quests_hpc.parallel.dump_reader.ParallelDump` (each
+  rank parses its byte range; the rows go straight to the ranks owning them in the
+  frame pipeline's decomposition);
 * anything else ASE reads is read on rank 0 (ASE is serial), sorted by id (the ``id``
-  array when the file has one, else 1..n in file order) and scattered in the same even,
-  id-sorted blocks.
+  array when the file has one, else 1..n in file order); the pipeline sends the rows to
+  their owners.
 
-Either way a :class:`Share` is a contiguous block of the id-sorted frame, so ranks in
-order hold the frame in id order -- the layout the results writer needs.  All functions
-taking ``comm`` are collective.
+:meth:`InputSource.read_rows` is what :func:`quests_hpc.parallel.frame_pipeline.run_frame`
+reads a frame with.  All functions taking ``comm`` are collective.
 """
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import QuestsInputError
 from ..geometry import MAX_FRACTIONAL, complete_cell, fractional, wrap_positions
 from ..io.compressed import regular_file_problem
-from ..parallel.comm import scatter_blocks
+from ..parallel import comm as pcomm
+from ..parallel.frame_pipeline import FrameRows
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _DUMP_HINTS = (".lammpstrj", ".dump", ".lammps-dump", ".lmp-dump")
-
-
-@dataclass
-class Share:
-    """This rank's block of one frame (atoms sorted by id; blocks in rank order).
-
-    Attributes
-    ----------
-    ids : ndarray of int64, (n_local,)
-    positions : ndarray, (n_local, 3)
-        Wrapped into the cell along periodic axes.
-    types : ndarray of int32 or None
-        LAMMPS types (dumps) or atomic numbers (ASE files).
-    cell : ndarray (3, 3)
-    pbc : ndarray of bool (3,)
-    timestep : int
-        -1 when the format has none.
-    natoms : int
-        Atoms in the whole frame.
-    where : str
-        ``"<file>, frame <index> (timestep <t>)"``, for error messages.
-    """
-
-    ids: np.ndarray
-    positions: np.ndarray
-    types: np.ndarray
-    cell: np.ndarray
-    pbc: np.ndarray
-    timestep: int
-    natoms: int
-    where: str = ""
 
 
 def detect_format(path, declared="auto"):
@@ -122,10 +89,10 @@ class InputSource:
         self._dump = None
         self._atoms = None
         if self.format == "lammps-dump":
-            from ..io import LammpsDump
+            from ..parallel.dump_reader import ParallelDump
 
             path = paths if len(paths) > 1 else paths[0]
-            self._dump = LammpsDump(path, comm=comm, type_map=self.type_map)
+            self._dump = ParallelDump(path, comm, type_map=self.type_map)
             self.files = list(self._dump.files)
             self.timesteps = np.asarray(self._dump.timesteps, dtype=np.int64)
             self.natoms = np.asarray(self._dump.natoms, dtype=np.int64)
@@ -140,10 +107,10 @@ class InputSource:
                     meta = ([len(a) for a in self._atoms], frame_file)
                 except QuestsInputError as exc:
                     err = str(exc)
-            err = comm.bcast(err, root=0)
+            err = pcomm.bcast(err, comm)
             if err:
                 raise QuestsInputError(err)
-            counts, self.frame_file = comm.bcast(meta, root=0)
+            counts, self.frame_file = pcomm.bcast(meta, comm)
             self.natoms = np.asarray(counts, dtype=np.int64)
             self.timesteps = np.full(len(counts), -1, dtype=np.int64)
         else:
@@ -170,34 +137,44 @@ class InputSource:
 
     @property
     def dump(self):
-        """The :class:`~quests_hpc.io.lammps_dump.LammpsDump` behind a LAMMPS-dump input,
+        """The :class:`~quests_hpc.parallel.dump_reader.ParallelDump` behind a LAMMPS-dump input,
         None for inputs read by ASE."""
         return self._dump
 
-    def read(self, i):
-        """This rank's :class:`Share` of frame ``i`` (collective)."""
-        comm = self.comm
-        if self._dump is not None:
-            fr = self._dump.read(int(i))
-            types = None if fr.types is None else np.asarray(fr.types, dtype=np.int32)
-            return Share(fr.ids, fr.positions, types, np.asarray(fr.cell, dtype=float),
-                         np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms),
-                         self._dump.where(int(i)))
-        meta, arrays, err = None, (None, None, None), None
+    def read_rows(self, comm, i, owner=None):
+        """This rank's rows of frame ``i`` for the frame pipeline (collective).
+
+        A LAMMPS dump is parsed in parallel and its rows go straight to the ranks that
+        ``owner`` names (:func:`quests_hpc.parallel.frame_pipeline.route`): one exchange.
+        An ASE frame is read on rank 0 (ASE is serial), which holds every row; the
+        pipeline then sends them to their owners.
+
+        Returns
+        -------
+        quests_hpc.parallel.frame_pipeline.FrameRows
+        """
         where = self.where(i)
+        if self._dump is not None:
+            fr = self._dump.read(int(i), owner=owner if comm.size > 1 else None)
+            types = None if fr.types is None else np.asarray(fr.types, dtype=np.int32)
+            return FrameRows(fr.ids, fr.positions, types, np.asarray(fr.cell, dtype=float),
+                             np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms),
+                             where, routed=True)
+        meta, err = None, None
+        arrays = (np.empty(0, np.int64), np.empty((0, 3)), np.empty(0, np.int32))
         if comm.rank == 0:
             try:
                 arrays, meta = _ase_frame(self._atoms[int(i)], where)
             except QuestsInputError as exc:  # rank 0's error must reach every rank
-                err = str(exc)
-        err, meta = comm.bcast((err, meta), root=0)
-        if err:
-            raise QuestsInputError(err)
-        cell, pbc, ts, n = meta
-        ids = scatter_blocks(arrays[0], n, comm)
-        pos = scatter_blocks(arrays[1], n, comm)
-        types = scatter_blocks(arrays[2], n, comm)
-        return Share(ids, pos, types, cell, pbc, ts, n, where)
+                err = exc
+        pcomm.raise_if_any(err, comm, prefix=False)
+        cell, pbc, ts, n = pcomm.bcast(meta, comm)
+        return FrameRows(arrays[0], arrays[1], arrays[2], np.asarray(cell, dtype=float),
+                         np.asarray(pbc, dtype=bool), ts, n, where, routed=False)
+
+    def atoms(self, i):
+        """The ASE ``Atoms`` of frame ``i`` (rank 0 of an ASE input only)."""
+        return self._atoms[int(i)]
 
     def where(self, i):
         """``"<file>, frame <k> (timestep <t>)"`` of frame ``i`` (``k`` counted in its file)."""
