@@ -274,7 +274,7 @@ def _row_type(arr):
     return row_type(arr.dtype, arr.shape[1:])
 
 
-def alltoallv_rows(arr, send_counts, comm, recv_counts=None):
+def alltoallv_rows(arr, send_counts, comm, recv_counts=None, out=None):
     """Send consecutive row blocks of ``arr`` to every rank (``MPI_Alltoallv``).
 
     Parameters
@@ -285,6 +285,9 @@ def alltoallv_rows(arr, send_counts, comm, recv_counts=None):
     comm : mpi4py communicator
     recv_counts : array_like of int, optional
         Rows coming from each rank, when known (saves an ``Alltoall``).
+    out : ndarray, optional
+        C-contiguous array of ``sum(recv_counts)`` rows (same row shape and dtype) to
+        receive into, instead of a new one.
 
     Returns
     -------
@@ -297,13 +300,23 @@ def alltoallv_rows(arr, send_counts, comm, recv_counts=None):
     if int(send_counts.sum()) != len(arr):
         raise ValueError(f"send_counts sum to {int(send_counts.sum())}, array has {len(arr)} rows")
     if not is_parallel(comm):
+        if out is not None:
+            out[...] = arr
+            return out, send_counts.copy()
         return arr, send_counts.copy()
     arr = np.ascontiguousarray(arr)
     if recv_counts is None:
         recv_counts = np.empty_like(send_counts)
         comm.Alltoall(send_counts, recv_counts)
     recv_counts = np.asarray(recv_counts, dtype=np.int64)
-    recv = np.empty((int(recv_counts.sum()),) + arr.shape[1:], dtype=arr.dtype)
+    shape = (int(recv_counts.sum()),) + arr.shape[1:]
+    if out is None:
+        recv = np.empty(shape, dtype=arr.dtype)
+    elif out.shape != shape or out.dtype != arr.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"alltoallv_rows: out must be C-contiguous {shape} {arr.dtype}, got "
+                         f"{out.shape} {out.dtype}")
+    else:
+        recv = out
     sd = _displacements(send_counts)
     rd = _displacements(recv_counts)
     t = _row_type(arr)
@@ -347,6 +360,13 @@ def gather_rows(arr, comm, root=0):
         return None
     finally:
         t.Free()
+
+
+def scatter(objs, comm, root=0):
+    """Object ``objs[r]`` (a list given on ``root``, ignored elsewhere) to rank ``r``."""
+    if not is_parallel(require_comm(comm, "scatter")):
+        return objs[0]
+    return comm.scatter(objs if comm.rank == root else None, root=root)
 
 
 def scatter_blocks(arr, n, comm, root=0):

@@ -23,9 +23,10 @@ from mpi4py import MPI
 
 from .. import information
 from ..errors import QuestsInputError
-from .comm import bcast_into, collective_errors
+from .comm import alltoallv_rows, bcast_into, collective_errors, even_bounds, row_type
 
 LAYOUTS = ("auto", "shared", "sharded")
+_RING_TAG = 7
 
 
 def _empty_log_sums(n_y, h):
@@ -48,12 +49,93 @@ def _check_block(a, name):
         raise QuestsInputError(f"{name} has non-finite entries")
 
 
+def _check_ring_inputs(comm, y, x_local, h):
+    """Validate the inputs of a ring pass on every rank (collective; errors reach all).
+
+    Returns ``(y, x_local, rows, d)``: float64 C-contiguous arrays, every rank's row count
+    and the common width.
+    """
+    with collective_errors(comm):  # bad input fails every rank before any message is posted
+        x_local = np.ascontiguousarray(x_local, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        _check_block(y, "y")
+        _check_block(x_local, "x_local")
+        hs = np.atleast_1d(np.asarray(h, dtype=np.float64))
+        if hs.ndim != 1 or hs.size == 0 or not (np.isfinite(hs) & (hs > 0)).all():
+            raise QuestsInputError(f"h must be a bandwidth > 0 or a list of them, got {h!r}")
+    d = x_local.shape[1]
+    info = comm.allgather((len(x_local), d if len(x_local) else None))
+    rows = [r for r, _ in info]
+    widths = {w for _, w in info} - {None}
+    with collective_errors(comm):
+        if len(widths) > 1:
+            raise QuestsInputError(
+                f"reference blocks have different widths on different ranks: {sorted(widths)}")
+        if len(y) and widths and y.shape[1] not in widths:
+            raise QuestsInputError(
+                f"test rows have width {y.shape[1]}, the reference {min(widths)}")
+    d = widths.pop() if widths else max(d, 1)
+    if x_local.shape[1] != d:  # an empty block of another width
+        x_local = np.empty((0, d))
+    return y, x_local, rows, d
+
+
+def _ring(comm, y, cur, rows, h, *, spare, home=False, owned=True, **kwargs):
+    """The ring pass proper: ``cur[:rows[rank]]`` is this rank's block (collective).
+
+    Step ``s`` sums ``y`` against the block of rank ``rank - s`` while that block goes on
+    to ``rank + 1`` and the next arrives from ``rank - 1`` (non-blocking, overlapped with
+    the sum); a message carries exactly the block's rows (one MPI row datatype).
+    ``spare()`` gives a receive buffer of ``(max(rows), d)``: asked for once when ``cur``
+    is ``owned`` (it is received into after being sent), twice otherwise (``cur`` is the
+    caller's and only read).  With ``home=True`` the last step passes the blocks once more,
+    so every block is back on its rank at the end.
+
+    Returns
+    -------
+    acc : ndarray
+        ``log S`` combined over all blocks with ``np.logaddexp``.
+    buffer : ndarray
+        The buffer holding this rank's own block at the end (with ``home=True``).
+    """
+    size, rank = comm.size, comm.rank
+    acc = _empty_log_sums(len(y), h)
+    if size == 1:
+        return np.logaddexp(acc, _log_sum_block(y, cur[: rows[0]], h, **kwargs)), cur
+    nxt = None
+    t = row_type(np.float64, (cur.shape[1],))
+    src = rank
+    try:
+        for step in range(size):
+            shift = step < size - 1 or home
+            reqs = []
+            if shift:
+                nxt = spare() if nxt is None else nxt
+                prev = (src - 1) % size  # the block the previous rank holds now
+                reqs = [comm.Irecv([nxt, rows[prev], t], source=(rank - 1) % size, tag=_RING_TAG),
+                        comm.Isend([cur, rows[src], t], dest=(rank + 1) % size, tag=_RING_TAG)]
+            try:
+                part = _log_sum_block(y, cur[: rows[src]], h, **kwargs)
+            finally:
+                if reqs:
+                    MPI.Request.Waitall(reqs)
+            acc = np.logaddexp(acc, part)
+            if shift:
+                cur, nxt = nxt, (cur if owned else None)
+                owned = True
+                src = (src - 1) % size
+    finally:
+        t.Free()
+    return acc, cur
+
+
 def ring_log_kernel_sum(comm, y, x_local, h, **kwargs):
     """``log S`` of local test rows against the union of every rank's ``x_local`` rows.
 
     Each rank's block of ``x`` travels once around the ring (``size - 1`` non-blocking
     sends to ``rank + 1`` / receives from ``rank - 1``, overlapped with the kernel sums);
-    the full ``x`` is never held anywhere.  Collective.
+    the full ``x`` is never held anywhere.  Memory beyond ``x_local`` (which is only
+    read): two buffers of the largest block (one on two ranks).  Collective.
 
     Parameters
     ----------
@@ -72,44 +154,17 @@ def ring_log_kernel_sum(comm, y, x_local, h, **kwargs):
         Partial sums combined with ``np.logaddexp``: equal to the serial
         ``log_kernel_sum(y, concatenate(all x_local), h)`` to rounding.
     """
-    with collective_errors(comm):  # bad input fails every rank before any message is posted
-        x_local = np.ascontiguousarray(x_local, dtype=np.float64)
-        y = np.ascontiguousarray(y, dtype=np.float64)
-        _check_block(y, "y")
-        _check_block(x_local, "x_local")
-        hs = np.atleast_1d(np.asarray(h, dtype=np.float64))
-        if hs.ndim != 1 or hs.size == 0 or not (np.isfinite(hs) & (hs > 0)).all():
-            raise QuestsInputError(f"h must be a bandwidth > 0 or a list of them, got {h!r}")
-    d = x_local.shape[1]
-    rows = comm.allgather(len(x_local))
-    widths = set(comm.allgather(d if len(x_local) else None)) - {None}
-    with collective_errors(comm):
-        if len(widths) > 1:
-            raise QuestsInputError(
-                f"reference blocks have different widths on different ranks: {sorted(widths)}")
-        if len(y) and widths and y.shape[1] not in widths:
-            raise QuestsInputError(
-                f"test rows have width {y.shape[1]}, the reference {min(widths)}")
-    d = widths.pop() if widths else max(d, 1)
+    y, x_local, rows, d = _check_ring_inputs(comm, y, x_local, h)
     cap = max(rows)
-    size, rank = comm.size, comm.rank
-    cur = np.zeros((cap, d))
-    cur[: len(x_local)] = x_local
-    nxt = np.empty_like(cur)
-    acc = _empty_log_sums(len(y), h)
-    src = rank
-    for step in range(size):
-        reqs = []
-        if step < size - 1:
-            reqs = [comm.Irecv(nxt, source=(rank - 1) % size, tag=7),
-                    comm.Isend(cur, dest=(rank + 1) % size, tag=7)]
-        part = _log_sum_block(y, cur[: rows[src]], h, **kwargs)
-        acc = np.logaddexp(acc, part)
-        if reqs:
-            MPI.Request.Waitall(reqs)
-            cur, nxt = nxt, cur
-            src = (src - 1) % size
+    acc, _ = _ring(comm, y, x_local, rows, h, spare=lambda: np.empty((cap, d)), owned=False,
+                   **kwargs)
     return acc
+
+
+def _overlaps(lo, hi, bounds):
+    """Rows of ``[lo, hi)`` inside each part ``[bounds[r], bounds[r+1])`` (int64 array)."""
+    bounds = np.asarray(bounds, dtype=np.int64)
+    return np.clip(np.minimum(bounds[1:], hi) - np.maximum(bounds[:-1], lo), 0, None)
 
 
 class SharedReference:
@@ -118,6 +173,11 @@ class SharedReference:
     Build with :meth:`from_root` (array on world rank 0, e.g. computed or loaded there)
     or :meth:`from_shards` (each rank already holds a slice, e.g. read in parallel).
     Call :meth:`free` (or use as a context manager) before ``MPI.Finalize``.
+
+    Memory of the ``"sharded"`` layout: rank ``r`` holds the rows
+    ``[shard_offsets[r], shard_offsets[r+1])`` of an even split, in a buffer of the
+    largest shard (at most one row more), plus, during a kernel sum, one ring buffer of
+    that size; no rank ever holds more, and the whole reference is never on one rank.
 
     Attributes
     ----------
@@ -129,9 +189,13 @@ class SharedReference:
     local : ndarray
         ``"shared"``: the whole reference (a view of the node's shared window, read only
         by convention); ``"sharded"``: this rank's rows.
+    shard_offsets : ndarray of int64, shape (size + 1,)
+        ``"sharded"``: first global row of every rank's shard (and ``n``); ``"shared"``:
+        ``[0, n, n, ...]`` (rank 0's "shard" is everything; see :meth:`local_rows`).
     """
 
-    def __init__(self, comm, layout, n, dim, local, win=None, node=None):
+    def __init__(self, comm, layout, n, dim, local, win=None, node=None, buffer=None,
+                 offsets=None):
         self.comm = comm
         self.layout = layout
         self.n = int(n)
@@ -139,6 +203,18 @@ class SharedReference:
         self.local = local
         self._win = win
         self._node = node
+        self._buf = buffer  # "sharded": local is self._buf[:rows]
+        if offsets is None:
+            offsets = np.full(comm.size + 1, self.n, dtype=np.int64)
+            offsets[0] = 0
+        self.shard_offsets = np.asarray(offsets, dtype=np.int64)
+
+    def local_rows(self):
+        """Global rows held in :attr:`local`: a ``slice`` (all of them when shared)."""
+        if self.layout == "sharded":
+            r = self.comm.rank
+            return slice(int(self.shard_offsets[r]), int(self.shard_offsets[r + 1]))
+        return slice(0, self.n)
 
     # ------------------------------------------------------------------ construction
 
@@ -151,6 +227,16 @@ class SharedReference:
         if memory_budget is None or nbytes <= memory_budget:
             return "shared"
         return "sharded"
+
+    @classmethod
+    def _sharded(cls, comm, n, d, fill):
+        """An even split: allocate this rank's shard buffer and ``fill(rows_view)`` it."""
+        bounds = even_bounds(n, comm.size)
+        counts = np.diff(bounds)
+        buf = np.empty((int(counts.max()) if len(counts) else 0, d))
+        local = buf[: int(counts[comm.rank])]
+        fill(local, bounds)
+        return cls(comm, "sharded", n, d, local, buffer=buf, offsets=bounds)
 
     @classmethod
     def from_root(cls, comm, x=None, root=0, layout="auto", memory_budget=None):
@@ -175,17 +261,16 @@ class SharedReference:
         n, d = meta
         chosen = cls._choose(layout, n * d * 8, memory_budget)
         if chosen == "sharded":
-            counts = np.array([(n * (r + 1)) // comm.size - (n * r) // comm.size
-                               for r in range(comm.size)], dtype=np.int64)
-            local = np.empty((counts[comm.rank], d))
-            displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            t = MPI.DOUBLE.Create_contiguous(d).Commit()
-            try:
-                send = [x, (counts, displ), t] if comm.rank == root else None
-                comm.Scatterv(send, [local, len(local), t], root=root)
-            finally:
-                t.Free()
-            return cls(comm, "sharded", n, d, local)
+            def scatter(local, bounds):
+                counts = np.diff(bounds)
+                t = row_type(np.float64, (d,))
+                try:
+                    send = [x, (counts, bounds[:-1]), t] if comm.rank == root else None
+                    comm.Scatterv(send, [local, len(local), t], root=root)
+                finally:
+                    t.Free()
+
+            return cls._sharded(comm, n, d, scatter)
         node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
         # Root's data must reach the first rank of every node: broadcast over leaders.
         is_leader = node.rank == 0
@@ -212,16 +297,38 @@ class SharedReference:
 
     @classmethod
     def from_shards(cls, comm, x_local, layout="auto", memory_budget=None):
-        """Build from row slices already spread over the ranks (in rank order)."""
-        x_local = np.ascontiguousarray(x_local, dtype=np.float64)
-        if x_local.ndim != 2:
-            raise QuestsInputError(f"reference shard must be 2-D, got shape {x_local.shape}")
+        """Build from row slices already spread over the ranks (in rank order; any sizes,
+        some may be empty).  Collective.
+
+        ``"sharded"``: the rows are moved to an even split by one ``Alltoallv``, straight
+        into each rank's shard buffer -- never gathered on one rank; this rank then holds
+        ``x_local`` (the caller's, not kept) and its new shard only.  ``"shared"``: gathered
+        on rank 0 and put in every node's window (:meth:`from_root`).
+        """
+        with collective_errors(comm):
+            x_local = np.ascontiguousarray(x_local, dtype=np.float64)
+            if x_local.ndim != 2:
+                raise QuestsInputError(f"reference shard must be 2-D, got shape {x_local.shape}")
         rows = comm.allgather(x_local.shape)
+        widths = sorted({r[1] for r in rows if r[0]})
+        if len(widths) > 1:
+            raise QuestsInputError(
+                f"reference shards have different widths on different ranks: {widths}")
         n = sum(r[0] for r in rows)
-        d = max(r[1] for r in rows)
+        d = widths[0] if widths else max(r[1] for r in rows)
+        if x_local.shape[1] != d:  # an empty shard of another width
+            x_local = np.empty((0, d))
         chosen = cls._choose(layout, n * d * 8, memory_budget)
         if chosen == "sharded":
-            return cls(comm, "sharded", n, d, x_local)
+            src = np.concatenate([[0], np.cumsum([r[0] for r in rows])]).astype(np.int64)
+
+            def move(local, bounds):
+                rank = comm.rank
+                send = _overlaps(src[rank], src[rank + 1], bounds)
+                recv = _overlaps(bounds[rank], bounds[rank + 1], src)
+                alltoallv_rows(x_local, send, comm, recv_counts=recv, out=local)
+
+            return cls._sharded(comm, n, d, move)
         from .comm import gather_rows
 
         full = gather_rows(x_local, comm, root=0)
@@ -232,17 +339,25 @@ class SharedReference:
     def log_kernel_sum(self, y, h, **kwargs):
         """``log S`` of the local test rows ``y`` against the whole reference (collective).
 
-        ``"shared"``: a local computation on the node's copy; ``"sharded"``: a ring pass.
-        Every rank must call it (with its own, possibly empty, ``y``).
+        ``"shared"``: a local computation on the node's copy; ``"sharded"``: a ring pass
+        through this rank's shard buffer and one ring buffer of the same size, after which
+        every shard is back on its rank.  Every rank must call it (with its own, possibly
+        empty, ``y``); bad ``y`` or ``h`` on any rank raises on every rank.
         """
-        if self.layout == "sharded":
-            return ring_log_kernel_sum(self.comm, y, self.local, h, **kwargs)
-        return _log_sum_block(np.ascontiguousarray(y, dtype=np.float64), self.local, h, **kwargs)
+        if self.layout != "sharded":
+            return _log_sum_block(np.ascontiguousarray(y, dtype=np.float64), self.local, h,
+                                  **kwargs)
+        y, _, rows, d = _check_ring_inputs(self.comm, y, self.local, h)
+        acc, self._buf = _ring(self.comm, y, self._buf, rows, h, home=True,
+                               spare=lambda: np.empty_like(self._buf), **kwargs)
+        self.local = self._buf[: rows[self.comm.rank]]
+        return acc
 
     def local_nbytes(self):
-        """Bytes of reference this rank holds (its node's window counts once, on node rank 0)."""
+        """Bytes of reference this rank holds at most (its node's window counts once, on
+        node rank 0; a shard counts its buffer and the ring buffer of a kernel sum)."""
         if self.layout == "sharded":
-            return int(self.local.nbytes) * 2  # own shard + ring receive buffer
+            return 2 * int(self._buf.nbytes)
         return int(self.local.nbytes) if self._node.rank == 0 else 0
 
     def free(self):

@@ -257,3 +257,108 @@ def test_shared_window_pages_are_shared_between_ranks():
         assert grow["Rss"] > 0.8 * mib  # the pages are mapped and read here ...
         assert grow["Pss"] < mib / comm.size + 0.25 * mib  # ... but counted as a share
     assert ok_sum < 1e-6 * n * d
+
+
+def _gather_rows_in_order(comm, a):
+    """``a`` of every rank, concatenated along the last axis, on every rank."""
+    return np.concatenate(comm.allgather(a), axis=-1)
+
+
+@pytest.mark.mpi
+def test_sharded_dh_equals_the_shared_layout_for_every_rank_count():
+    """dH of test rows split unevenly against a reference given in uneven slices, on 1, 2,
+    .. size ranks: the sharded layout (rows moved to an even split, ring passes) equals the
+    shared layout and serial within 1e-12 for every rank count, and a second pass (after
+    every shard came home) gives the same bits."""
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    x, ref = _data()
+    y = x[:40]
+
+    def run(sub):
+        shard = ref[_uneven_rows(len(ref), sub)]
+        mine = y[_uneven_rows(len(y), sub)]
+        out = {}
+        for layout in ("shared", "sharded"):
+            with SharedReference.from_shards(sub, shard, layout=layout) as R:
+                first = -R.log_kernel_sum(mine, H)
+                again = -R.log_kernel_sum(mine, H)
+                held = R.local.copy() if layout == "sharded" else None
+                rows = R.local_rows()
+            out[layout] = _gather_rows_in_order(sub, first)
+            out[layout + " again"] = bool(sub.allreduce(int(np.array_equal(first, again)),
+                                                        op=MPI.MIN))
+            if held is not None:
+                out["home"] = bool(sub.allreduce(int(np.array_equal(held, ref[rows])), op=MPI.MIN))
+        return out
+
+    got = _on_every_rank_count(comm, run)
+    serial = information.delta_entropy(y, ref, H)
+    assert sorted(got) == list(range(1, comm.size + 1))
+    for k, out in got.items():
+        assert out["sharded again"] and out["shared again"] and out["home"], k
+        for layout in ("shared", "sharded"):
+            assert out[layout].shape == serial.shape
+            assert np.abs(out[layout] - serial).max() <= TOL, (k, layout)
+            assert np.abs(out[layout] - got[1][layout]).max() <= TOL, (k, layout)
+        assert np.abs(out["sharded"] - out["shared"]).max() <= TOL, k
+
+
+@pytest.mark.mpi
+def test_sharded_reference_never_holds_more_than_a_shard_and_one_ring_buffer():
+    """from_shards(layout="sharded") of very uneven slices (rank 0 holds half, some ranks
+    none): every rank ends with its even shard only (local.nbytes), building it allocated
+    no more than that shard (never the whole reference on one rank), and a ring pass adds
+    one ring buffer to what the kernel sum of one block allocates by itself."""
+    import tracemalloc
+
+    from quests_hpc.parallel.comm import even_bounds
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    size, rank = comm.size, comm.rank
+    n, d = 5000 * size + 3, 30
+    ref = np.random.default_rng(5).random((n, d))
+    cuts = np.array([0] + [n // 2 + (n - n // 2) * r // max(size - 1, 1) for r in range(size)])
+    cuts[-1] = n
+    if size > 2:
+        cuts[2] = cuts[1]  # rank 1 holds nothing
+    mine = ref[cuts[rank]:cuts[rank + 1]].copy()
+    del ref
+    bounds = even_bounds(n, size)
+    shard_bytes = int(np.diff(bounds).max()) * d * 8
+    slack = 256 << 10
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        R = SharedReference.from_shards(comm, mine, layout="sharded")
+        built_peak = tracemalloc.get_traced_memory()[1] - base
+        held = tracemalloc.get_traced_memory()[0] - base
+        y = np.random.default_rng(rank).random((2, d))
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        dh = -R.log_kernel_sum(y, 0.4)
+        ring_peak = tracemalloc.get_traced_memory()[1] - base
+        # what the kernel sum itself allocates for one block (its centred copy, ...)
+        block = np.random.default_rng(7).random((int(np.diff(bounds).max()), d))
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        information.log_kernel_sum(y, block, 0.4)
+        kernel_peak = tracemalloc.get_traced_memory()[1] - base
+        del block
+    finally:
+        tracemalloc.stop()
+    assert R.layout == "sharded" and R.n == n and R.shard_offsets.tolist() == bounds.tolist()
+    assert R.local_rows() == slice(int(bounds[rank]), int(bounds[rank + 1]))
+    assert R.local.nbytes == (bounds[rank + 1] - bounds[rank]) * d * 8
+    assert R.local_nbytes() == 2 * shard_bytes
+    assert built_peak <= shard_bytes + slack, (built_peak, shard_bytes)
+    assert held <= shard_bytes + slack, (held, shard_bytes)
+    assert ring_peak <= shard_bytes + kernel_peak + slack, (ring_peak, shard_bytes, kernel_peak)
+    # and the shards are the even split of the rows given
+    full = np.random.default_rng(5).random((n, d))
+    assert np.array_equal(R.local, full[R.local_rows()])
+    np.testing.assert_allclose(dh, information.delta_entropy(y, full, 0.4), rtol=0, atol=TOL)
+    R.free()
