@@ -328,7 +328,7 @@ def _cmd_info(args, comm=None):
 
 
 def _cmd_plot(args, comm=None):
-    from .plotting import plot_results
+    from .analysis.figures import plot_results
 
     files = plot_results(args.results, args.output_dir, formats=args.formats)
     for f in files:
@@ -356,7 +356,7 @@ def _cmd_clusters(args, comm):
 
 
 def _cmd_export(args, comm):
-    from .analysis.campaign_hooks import export_results
+    from .analysis.frame_export import export_results
 
     files = export_results(args.results, args.output_dir, comm=comm, fmt=args.format,
                            compress=not args.no_gzip, column=args.column,

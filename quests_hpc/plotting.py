@@ -16,11 +16,11 @@ learning_curve
 overlap_matrix
     Overlap (fraction with dH <= 0) of every input against every reference.
 cluster_size_distribution
-    Cluster-size histogram and the CNT fit.
-plot_results
-    Every figure a results file supports, written next to it (``quests-hpc plot``).
+    Cluster-size histogram and a model curve (the CNT fit).
 
-``quests-hpc plot RESULTS.h5`` calls :func:`plot_results`.
+Every figure is a function of arrays (no file is read, nothing of quests_hpc is
+imported): the driver that reads a results file and draws them all is
+:func:`quests_hpc.analysis.figures.plot_results` (``quests-hpc plot RESULTS.h5``).
 """
 
 import os
@@ -285,37 +285,33 @@ def overlap_matrix(matrix, rows, cols, title=None, label="overlap (fraction with
     return fig
 
 
-def cluster_size_distribution(sizes, counts, n_frames=1, fit=None, atomic_volume=None,
+def cluster_size_distribution(sizes, counts, n_frames=1, model=None, model_label=None,
                               title=None):
-    """Clusters per frame of each size, with the CNT fit when given.
+    """Clusters per frame of each size, with a model curve (the CNT fit) when given.
 
     Parameters
     ----------
     sizes, counts : array_like
         Size histogram (summed over ``n_frames``).
-    fit : CNTFit, optional
-        From :func:`quests_hpc.analysis.nucleation.fit_size_distribution`.
-    atomic_volume : float, optional
-        Needed with ``fit`` to turn sizes into radii.
+    n_frames : int
+    model : (array_like, array_like), optional
+        Sizes and the clusters per frame a model predicts for them (e.g.
+        :func:`quests_hpc.analysis.nucleation.fitted_distribution`), drawn as a line.
+    model_label : str, optional
+        Legend of the model line.
+    title : str, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    from .analysis import nucleation as N
-
     s = np.asarray(sizes, dtype=float)
     c = np.asarray(counts, dtype=float) / float(n_frames)
     fig, ax = new_figure()
     ax.plot(s, c, "o", ms=4, color=COLORS[0], label=f"clusters per frame ({n_frames} frames)")
-    if fit is not None and atomic_volume is not None:
-        grid = np.linspace(max(1.0, s.min()), s.max(), 200)
-        r = N.radius_of_size(grid, atomic_volume)
-        y = np.exp(N.cnt_log_distribution(r, fit.log_n0, fit.dg, fit.gamma, fit.temperature))
-        ax.plot(grid, y, color=COLORS[1],
-                label=(f"CNT fit: $\\gamma$ = {fit.gamma:.3f} J/m$^2$, "
-                       f"$\\Delta g$ = {fit.dg / 1e9:.2f} GJ/m$^3$"
-                       + (f", $n^*$ = {fit.n_star:.0f}" if np.isfinite(fit.n_star) else "")))
+    if model is not None:
+        ax.plot(np.asarray(model[0], dtype=float), np.asarray(model[1], dtype=float),
+                color=COLORS[1], label=model_label or "model")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("cluster size (atoms)")
@@ -324,111 +320,3 @@ def cluster_size_distribution(sizes, counts, n_frames=1, fit=None, atomic_volume
     if title:
         ax.set_title(title)
     return fig
-
-
-def _sample(ds, limit):
-    """At most ``limit`` rows of an HDF5 dataset, evenly strided (first column if 2-D)."""
-    step = max(1, int(np.ceil(ds.shape[0] / limit)))
-    v = ds[::step]
-    return np.asarray(v if v.ndim == 1 else v[:, 0], dtype=float)
-
-
-def plot_results(path, outdir=None, formats=("png",), max_points=2_000_000):
-    """Write every picture the results file supports; return the files written.
-
-    * ``dh_histogram``: dH of up to four frames spread over the campaign (first dH column);
-    * ``timeline``: novelty per frame, and with a cluster analysis the largest cluster
-      with the CNT critical-size band of the nucleation analysis;
-    * ``cluster_sizes``: the pre-nucleation cluster-size distribution and its CNT fit;
-    * ``learning_curve``: H(N) with the asymptote fit, per bandwidth;
-    * ``overlap``: overlap of every input with every reference (first bandwidth).
-
-    Parameters
-    ----------
-    path : str
-        A quests-hpc results file.
-    outdir : str, optional
-        Default: ``<results stem>_plots`` next to the file.
-    formats : sequence of str
-        File formats (png, pdf, svg).
-    max_points : int
-        dH values read per frame at most (evenly strided) for the histogram.
-    """
-    import json
-
-    from .analysis.campaign_hooks import _summed_histogram, read_table
-    from .analysis.nucleation import CNTFit
-    from .results.reader import complete_frames, open_results
-    from .results.reader import read_table as read_results_table
-
-    outdir = outdir or os.path.splitext(os.fspath(path))[0] + "_plots"
-    os.makedirs(outdir, exist_ok=True)
-    written = []
-    with open_results(path) as f:
-        names = complete_frames(f)
-        with_dh = [n for n in names if "delta_entropy" in f["frames"][n]]
-        thr = float(f.attrs.get("threshold", 0.0))
-        pick = [with_dh[i] for i in sorted({int(round(x)) for x in
-                                            np.linspace(0, len(with_dh) - 1, 4)})] if with_dh else []
-        dh = {n: _sample(f["frames"][n]["delta_entropy"], max_points) for n in pick}
-        summ = read_results_table(f, "summary/frames")
-        lc = read_results_table(f, "learning_curve")
-        ov = read_results_table(f, "summary/overlap")
-        frame_list = [n.decode() if isinstance(n, bytes) else str(n)
-                      for n in (summ["frame"] if summ is not None else [])]
-    if dh:
-        fig = dh_histogram(dh, threshold=thr, title=os.path.basename(path))
-        written += save(fig, os.path.join(outdir, "dh_histogram"), formats)
-    cl = read_table(path, "clusters")
-    nuc = read_table(path, "nucleation")
-    if summ is not None and "novelty" in summ and names:
-        idx = [frame_list.index(n) for n in names]
-        nov = summ["novelty"][idx, 0, 0]
-        ts = summ["timestep"][idx]
-        x, xl = (ts, "timestep") if (ts >= 0).all() and len(set(ts)) == len(ts) else (
-            np.arange(len(idx)), "frame")
-        kw = {}
-        if cl is not None:
-            pos = {n: i for i, n in enumerate(cl["frame"])}
-            sel = [pos.get(n) for n in names]
-            keep = [i for i, s_ in enumerate(sel) if s_ is not None]
-            sel = [s_ for s_ in sel if s_ is not None]
-            x, nov = x[keep], nov[keep]
-            kw["largest"] = cl["largest"][sel]
-            kw["n_nodes"] = cl["n_nodes"][sel]
-            if (cl["biconnected_largest"][sel] >= 0).all():
-                kw["biconnected_largest"] = cl["biconnected_largest"][sel]
-            if nuc is not None:
-                kw["n_star_band"] = (nuc["n_star_lo"][sel], nuc["n_star_hi"][sel])
-        fig = cluster_timeline(x, nov, xlabel=xl, title=os.path.basename(path), **kw)
-        written += save(fig, os.path.join(outdir, "timeline"), formats)
-    if nuc is not None and cl is not None:
-        fit = json.loads(nuc["attrs"].get("fit", "null") or "null")
-        frames = fit["frames"] if fit else list(cl["frame"])
-        rows = [i for i, n in enumerate(cl["frame"]) if n in set(frames)]
-        sizes, counts = _summed_histogram(cl, rows)
-        if len(sizes):
-            cf = None
-            if fit:
-                cf = CNTFit(log_n0=fit["log_n0"], dg=fit["dg_J_per_m3"],
-                            gamma=fit["gamma_J_per_m2"], r_star=fit["r_star_A"],
-                            n_star=fit["n_star"], temperature=fit["temperature"],
-                            coef=np.zeros(3), rmse=fit["rmse"], n_points=fit["n_points"])
-            fig = cluster_size_distribution(sizes, counts, len(rows), cf,
-                                            float(nuc["attrs"]["atomic_volume"]),
-                                            title="cluster sizes before nucleation")
-            written += save(fig, os.path.join(outdir, "cluster_sizes"), formats)
-    if lc is not None and bool(lc["attrs"].get("complete")):
-        hs = np.asarray(lc["attrs"]["bandwidths"])
-        fig = learning_curve(lc["sizes"], lc["mean"], lc["std"], lc["fit"],
-                             label=[f"h = {h:g} 1/A" for h in hs],
-                             title=f"learning curve of {lc['attrs'].get('dataset', '')}")
-        written += save(fig, os.path.join(outdir, "learning_curve"), formats)
-    if ov is not None and bool(ov["attrs"].get("complete")):
-        ins = [v.decode() if isinstance(v, bytes) else str(v) for v in ov["attrs"]["inputs"]]
-        refs = [v.decode() if isinstance(v, bytes) else str(v)
-                for v in ov["attrs"]["references"]]
-        h0 = float(np.asarray(ov["attrs"]["bandwidths"])[0])
-        fig = overlap_matrix(ov["overlap"][:, :, 0], ins, refs, title=f"overlap, h = {h0:g} 1/A")
-        written += save(fig, os.path.join(outdir, "overlap"), formats)
-    return written

@@ -8,6 +8,7 @@ import pytest
 
 from quests_hpc import plotting as P
 from quests_hpc.analysis import nucleation as N
+from quests_hpc.analysis.figures import plot_results
 
 
 def _png_ok(path, min_bytes=8_000):
@@ -26,6 +27,7 @@ def test_import_keeps_the_global_backend():
 
 def test_each_figure_saves(tmp_path):
     rng = np.random.default_rng(0)
+    fit = N.fit_size_distribution([1, 2, 3, 5, 8], [200, 80, 30, 9, 2], 700.0, 12.9, n_frames=4)
     figs = {
         "hist": P.dh_histogram({"a": rng.normal(2, 3, 5000), "b": np.r_[rng.normal(-2, 1, 900),
                                                                          [1e4, np.inf]]}),
@@ -40,8 +42,7 @@ def test_each_figure_saves(tmp_path):
         "overlap": P.overlap_matrix([[0.9, 0.1], [np.nan, 0.5]], ["cold", "melt"], ["r1", "r2"]),
         "sizes": P.cluster_size_distribution(
             [1, 2, 3, 5, 8], [200, 80, 30, 9, 2], n_frames=4,
-            fit=N.fit_size_distribution([1, 2, 3, 5, 8], [200, 80, 30, 9, 2], 700.0, n_frames=4),
-            atomic_volume=12.9),
+            model=([1, 4, 8], N.fitted_distribution(fit, [1, 4, 8], 12.9)), model_label="CNT"),
     }
     for name, fig in figs.items():
         files = P.save(fig, tmp_path / name, formats=("png", "pdf"))
@@ -68,13 +69,25 @@ def test_plot_results_on_the_example(tmp_path):
         "measures": {"overlap": True, "positions": True},
         "output": {"path": str(tmp_path / "r.h5")}, "run": {"progress": "off", "threads": 1},
     }
-    c = validate(raw, os.path.abspath(ex))
-    c["yaml"] = repr(raw)
+    raw["analysis"] = {"clusters": {}, "plots": {"directory": str(tmp_path / "pics")},
+                       "nucleation": {"temperature": 600.0, "t_melt": 1323.0, "dh_melt": 11.99,
+                                      "gamma_sl": 0.177, "gamma_range": [0.177, 0.221],
+                                      "atomic_volume": 12.893}}
+    c = validate(raw, os.path.abspath(ex), yaml=repr(raw))
     run_campaign(c, MPI.COMM_SELF, out=lambda *a: None)
-    res = run_analyses(str(tmp_path / "r.h5"),
-                       {"clusters": {}, "nucleation": {"temperature": 600.0},
-                        "plots": {"directory": str(tmp_path / "pics")}}, MPI.COMM_SELF)
+    res = run_analyses(str(tmp_path / "r.h5"), c.analysis, MPI.COMM_SELF)
     names = sorted(os.path.basename(f) for f in res["plots"])
     assert {"dh_histogram.png", "timeline.png", "overlap.png"} <= set(names)
     assert all(_png_ok(f) for f in res["plots"])
-    assert P.plot_results(str(tmp_path / "r.h5"), str(tmp_path / "again"))
+    again = plot_results(str(tmp_path / "r.h5"), str(tmp_path / "again"))
+    assert sorted(os.path.basename(f) for f in again) == names
+
+
+def test_figures_know_nothing_of_files_or_analyses():
+    import ast
+
+    tree = ast.parse(open(P.__file__).read())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "." for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported == {"os", "numpy", "matplotlib", "matplotlib.backends.backend_agg",
+                        "matplotlib.figure"}

@@ -1,4 +1,4 @@
-"""Checks and small collective helpers shared by the cluster analysis.
+"""Checks and small collective helpers shared by the analyses.
 
 Every function taking ``comm`` is collective: call it on all ranks, in the same order.
 """
@@ -10,8 +10,19 @@ import numpy as np
 
 from .. import geometry
 from ..errors import QuestsInputError
-from ..parallel.comm import alltoallv_rows
-from ..parallel.runtime import collective_errors
+from ..parallel.comm import alltoallv_rows, collective_errors, raise_if_any
+
+
+def root_call(comm, fn, *args):
+    """Run ``fn`` on rank 0; its QuestsInputError is raised on every rank (collective)."""
+    err, val = None, None
+    if comm.rank == 0:
+        try:
+            val = fn(*args)
+        except QuestsInputError as exc:
+            err = exc
+    raise_if_any(err, comm, prefix=False, root=0)
+    return val
 
 
 def _finite(value, name):

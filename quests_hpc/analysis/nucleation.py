@@ -18,8 +18,9 @@ linear in ``(1, r^3, r^2)``, so :func:`fit_size_distribution` is a weighted line
 least-squares fit; the fitted ``dg`` and ``gamma`` give ``r* = -2 gamma / dg``.
 
 Units: energies per area in J/m^2, latent heat in kJ/mol, temperatures in K, radii in
-Angstrom, atomic volumes in Angstrom^3 per atom.  The defaults are the paper's values for
-the Mishin Cu EAM potential (Mendelev et al.; Zepeda-Ruiz et al.).
+Angstrom, atomic volumes in Angstrom^3 per atom.  The material constants have no
+defaults: every function needs them (the paper's Mishin Cu EAM values, for instance,
+are stated in ``examples/cu_nucleation/campaign.yaml``).
 """
 
 import math
@@ -33,12 +34,6 @@ K_B_EV = 8.617333262e-5          # eV / K
 AVOGADRO = 6.02214076e23         # 1 / mol
 EV_PER_A2_IN_J_PER_M2 = 16.02176634  # 1 eV/A^2 = 16.02 J/m^2
 EV_PER_A3_IN_J_PER_M3 = 1.602176634e11
-
-#: Mishin Cu EAM, as used in the paper (T_m, dH_m from Mendelev et al.; gamma_SL from
-#: Zepeda-Ruiz et al., with the experimental range 0.177-0.221 J/m^2; atomic volume of
-#: the simulations).
-CU_MISHIN = {"gamma_sl": 0.177, "gamma_sl_range": (0.177, 0.221), "t_melt": 1323.0,
-             "dh_melt": 11.99, "atomic_volume": 12.893}
 
 
 def _positive(value, name):
@@ -57,8 +52,7 @@ def latent_heat_per_volume(dh_melt, atomic_volume):
     return dh / (_positive(atomic_volume, "atomic_volume") * 1e-30)
 
 
-def critical_radius(undercooling, gamma_sl=CU_MISHIN["gamma_sl"], t_melt=CU_MISHIN["t_melt"],
-                    dh_melt=CU_MISHIN["dh_melt"], atomic_volume=CU_MISHIN["atomic_volume"]):
+def critical_radius(undercooling, gamma_sl, t_melt, dh_melt, atomic_volume):
     """CNT critical radius ``r* = 2 gamma_SL T_m / (dH_m dT)`` in Angstrom.
 
     Parameters
@@ -81,9 +75,9 @@ def critical_radius(undercooling, gamma_sl=CU_MISHIN["gamma_sl"], t_melt=CU_MISH
 
     Examples
     --------
-    The paper's Cu numbers at 420 K of undercooling give r* of about 7.2 A:
+    The paper's Mishin Cu numbers at 420 K of undercooling give r* of about 7.2 A:
 
-    >>> round(float(critical_radius(420.0)), 2)
+    >>> round(float(critical_radius(420.0, 0.177, 1323.0, 11.99, 12.893)), 2)
     7.22
     """
     dt = _positive(undercooling, "undercooling (T_m - T)")
@@ -94,29 +88,27 @@ def critical_radius(undercooling, gamma_sl=CU_MISHIN["gamma_sl"], t_melt=CU_MISH
     return float(r) if np.ndim(r) == 0 else r
 
 
-def atoms_in_sphere(radius, atomic_volume=CU_MISHIN["atomic_volume"]):
+def atoms_in_sphere(radius, atomic_volume):
     """Atoms in a sphere of ``radius`` (A): ``4 pi r^3 / (3 v)``."""
     r = np.asarray(radius, dtype=np.float64)
     n = 4.0 * math.pi * r ** 3 / (3.0 * _positive(atomic_volume, "atomic_volume"))
     return float(n) if np.ndim(n) == 0 else n
 
 
-def radius_of_size(n_atoms, atomic_volume=CU_MISHIN["atomic_volume"]):
+def radius_of_size(n_atoms, atomic_volume):
     """Radius (A) of a sphere holding ``n_atoms`` atoms of volume ``atomic_volume``."""
     n = np.asarray(n_atoms, dtype=np.float64)
     r = np.cbrt(3.0 * n * _positive(atomic_volume, "atomic_volume") / (4.0 * math.pi))
     return float(r) if np.ndim(r) == 0 else r
 
 
-def critical_size(undercooling, **params):
-    """CNT critical nucleus size ``n*`` (atoms); ``params`` as in :func:`critical_radius`."""
-    v = params.get("atomic_volume", CU_MISHIN["atomic_volume"])
-    return atoms_in_sphere(critical_radius(undercooling, **params), v)
+def critical_size(undercooling, gamma_sl, t_melt, dh_melt, atomic_volume):
+    """CNT critical nucleus size ``n*`` (atoms); parameters as in :func:`critical_radius`."""
+    return atoms_in_sphere(critical_radius(undercooling, gamma_sl, t_melt, dh_melt,
+                                           atomic_volume), atomic_volume)
 
 
-def critical_size_band(temperature, gamma_range=CU_MISHIN["gamma_sl_range"],
-                       t_melt=CU_MISHIN["t_melt"], dh_melt=CU_MISHIN["dh_melt"],
-                       atomic_volume=CU_MISHIN["atomic_volume"]):
+def critical_size_band(temperature, gamma_range, t_melt, dh_melt, atomic_volume):
     """Lower and upper ``n*`` at each temperature for a range of ``gamma_SL``.
 
     Parameters
@@ -137,10 +129,9 @@ def critical_size_band(temperature, gamma_range=CU_MISHIN["gamma_sl_range"],
     lo = np.full(t.shape, np.nan)
     hi = np.full(t.shape, np.nan)
     g0, g1 = sorted(float(g) for g in gamma_range)
-    kw = dict(t_melt=t_melt, dh_melt=dh_melt, atomic_volume=atomic_volume)
     if ok.any():
-        lo[ok] = critical_size(dt[ok], gamma_sl=g0, **kw)
-        hi[ok] = critical_size(dt[ok], gamma_sl=g1, **kw)
+        lo[ok] = critical_size(dt[ok], g0, t_melt, dh_melt, atomic_volume)
+        hi[ok] = critical_size(dt[ok], g1, t_melt, dh_melt, atomic_volume)
     return lo, hi
 
 
@@ -185,8 +176,8 @@ class CNTFit:
                 "temperature": self.temperature, "rmse": self.rmse, "n_points": self.n_points}
 
 
-def fit_size_distribution(sizes, counts, temperature, atomic_volume=CU_MISHIN["atomic_volume"],
-                          n_frames=1, min_size=1, max_size=None):
+def fit_size_distribution(sizes, counts, temperature, atomic_volume, n_frames=1, min_size=1,
+                          max_size=None):
     """Fit the CNT cluster-size distribution to a size histogram.
 
     Parameters
@@ -255,3 +246,16 @@ def cnt_log_distribution(radius, log_n0, dg, gamma, temperature):
     dg_ev = dg / EV_PER_A3_IN_J_PER_M3
     g_ev = gamma / EV_PER_A2_IN_J_PER_M2
     return log_n0 - 4 * math.pi * r ** 3 * dg_ev / (3 * kt) - 4 * math.pi * r ** 2 * g_ev / kt
+
+
+def fit_from_dict(d):
+    """The :class:`CNTFit` of :meth:`CNTFit.as_dict` (e.g. read back from a results file)."""
+    return CNTFit(log_n0=d["log_n0"], dg=d["dg_J_per_m3"], gamma=d["gamma_J_per_m2"],
+                  r_star=d["r_star_A"], n_star=d["n_star"], temperature=d["temperature"],
+                  coef=np.full(3, np.nan), rmse=d["rmse"], n_points=d["n_points"])
+
+
+def fitted_distribution(fit, sizes, atomic_volume):
+    """Clusters per frame of each size in ``sizes`` predicted by ``fit`` (a :class:`CNTFit`)."""
+    r = radius_of_size(sizes, atomic_volume)
+    return np.exp(cnt_log_distribution(r, fit.log_n0, fit.dg, fit.gamma, fit.temperature))

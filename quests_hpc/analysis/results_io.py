@@ -4,21 +4,21 @@ The adapter between the analyses and :mod:`quests_hpc.results` (layout in
 ``docs/results-layout.md``): every rank reads its even slab of a frame's ``id`` /
 ``delta_entropy`` rows; positions come from the frame's ``position`` dataset when the
 campaign stored them, else from the frame's source dump (read in parallel with
-:func:`quests_hpc.io.read_lammps_dump`).  Writing goes through
+:class:`quests_hpc.parallel.dump_reader.ParallelDump`).  Writing goes through
 :class:`quests_hpc.results.ResultsWriter` (parallel HDF5 or through rank 0).
 
 Everything taking ``comm`` is collective.
 """
 
-import json
-
 import numpy as np
 
 from ..errors import QuestsInputError
-from ..parallel.comm import even_bounds
+from ..parallel.comm import even_bounds, raise_if_any
+from ..parallel.dump_reader import ParallelDump
+from ..results import ResultsWriter
+from ..results import layout as L
+from ..results.reader import complete_frames, open_results
 from .common import lookup_by_id
-
-ANALYSIS_GROUP = "analysis"
 
 
 def _text(v):
@@ -27,7 +27,7 @@ def _text(v):
 
 def dh_columns(f, name):
     """Labels of the ``delta_entropy`` columns of frame ``name`` (``ref@h=...``)."""
-    ds = f["frames"][name]["delta_entropy"]
+    ds = f[L.frame_path(name, "delta_entropy")]
     cols = ds.attrs.get("columns")
     if cols is None:
         return [f"column {j}" for j in range(1 if ds.ndim == 1 else ds.shape[1])]
@@ -58,8 +58,6 @@ def analysed_frames(path, frames=None):
     QuestsInputError
         When the file is not a results file, or no complete frame holds dH.
     """
-    from ..results.reader import complete_frames, open_results
-
     with open_results(path) as f:
         names = complete_frames(f)
         if frames is not None:
@@ -67,7 +65,7 @@ def analysed_frames(path, frames=None):
             if missing:
                 raise QuestsInputError(f"{path}: frame(s) not complete or absent: {missing}")
             names = list(frames)
-        with_dh = [n for n in names if "delta_entropy" in f["frames"][n]]
+        with_dh = [n for n in names if "delta_entropy" in f[L.frame_path(n)]]
     if not names:
         raise QuestsInputError(f"{path}: no complete frame to analyse")
     if not with_dh:
@@ -99,13 +97,11 @@ def read_frame_share(path, name, comm, column=None):
         ``first`` (its first row in the frame), ``natoms``, ``cell``, ``pbc``,
         ``timestep``, ``column`` (label), ``source_path``, ``source_index``.
     """
-    from ..results.reader import open_results
-
     rank, size = comm.rank, comm.size
     err, out = None, None
     try:
         with open_results(path) as f:
-            g = f["frames"][name]
+            g = f[L.frame_path(name)]
             n = int(g["id"].shape[0])
             b = even_bounds(n, size)
             lo, hi = int(b[rank]), int(b[rank + 1])
@@ -124,8 +120,6 @@ def read_frame_share(path, name, comm, column=None):
             }
     except QuestsInputError as exc:
         err = exc
-    from ..parallel.comm import raise_if_any
-
     raise_if_any(err, comm)
     has_pos = comm.allreduce(out["positions"] is not None or out["natoms"] == 0)
     if has_pos != size:
@@ -135,12 +129,10 @@ def read_frame_share(path, name, comm, column=None):
 
 def _positions_from_source(path, name, share, comm):
     """Fill ``share["positions"]`` (and types) from the frame's source dump (collective)."""
-    from ..io import LammpsDump
-
     src = share["source_path"]
     if not src:
         raise QuestsInputError(f"{path}: frame {name} stores no positions and no source file")
-    with LammpsDump(src, comm=comm) as dump:
+    with ParallelDump(src, comm) as dump:
         sel = (dump.select(f"t={share['timestep']}") if share["timestep"] >= 0 else [])
         idx = int(sel[0]) if len(sel) == 1 else share["source_index"]
         fr = dump.read(idx)
@@ -161,8 +153,6 @@ def _positions_from_source(path, name, share, comm):
 
 def open_writer(path, comm, backend="auto"):
     """A :class:`~quests_hpc.results.ResultsWriter` on an existing results file."""
-    from ..results import ResultsWriter
-
     return ResultsWriter.open(path, comm, backend=backend, mode="a")
 
 
@@ -184,6 +174,86 @@ def replace_dataset(group, name, shape, dtype, data=None):
     return group.create_dataset(name, shape=shape, dtype=dtype)
 
 
-def write_json_attr(obj, key, value):
-    """Store a dict or list as a JSON string attribute."""
-    obj.attrs[key] = json.dumps(value)
+def write_frame_labels(path, name, share, labels, comm, backend, attrs):
+    """Per-atom ``labels`` of this rank's share into ``frames/<name>/cluster`` (collective)."""
+    w = open_writer(path, comm, backend)
+    try:
+        n = share["natoms"]
+
+        def make(f):
+            ds = replace_dataset(f[L.frame_path(name)], L.CLUSTER_DATASET, (n,), "i8")
+            for k, v in attrs.items():
+                ds.attrs[k] = v
+
+        on_file(w, make)
+        w.write_slab(L.frame_path(name, L.CLUSTER_DATASET), labels.astype(np.int64),
+                     offset=share["first"])
+        w.flush()
+    finally:
+        w.close()
+
+
+def read_frame_labels(path, name, share):
+    """This rank's share of ``frames/<name>/cluster``; None when the frame has none."""
+    key = L.frame_path(name, L.CLUSTER_DATASET)
+    with open_results(path) as f:
+        if key not in f:
+            return None
+        n = len(share["ids"])
+        return f[key][share["first"]:share["first"] + n].astype(np.int64)
+
+
+def write_analysis_table(path, table, columns, attrs, comm, backend):
+    """Replace ``/analysis/<table>`` by ``columns`` (equal-length arrays) and ``attrs``,
+    marked ``complete`` (collective)."""
+    w = open_writer(path, comm, backend)
+    try:
+        def make(f):
+            g = f.require_group(L.ANALYSIS)
+            if table in g:
+                del g[table]
+            t = g.create_group(table)
+            for k, v in columns.items():
+                v = np.asarray(v)
+                t.create_dataset(k, data=v.astype("S") if v.dtype.kind == "U" else v)
+            for k, v in attrs.items():
+                t.attrs[k] = v
+            t.attrs["complete"] = True
+            f.flush()
+
+        on_file(w, make)
+    finally:
+        w.close()
+
+
+def read_analysis_table(path, table):
+    """Columns of ``/analysis/<table>`` as a dict (plus ``attrs``); None if absent."""
+    with open_results(path) as f:
+        key = L.analysis_path(table)
+        if key not in f:
+            return None
+        g = f[key]
+        out = {k: g[k][()] for k in g}
+        out["attrs"] = {k: _text(v) if isinstance(v, bytes) else v for k, v in g.attrs.items()}
+    if "frame" in out:
+        out["frame"] = np.array([_text(v) for v in out["frame"]])
+    return out
+
+
+def summed_histogram(clusters, rows):
+    """Cluster-size histogram of the frames at positions ``rows`` of a clusters table.
+
+    Returns
+    -------
+    sizes, counts : ndarray of int64
+        Distinct sizes (ascending) and how many clusters of each size those frames hold.
+    """
+    off = clusters["hist_offsets"]
+    sizes = np.concatenate([clusters["hist_sizes"][off[i]:off[i + 1]] for i in rows]
+                           + [np.empty(0, np.int64)])
+    counts = np.concatenate([clusters["hist_counts"][off[i]:off[i + 1]] for i in rows]
+                            + [np.empty(0, np.int64)])
+    if len(sizes) == 0:
+        return sizes.astype(np.int64), counts.astype(np.int64)
+    u, inv = np.unique(sizes, return_inverse=True)
+    return u, np.bincount(inv.reshape(-1), weights=counts).astype(np.int64)

@@ -1,8 +1,11 @@
-"""The ``analysis`` section of a campaign YAML: schema, defaults and validation.
+"""The ``analysis`` section of a campaign YAML: its schema and cross-field checks.
 
 The table :data:`ANALYSIS` uses the campaign schema's format (``key -> (checker, default,
-help)``, checkers from :mod:`quests_hpc.campaign.fields`), so the campaign validator can
-take it as one more section::
+help)``, checkers from :mod:`quests_hpc.campaign.fields`); :mod:`quests_hpc.campaign.schema`
+validates it as one more section and :func:`analysis_problems` adds the cross-field
+problems.  The normalised section goes as is to
+:func:`quests_hpc.analysis.campaign_hooks.run_analyses` (the analyses know nothing of
+campaigns)::
 
     analysis:
       clusters:                 # clusters of covered atoms in every frame
@@ -12,18 +15,17 @@ take it as one more section::
         biconnected_max_size: 5000
       nucleation:               # CNT critical size per frame, fit of the size distribution
         temperature_file: melt_thermo.csv     # or temperature: 600 (or one per frame)
-        t_melt: 1323.0
+        t_melt: 1323.0          # the material constants are required (here: Mishin Cu)
+        dh_melt: 11.99
+        gamma_sl: 0.177
+        gamma_range: [0.177, 0.221]
+        atomic_volume: 12.893
       plots: {formats: [png, pdf]}
       export: {format: lammps-dump}           # one file per frame for OVITO
 
-:func:`check_analysis` validates a section on its own (every problem listed) and fills
-the defaults; :func:`analysis_problems` gives the cross-field problems.
 """
 
-import difflib
-import os
-
-from ..campaign.fields import (
+from .fields import (
     Bad,
     bool_field,
     choice_field,
@@ -32,8 +34,6 @@ from ..campaign.fields import (
     out_path_field,
     paths_field,
 )
-from ..errors import QuestsInputError
-from .nucleation import CU_MISHIN
 
 
 def _column(v, ctx):
@@ -111,18 +111,27 @@ CLUSTERS = {
                              "clusters up to this size (default: off)"),
 }
 
+#: The material constants of the nucleation analysis: required, never assumed (what each
+#: is, and the bundled example's value -- the paper's Mishin Cu EAM -- named when missing).
+MATERIAL = {
+    "t_melt": ("melting temperature (K)", "1323.0"),
+    "dh_melt": ("latent heat of melting (kJ/mol)", "11.99"),
+    "gamma_sl": ("solid-liquid interfacial energy (J/m^2)", "0.177"),
+    "gamma_range": ("interfacial energies [low, high] spanning the critical-size band (J/m^2)",
+                    "[0.177, 0.221]"),
+    "atomic_volume": ("volume per atom (Angstrom^3), which turns radii into atom counts",
+                      "12.893"),
+}
+
 NUCLEATION = {
     "temperature": (_temperature, None, "frame temperature (K): a number or one per frame"),
     "temperature_file": (paths_field, None, "CSV with columns step, temperature_K, matched "
                          "to the frames by timestep"),
-    "t_melt": (float_field(0.0), CU_MISHIN["t_melt"], "melting temperature (K)"),
-    "dh_melt": (float_field(0.0), CU_MISHIN["dh_melt"], "latent heat of melting (kJ/mol)"),
-    "gamma_sl": (float_field(0.0), CU_MISHIN["gamma_sl"], "solid-liquid interfacial "
-                 "energy (J/m^2)"),
-    "gamma_range": (_pair, list(CU_MISHIN["gamma_sl_range"]), "interfacial energies "
-                    "spanning the critical-size band (J/m^2)"),
-    "atomic_volume": (float_field(0.0), CU_MISHIN["atomic_volume"], "volume per atom "
-                      "(Angstrom^3), turns radii into atom counts"),
+    "t_melt": (float_field(0.0), None, "required: " + MATERIAL["t_melt"][0]),
+    "dh_melt": (float_field(0.0), None, "required: " + MATERIAL["dh_melt"][0]),
+    "gamma_sl": (float_field(0.0), None, "required: " + MATERIAL["gamma_sl"][0]),
+    "gamma_range": (_pair, None, "required: " + MATERIAL["gamma_range"][0]),
+    "atomic_volume": (float_field(0.0), None, "required: " + MATERIAL["atomic_volume"][0]),
     "fit": (bool_field, True, "fit log N_r = log N_0 - 4 pi r^3 dg/(3kT) - 4 pi r^2 "
             "gamma/(kT) to the pre-nucleation size distribution"),
     "fit_max_size": (int_field(2), None, "largest cluster size in the fit"),
@@ -153,34 +162,6 @@ ANALYSIS = {
 }
 
 
-def _check(value, schema, where, problems, ctx):
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        problems.append(f"{where}: must be a mapping, got {type(value).__name__} {value!r}")
-        return None
-    out = {}
-    for key in value:
-        if key not in schema:
-            hint = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
-            problems.append(f"{where}.{key}: unknown key" + (
-                f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(schema)}"))
-    for key, (checker, default, _) in schema.items():
-        v = value.get(key)
-        if isinstance(checker, dict):
-            out[key] = (None if v is None and default is None
-                        else _check(default if v is None else v, checker, f"{where}.{key}",
-                                    problems, ctx))
-        elif v is None:
-            out[key] = list(default) if isinstance(default, list) else default
-        else:
-            try:
-                out[key] = checker(v, ctx)
-            except Bad as exc:
-                problems.append(f"{where}.{key}: {exc}")
-    return out
-
-
 def analysis_problems(a):
     """Cross-field problems of a normalised ``analysis`` section (list of str)."""
     out = []
@@ -190,27 +171,9 @@ def analysis_problems(a):
             out.append("analysis.nucleation: needs analysis.clusters")
         if nuc.get("temperature") is None and nuc.get("temperature_file") is None:
             out.append("analysis.nucleation: give temperature (K) or temperature_file")
-    return out
-
-
-def check_analysis(value, base=None):
-    """Validate and normalise an ``analysis`` section (defaults filled in).
-
-    Parameters
-    ----------
-    value : dict or None
-    base : str, optional
-        Directory relative paths are resolved against (default: the working directory).
-
-    Raises
-    ------
-    QuestsInputError
-        Listing every problem.
-    """
-    problems = []
-    out = _check(value, ANALYSIS, "analysis", problems, {"base": base or os.getcwd()})
-    if out is not None:
-        problems += analysis_problems(out)
-    if problems:
-        raise QuestsInputError("analysis: " + "; ".join(problems))
+        for key, (what, example) in MATERIAL.items():
+            if nuc.get(key) is None:
+                out.append(f"analysis.nucleation.{key}: required key missing: the material's "
+                           f"{what}; no material is assumed (the paper's Mishin Cu: "
+                           f"{key}: {example})")
     return out

@@ -17,7 +17,7 @@ import re
 
 import yaml
 
-from ..analysis.schema import ANALYSIS, analysis_problems
+from .analysis_section import ANALYSIS, analysis_problems
 from ..errors import QuestsInputError
 from .fields import (
     BACKENDS,
@@ -152,7 +152,7 @@ SCHEMA = {
 }
 
 # Post-processing of the results file (clusters, nucleation, pictures, OVITO files): its
-# own table, owned by quests_hpc.analysis.schema.
+# own table, in quests_hpc.campaign.analysis_section.
 SCHEMA["analysis"] = (ANALYSIS, {}, "after the frames: clusters, nucleation, pictures and "
                       "per-frame files for OVITO (quests_hpc.analysis)")
 

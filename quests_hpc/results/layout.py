@@ -19,9 +19,15 @@ description)::
                wall_time, mpi_size, content_sha256, complete
                (content_sha256: hash of the frame's bytes in its dump, see
                :func:`quests_hpc.results.restart.frame_hash`; empty for ASE inputs)
+        cluster         (n,)    int64    optional, written by the cluster analysis
     /summary/frames/<column>          one row per frame, in campaign order
     /summary/overlap/<column>         novelty / overlap of every input vs every reference
     /learning_curve/<column>          H of random subsets and the asymptote fit
+    /analysis/clusters/<column>       the cluster analysis, one row per frame
+    /analysis/nucleation/<column>     the CNT analysis, one row per frame
+
+Every path of the file is spelled here only: the constants and functions below
+(:func:`frame_path`, :func:`summary_path`, :func:`analysis_path`, ...) build them.
 
 Every object is created up front (:func:`~quests_hpc.results.writer.ResultsWriter.
 create_structure`), with contiguous, fully allocated datasets; afterwards a run only
@@ -35,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .._version import __version__
 
 FORMAT = "quests-hpc-results"
 FORMAT_VERSION = 1
@@ -58,10 +66,50 @@ FRAME_FINAL_ATTRS = ("timestep", "cell", "pbc", "wall_time", "mpi_size", FRAME_H
 FLOAT_FILL = np.nan
 INT_FILL = -1
 
+# ------------------------------------------------------------------ paths in the file
+#: Group of the frames (one subgroup per frame).
+FRAMES = "frames"
+#: Per-frame table (one row per frame), the per-input overlap table, the learning curve.
+SUMMARY_FRAMES = "summary/frames"
+SUMMARY_OVERLAP = "summary/overlap"
+LEARNING_CURVE = "learning_curve"
+#: Group of the analyses of a results file (tables written after the frames).
+ANALYSIS = "analysis"
+#: Table of the cluster analysis and of the nucleation (CNT) analysis under ``/analysis``.
+CLUSTERS_TABLE = "clusters"
+NUCLEATION_TABLE = "nucleation"
+#: Per-atom cluster labels of a frame (written by the cluster analysis).
+CLUSTER_DATASET = "cluster"
+
 
 def frame_name(input_name, index):
     """Group name of frame ``index`` of input ``input_name`` (``melt_000004``)."""
     return f"{input_name}_{int(index):06d}"
+
+
+def frame_path(name, dataset=None):
+    """``frames/<name>`` or ``frames/<name>/<dataset>``."""
+    return f"{FRAMES}/{name}" + (f"/{dataset}" if dataset else "")
+
+
+def summary_path(column=None):
+    """``summary/frames`` or one of its columns."""
+    return SUMMARY_FRAMES + (f"/{column}" if column else "")
+
+
+def overlap_path(column=None):
+    """``summary/overlap`` or one of its columns."""
+    return SUMMARY_OVERLAP + (f"/{column}" if column else "")
+
+
+def learning_curve_path(column=None):
+    """``learning_curve`` or one of its columns."""
+    return LEARNING_CURVE + (f"/{column}" if column else "")
+
+
+def analysis_path(table, column=None):
+    """``analysis/<table>`` (``clusters``, ``nucleation``) or one of its columns."""
+    return f"{ANALYSIS}/{table}" + (f"/{column}" if column else "")
 
 
 @dataclass
@@ -163,8 +211,6 @@ class StructurePlan:
 
 def software_versions():
     """Versions of quests-hpc, Python and the libraries the results depend on."""
-    from .._version import __version__
-
     out = {"quests-hpc": __version__, "python": platform.python_version()}
     for mod in ("numpy", "numba", "h5py", "mpi4py", "ase", "yaml"):
         try:
@@ -190,8 +236,6 @@ def software_versions():
 
 def root_attributes(plan, mpi_size, writer):
     """Root attributes of a new file (identical on every rank: build on one, broadcast)."""
-    from .._version import __version__
-
     refs = plan.references
     attrs = {
         "format": FORMAT,

@@ -42,3 +42,18 @@ run:
     c = load_campaign(os.path.join(d, "c.yaml"))
     run_campaign(c, comm, out=lambda *a: None)
     return os.path.join(d, name)
+
+
+#: The material of the nucleation analysis (required): the paper's Mishin Cu values.
+CU = {"t_melt": 1323.0, "dh_melt": 11.99, "gamma_sl": 0.177, "gamma_range": [0.177, 0.221],
+      "atomic_volume": 12.893}
+
+
+def analysis_section(raw, d):
+    """``raw`` as the campaign validation normalises an ``analysis`` section (``d`` holds
+    the ``md.lammpstrj`` of :func:`make_results`)."""
+    from quests_hpc.campaign.schema import validate
+
+    c = validate({"inputs": [{"path": "md.lammpstrj"}], "output": {"path": "unused.h5"},
+                  "analysis": raw}, str(d))
+    return c.analysis

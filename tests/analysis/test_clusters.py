@@ -166,13 +166,3 @@ def test_edge_paths_agree(far):
     cross = b >= n_own
     assert _edge_set(gi, gj) == _edge_set(a[cross], b[cross])
 
-
-def test_module_entry_point(tmp_path, capsys):
-    from quests_hpc.analysis.__main__ import main
-
-    assert main([str(tmp_path / "missing.yaml")]) == 2
-    assert "error" in capsys.readouterr().err
-    (tmp_path / "c.yaml").write_text("inputs: []\nanalysis: {clusters: {r_edg: 1}}\n")
-    assert main([str(tmp_path / "c.yaml")]) == 2
-    err = capsys.readouterr().err
-    assert "error" in err
