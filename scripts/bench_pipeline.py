@@ -9,12 +9,14 @@ synthetic frame as ``id type x y z`` first).  Reference: descriptors of a differ
 "thermalised" Ta cell (11 x 12 x 16 BCC cells = 4,224 atoms, a = 3.32 A, 0.15 A
 displacements), computed on rank 0 and shared once per node.
 
+The frame goes through the product's pipeline
+(:func:`quests_hpc.parallel.frame_pipeline.run_frame`, what ``quests-hpc dh`` runs).
 Stages reported (max over ranks, median over ``--repeat`` runs and ``--rounds``, which
 repeat the configurations interleaved, so changing load hits them alike; the per-round
-speed-ups are printed too): ``read`` (generation,
-or the parallel dump read), ``distribute``, ``halo``, ``descriptors``, ``kernel_sums``
-(dH of every atom against the reference), ``reductions``; also the peak memory of each
-rank and the speed-up against the first configuration.
+speed-ups are printed too): ``read`` (atoms to their owners; with ``--dump`` the
+parallel dump read), ``halo``, ``descriptors``, ``kernel_sums`` (dH of every atom
+against the reference, chunk by chunk), ``id_order`` (results back to id order); also
+the peak memory of each rank and the speed-up against the first configuration.
 
 Usage (the driver launches one ``mpiexec`` per configuration, RANKSxTHREADS)::
 
@@ -37,7 +39,7 @@ import numpy as np
 A_TA = 3.30
 NOISE = 0.1
 BLOCK = 1 << 16  # atoms per noise block: the frame does not depend on the rank count
-STAGES = ("read", "distribute", "halo", "descriptors", "kernel_sums", "reductions")
+STAGES = ("read", "halo", "descriptors", "kernel_sums", "id_order")
 PAPER = dict(atoms=32_500_000, ref=4224, seconds=255.0, threads=56)
 
 
@@ -109,9 +111,10 @@ def write_dump(path, n_atoms, seed, chunk=1 << 20):
 def worker(args):
     from mpi4py import MPI
 
-    from quests_hpc.parallel.pipeline import run_dump_frame, run_frame
-    from quests_hpc.parallel.runtime import (configure_threads, install_excepthook,
-                                             peak_memory_bytes, warm_up)
+    from quests_hpc.parallel.frame_pipeline import (ArraySource, DumpSource, FrameRequest,
+                                                    frame_summary, run_frame)
+    from quests_hpc.parallel.runtime import configure_threads, install_excepthook, warm_up
+    from quests_hpc.timing import peak_memory_bytes
     from quests_hpc.parallel.shared_reference import SharedReference
 
     install_excepthook()
@@ -127,7 +130,8 @@ def worker(args):
     del ref
     t_ref = time.perf_counter() - t0
     runs = []
-    kw = dict(h=args.h, dims=args.dims, balance=args.balance, keep_descriptors=False)
+    request = FrameRequest(k=32, cutoff=5.0, bandwidths=(args.h,), dims=args.dims,
+                           balance=args.balance)
     gen = None
     if args.dump is None:
         t0 = time.perf_counter()
@@ -140,13 +144,19 @@ def worker(args):
     for _rep in range(args.repeat):
         if args.dump is None:
             ids, pos, cell = gen
-            res = run_frame(comm, ids, pos, cell, True, R, timings={"read": t_gen}, **kw)
+            res = run_frame(comm, ArraySource(ids, pos, cell, True), 0, [R], request)
+            res.timings["generate"] = t_gen
         else:
             from quests_hpc.parallel.dump_reader import ParallelDump
 
             with ParallelDump(args.dump, comm) as dump:
-                res = run_dump_frame(comm, dump, -1, R, **kw)
-        runs.append(res.summary)
+                res = run_frame(comm, DumpSource(dump), -1, [R], request)
+        summary = frame_summary(comm, res)
+        cpu = comm.gather(dict(res.cpu), root=0)
+        if comm.rank == 0:
+            summary.update(cpu=cpu, dh=res.dh_summary[0])
+        runs.append(summary)
+        del res
         comm.Barrier()
     peak = comm.gather(peak_memory_bytes())
     R.free()

@@ -21,7 +21,7 @@ from ..errors import QuestsInputError
 from ..geometry import MAX_FRACTIONAL, complete_cell, fractional, wrap_positions
 from ..io.compressed import regular_file_problem
 from ..parallel import comm as pcomm
-from ..parallel.frame_pipeline import FrameRows
+from ..parallel.frame_pipeline import DumpSource, FrameRows
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _DUMP_HINTS = (".lammpstrj", ".dump", ".lammps-dump", ".lmp-dump")
@@ -153,13 +153,9 @@ class InputSource:
         -------
         quests_hpc.parallel.frame_pipeline.FrameRows
         """
-        where = self.where(i)
         if self._dump is not None:
-            fr = self._dump.read(int(i), owner=owner if comm.size > 1 else None)
-            types = None if fr.types is None else np.asarray(fr.types, dtype=np.int32)
-            return FrameRows(fr.ids, fr.positions, types, np.asarray(fr.cell, dtype=float),
-                             np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms),
-                             where, routed=True)
+            return DumpSource(self._dump).read_rows(comm, i, owner)
+        where = self.where(i)
         meta, err = None, None
         arrays = (np.empty(0, np.int64), np.empty((0, 3)), np.empty(0, np.int32))
         if comm.rank == 0:

@@ -12,8 +12,9 @@ measures
     Distributed dH, H, diversity, novelty/overlap by ring passes; reductions to rank 0.
 runtime
     Threads per rank, Numba compile-cache warm-up, abort-on-exception.
-pipeline
-    frame -> distribute -> halo -> descriptors -> kernel sums -> reductions.
+frame_pipeline
+    The one frame pipeline of every command: read (rows straight to their owners) ->
+    halo -> descriptors and kernel sums in chunks -> results back to id order.
 comm
     Thin numpy layer over mpi4py (owned by the I/O work).
 dump_reader, dump_index, dump_stream, routing

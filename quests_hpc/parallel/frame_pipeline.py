@@ -39,7 +39,7 @@ from . import comm as pcomm
 from . import measures
 from .decomposition import OwnedAtoms, build_grid, distribute, imbalance
 from .halo import exchange_halo
-from .runtime import collective_errors, current_memory_bytes, peak_memory_bytes
+from .runtime import collective_errors
 
 #: Owned atoms per chunk of descriptors and kernel sums (64 Ki: 33 MB of descriptors).
 CHUNK_ATOMS = 1 << 16
@@ -125,10 +125,11 @@ class FrameOutput:
         Atoms this rank owned and ghosts it received in the decomposition.
     dims : list of 3 int
         Subdomains per axis of the decomposition.
-    timings : dict
-        Seconds per stage on this rank.
+    timings, cpu : dict
+        Wall and CPU seconds per stage on this rank.
     memory : dict
-        Peak resident bytes of this process at the end of each stage.
+        Peak resident bytes of this process during each stage
+        (:class:`quests_hpc.timing.StageTimer`).
     """
 
     ids: np.ndarray
@@ -149,6 +150,7 @@ class FrameOutput:
     n_ghosts: int = 0
     dims: list = None
     timings: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
     memory: dict = field(default_factory=dict)
 
 
@@ -171,6 +173,24 @@ class ArraySource:
         natoms = int(pcomm.allreduce(np.array([len(ids)], np.int64), "sum", comm)[0])
         return FrameRows(ids, pos, types, self.cell, self.pbc, self.timestep, natoms,
                          self.where_text, routed=False)
+
+
+class DumpSource:
+    """A :class:`~quests_hpc.parallel.dump_reader.ParallelDump` as a pipeline source: each
+    rank parses its byte range and the reader sends the rows straight to their owners."""
+
+    def __init__(self, dump):
+        self.dump = dump
+
+    def where(self, index):
+        return self.dump.where(int(index) % len(self.dump))
+
+    def read_rows(self, comm, index, owner=None):
+        fr = self.dump.read(int(index), owner=owner if comm.size > 1 else None)
+        types = None if fr.types is None else np.asarray(fr.types, dtype=np.int32)
+        return FrameRows(fr.ids, fr.positions, types, np.asarray(fr.cell, dtype=float),
+                         np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms),
+                         self.where(index), routed=True)
 
 
 def _owner_hook(comm, request, holder):
@@ -282,23 +302,18 @@ def run_frame(comm, source, index, references, request):
     """
     check_parameters(request.k, request.cutoff)
     timer = StageTimer()
-    memory = {}
     try:
-        out = _run(comm, source, index, references, request, timer, memory)
+        out = _run(comm, source, index, references, request, timer)
     except QuestsInputError as exc:  # raised on every rank alike (collective stages)
         raise QuestsInputError(in_frame(source.where(index), exc)) from None
-    out.timings, out.memory = dict(timer.seconds), memory
+    out.timings, out.cpu, out.memory = dict(timer.seconds), dict(timer.cpu), dict(
+        timer.peak_memory)
     return out
 
 
-def _mark(memory, stage):
-    memory[stage] = max(memory.get(stage, 0), peak_memory_bytes(), current_memory_bytes())
-
-
-def _run(comm, source, index, references, request, timer, memory):
+def _run(comm, source, index, references, request, timer):
     with timer("read"):
         rows, grid, owned = route(comm, source, index, request)
-    _mark(memory, "read")
     with timer("halo"):
         ghosts = exchange_halo(comm, grid, owned, request.cutoff)
     n_ghosts = len(ghosts)
@@ -308,7 +323,6 @@ def _run(comm, source, index, references, request, timer, memory):
     keep = request.descriptors or request.entropy
     dh, desc = chunked_sums(comm, env, references, request, timer, keep)
     del env
-    _mark(memory, "kernel_sums")
     out = FrameOutput(ids=None, timestep=rows.timestep, natoms=rows.natoms, cell=rows.cell,
                       pbc=rows.pbc, where=rows.where, n_owned=len(owned), n_ghosts=n_ghosts,
                       dims=grid.dims.tolist())
@@ -322,7 +336,6 @@ def _run(comm, source, index, references, request, timer, memory):
         with timer("entropy"):
             H, D = measures.entropy_and_diversity(comm, desc, list(request.bandwidths))
         out.entropy, out.diversity = np.atleast_1d(H), np.atleast_1d(D)
-        _mark(memory, "entropy")
     with timer("id_order"):
         names, arrays = _outgoing(owned, dh, desc if request.descriptors else None,
                                   request.positions)
@@ -332,7 +345,6 @@ def _run(comm, source, index, references, request, timer, memory):
         order = np.argsort(got["ids"], kind="stable")
         for name in names:
             setattr(out, name, np.ascontiguousarray(got.pop(name)[order]))
-    _mark(memory, "id_order")
     return out
 
 

@@ -1,8 +1,9 @@
 """Real LAMMPS dumps (tests/data/lammps, written by LAMMPS) through the MPI pipeline.
 
 Two routes, both compared with the serial core on the serially read frame (sorted by id):
-the reader sends atoms straight to their owners (``run_dump_frame``), or the reader's
-even split by id goes through :func:`~quests_hpc.parallel.decomposition.distribute`.
+the reader sends atoms straight to their owners (:class:`~quests_hpc.parallel.frame_pipeline.
+DumpSource`), or the reader's even split by id is handed to the pipeline as arrays
+(:class:`~quests_hpc.parallel.frame_pipeline.ArraySource`), which sends them to their owners.
 """
 
 import os
@@ -35,8 +36,10 @@ def _serial(path, ref):
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("route", ["reader_owner", "even_split"])
 def test_lammps_dump_matches_serial(name, route):
+    from quests_hpc.parallel.comm import gather_rows
     from quests_hpc.parallel.dump_reader import ParallelDump
-    from quests_hpc.parallel.pipeline import gather_by_id, run_dump_frame, run_frame
+    from quests_hpc.parallel.frame_pipeline import (ArraySource, DumpSource, FrameRequest,
+                                                    run_frame)
     from quests_hpc.parallel.shared_reference import SharedReference
 
     path = os.path.join(DATA, name)
@@ -44,23 +47,28 @@ def test_lammps_dump_matches_serial(name, route):
         pytest.skip(f"fixture {name} not present")
     comm = MPI.COMM_WORLD
     ref = mpi_frames.reference_descriptors()
+    req = FrameRequest(k=32, cutoff=5.0, bandwidths=tuple(H), descriptors=True, chunk_atoms=100)
     with SharedReference.from_root(comm, ref if comm.rank == 0 else None) as R:
         with ParallelDump(path, comm) as dump:
             if route == "reader_owner":
-                res = run_dump_frame(comm, dump, -1, R, h=H)
+                res = run_frame(comm, DumpSource(dump), -1, [R], req)
             else:
                 fr = dump.read(-1)
-                res = run_frame(comm, fr.ids, fr.positions, fr.cell, fr.pbc, R, types=fr.types,
-                                h=H)
+                src = ArraySource(fr.ids, fr.positions, fr.cell, fr.pbc, types=fr.types)
+                res = run_frame(comm, src, 0, [R], req)
             n_frames = len(dump)
-    out = gather_by_id(comm, res)
+            last_timestep = int(dump.timesteps[-1])
+    out = {"ids": gather_rows(res.ids, comm, 0),
+           "descriptors": gather_rows(res.descriptors, comm, 0),
+           "dh": gather_rows(res.dh, comm, 0)}
     err = None
     if comm.rank == 0:
         f, x, dh = _serial(path, ref)
         err = (bool(np.array_equal(out["ids"], f.ids)),
-               float(np.abs(out["descriptors"] - x).max()), float(np.abs(out["dh"] - dh).max()))
+               float(np.abs(out["descriptors"] - x).max()),
+               float(np.abs(out["dh"] - dh.T).max()))
     ids_ok, d_err, dh_err = comm.bcast(err)
     assert n_frames >= 1 and ids_ok
     assert d_err <= TOL and dh_err <= TOL
     if route == "reader_owner":
-        assert res.timestep is not None and "read" in res.timings
+        assert res.timestep == last_timestep and "read" in res.timings

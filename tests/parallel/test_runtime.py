@@ -97,7 +97,7 @@ def test_collective_errors_raise_on_every_rank():
 def test_bad_positions_on_one_rank_fail_every_rank_without_hanging():
     import mpi_frames
 
-    from quests_hpc.parallel.pipeline import run_frame
+    from quests_hpc.parallel.frame_pipeline import ArraySource, FrameRequest, run_frame
 
     comm = MPI.COMM_WORLD
     f = mpi_frames.orthogonal()
@@ -106,7 +106,8 @@ def test_bad_positions_on_one_rank_fail_every_rank_without_hanging():
         pos = pos.copy()
         pos[0, 1] = float("nan")
     with pytest.raises(ValueError):
-        run_frame(comm, ids, pos, f["cell"], f["pbc"])
+        run_frame(comm, ArraySource(ids, pos, f["cell"], f["pbc"]), 0, [],
+                  FrameRequest(k=32, cutoff=5.0, bandwidths=()))
 
 
 def test_exception_on_rank_1_aborts_the_job(tmp_path):
