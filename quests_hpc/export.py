@@ -23,12 +23,16 @@ and ``dH`` appears as ``dh`` (extended XYZ keeps ``dH``).
 
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from mpi4py import MPI
 
 from . import geometry
 from ._export_kernels import FLOAT, INT, MAX_INT_WIDTH, STRING, compact_rows, format_rows
 from .errors import QuestsInputError
+from .results.writer import ResultsIOError
+from .threads import get_num_threads
 
 FORMATS = ("lammps-dump", "extxyz")
 _BLOCK_ROWS = 1 << 18
@@ -171,8 +175,6 @@ def _complete_cell_global(cell, pbc, positions, comm):
     lo = positions.min(axis=0) if len(positions) else np.full(3, np.inf)
     hi = positions.max(axis=0) if len(positions) else np.full(3, -np.inf)
     if comm is not None:
-        from mpi4py import MPI
-
         glo, ghi = np.empty(3), np.empty(3)
         comm.Allreduce(np.ascontiguousarray(lo, dtype=np.float64), glo, op=MPI.MIN)
         comm.Allreduce(np.ascontiguousarray(hi, dtype=np.float64), ghi, op=MPI.MAX)
@@ -242,28 +244,9 @@ def export_frame(path, ids, positions, cell, pbc, *, columns=None, types=None, e
     extra = [(("int", np.asarray(v), None) if np.issubdtype(np.asarray(v).dtype, np.integer)
               else ("float", np.asarray(v, dtype=np.float64), dec.get(k, dec["float"])))
              for k, v in columns.items()]
-    names = list(columns)
-    if fmt == "lammps-dump":
-        box, rot = lammps_box(cell, pbc, origin)
-        p = pos if rot is None else (pos - origin) @ rot
-        cols = [("int", ids, None), ("int", t, None)]
-        head = ["id", "type"]
-        if elements is not None:
-            cols.append(("str", t - 1, None))
-            head.append("element")
-        cols += [("float", p[:, i], dec["position"]) for i in range(3)] + extra
-        header = (f"ITEM: TIMESTEP\n{int(timestep)}\nITEM: NUMBER OF ATOMS\n{natoms}\n{box}"
-                  f"ITEM: ATOMS {' '.join(head + ['x', 'y', 'z'] + names)}\n")
-    else:
-        props = ["species:S:1", "pos:R:3", "id:I:1"] + [
-            f"{k}:{'I' if c[0] == 'int' else 'R'}:1" for k, c in zip(names, extra)]
-        lat = " ".join(f"{x:.10g}" for x in cell.reshape(-1))
-        flags = " ".join("T" if x else "F" for x in pbc)
-        header = (f'{natoms}\nLattice="{lat}" Properties={":".join(props)} pbc="{flags}" '
-                  f"Timestep={int(timestep)}\n")
-        cols = ([("str", t - 1 if elements is not None else np.zeros(n, np.int64), None)]
-                + [("float", pos[:, i], dec["position"]) for i in range(3)]
-                + [("int", ids, None)] + extra)
+    layout = _lammps_layout if fmt == "lammps-dump" else _extxyz_layout
+    header, cols = layout(ids, pos, t, cell, pbc, origin, elements, timestep, natoms,
+                          dec["position"], list(columns), extra)
     if elements is not None and n and (t.min() < 1 or t.max() > len(elements)):
         raise QuestsInputError(f"types must be in 1..{len(elements)} to use elements "
                                f"{list(elements)}, got {int(t.min())}..{int(t.max())}")
@@ -271,6 +254,37 @@ def export_frame(path, ids, positions, cell, pbc, *, columns=None, types=None, e
     head_bytes = np.frombuffer(header.encode(), dtype=np.uint8) if rank == 0 else None
     write_parts(path, head_bytes, body, comm, compress=os.fspath(path).endswith(".gz"))
     return len(body) + (len(header) if rank == 0 else 0)
+
+
+def _lammps_layout(ids, pos, t, cell, pbc, origin, elements, timestep, natoms, decimals,
+                   names, extra):
+    """Header text and table columns of a LAMMPS dump frame."""
+    box, rot = lammps_box(cell, pbc, origin)
+    p = pos if rot is None else (pos - origin) @ rot
+    cols = [("int", ids, None), ("int", t, None)]
+    head = ["id", "type"]
+    if elements is not None:
+        cols.append(("str", t - 1, None))
+        head.append("element")
+    cols += [("float", p[:, i], decimals) for i in range(3)] + extra
+    header = (f"ITEM: TIMESTEP\n{int(timestep)}\nITEM: NUMBER OF ATOMS\n{natoms}\n{box}"
+              f"ITEM: ATOMS {' '.join(head + ['x', 'y', 'z'] + names)}\n")
+    return header, cols
+
+
+def _extxyz_layout(ids, pos, t, cell, pbc, origin, elements, timestep, natoms, decimals,
+                   names, extra):
+    """Header text and table columns of an extended XYZ frame."""
+    props = ["species:S:1", "pos:R:3", "id:I:1"] + [
+        f"{k}:{'I' if c[0] == 'int' else 'R'}:1" for k, c in zip(names, extra)]
+    lat = " ".join(f"{x:.10g}" for x in cell.reshape(-1))
+    flags = " ".join("T" if x else "F" for x in pbc)
+    header = (f'{natoms}\nLattice="{lat}" Properties={":".join(props)} pbc="{flags}" '
+              f"Timestep={int(timestep)}\n")
+    cols = ([("str", t - 1 if elements is not None else np.zeros(len(ids), np.int64), None)]
+            + [("float", pos[:, i], decimals) for i in range(3)]
+            + [("int", ids, None)] + extra)
+    return header, cols
 
 
 def _gf2_times(mat, vec):
@@ -335,8 +349,6 @@ def _deflate_chunks(raw, last, level, threads):
 
     if len(bounds) == 1 or threads <= 1:
         return b"".join(one(k) for k in range(len(bounds)))
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=threads) as ex:
         return b"".join(ex.map(one, range(len(bounds))))
 
@@ -351,8 +363,6 @@ def _gzip_piece(data, first, last, comm, level=GZIP_LEVEL):
     Readers that stop after the first member of a multi-member gzip file (OVITO) read it
     whole.
     """
-    from .threads import get_num_threads
-
     raw = memoryview(np.ascontiguousarray(data)).cast("B")
     out = _deflate_chunks(raw, last, level, get_num_threads())
     crc = zlib.crc32(raw)
@@ -393,8 +403,6 @@ def _discard(path):
 
 
 def _write_failed(path, why):
-    from .results.writer import ResultsIOError
-
     return ResultsIOError(f"writing {os.fspath(path)} failed: {why}; no partial file was put "
                           "under that name (an earlier file of that name is unchanged; files "
                           "written before it are complete) -- free space (or fix the file "
@@ -439,8 +447,6 @@ def write_parts(path, header, body, comm=None, compress=False):
 
 
 def _write_parts_mpi(path, data, comm):
-    from mpi4py import MPI
-
     sizes = comm.allgather(len(data))
     offset = int(sum(sizes[:comm.rank]))
     calls = max(1, max(-(-s // _MAX_WRITE) for s in sizes))

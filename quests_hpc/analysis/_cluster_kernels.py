@@ -444,21 +444,3 @@ def biconnected_sizes(n, indptr, indices):
                         sizes[nsizes] = cnt
                         nsizes += 1
     return sizes[:nsizes].copy()
-
-
-@njit(cache=True)
-def group_bounds(sorted_keys):
-    """Start of every run of equal values in a sorted array, plus the end (length g+1)."""
-    n = sorted_keys.shape[0]
-    cnt = 0
-    for i in range(n):
-        if i == 0 or sorted_keys[i] != sorted_keys[i - 1]:
-            cnt += 1
-    out = np.empty(cnt + 1, dtype=np.int64)
-    c = 0
-    for i in range(n):
-        if i == 0 or sorted_keys[i] != sorted_keys[i - 1]:
-            out[c] = i
-            c += 1
-    out[cnt] = n
-    return out

@@ -217,17 +217,7 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
     threshold, r_edge, bicon = check_cluster_parameters(threshold, r_edge, biconnected_max_size)
     pbc = geometry.as_pbc(pbc)
     check_r_edge_cell(r_edge, cell, pbc)
-    err, node = None, None
-    try:
-        ids, pos, dh = _check_arrays(ids, positions, dh)
-        node = dh <= threshold
-    except QuestsInputError as exc:
-        err = exc
-    # One collective for the input check and the global counts.
-    info = comm.allgather((None if err is None else str(err), len(np.atleast_1d(ids)),
-                           0 if node is None else int(node.sum())))
-    _raise_first(err, info)
-    n_atoms, n_nodes = sum(i[1] for i in info), sum(i[2] for i in info)
+    ids, pos, node, n_atoms, n_nodes = _checked_nodes(comm, ids, positions, dh, threshold)
     if n_nodes == 0:
         return _empty_result(len(ids), n_atoms, threshold, r_edge, bicon, clock)
 
@@ -237,33 +227,92 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
     grid = build_grid(comm, np.empty((0, 3)) if uniform else pos[node], cell, pbc, dims=dims,
                       balance=balance)
     own_ids, own_pos, route = _to_owners(comm, grid, ids[node], pos[node])
-    n_own = len(own_ids)
     clock.done("distribute")
-
-    frac, _ = _fractional(own_pos, grid)
-    atom, dest, shift = ghost_targets(grid, frac, comm.rank, r_edge)
-    counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
-    packed, g_counts = alltoallv_rows(
-        _pack(own_ids[atom], shifted_positions(own_pos, grid.cell, atom, shift)), counts, comm)
-    g_ids, g_pos = _unpack(packed)
+    halo = _Halo(comm, grid, own_ids, own_pos, r_edge)
     clock.done("halo")
+    rep, pairs, edges = _local_components(comm, halo, r_edge, bicon is not None, clock)
+    labels = _merged_labels(comm, rep, pairs)
+    clock.done("merge")
+    sz = _ClusterSizes(comm, labels, own_ids)
+    clock.done("sizes")
+    bic = None
+    if bicon is not None:
+        ei, ej = edges
+        all_ids = np.concatenate([own_ids, halo.ids])
+        node_size = sz.size_of_each(comm, labels)
+        bic = biconnected_summary(comm, labels[ei], node_size[ei], all_ids[ei], all_ids[ej],
+                                  bicon, sz.sizes_here)
+        clock.done("biconnected")
+    out = np.zeros(len(ids), dtype=np.int64)
+    out[node] = _from_owners(comm, labels, route)
+    clock.done("labels")
+    return ClusterResult(
+        labels=out, n_atoms=n_atoms, n_nodes=n_nodes, n_clusters=sz.n_clusters,
+        largest=sz.largest, largest_label=sz.largest_label, sizes=sz.sizes, counts=sz.counts,
+        threshold=threshold, r_edge=r_edge, biconnected=bic, timings=clock.times)
 
-    cloud = np.concatenate([own_pos, g_pos])
-    if bicon is None:  # one fused pass: no edge arrays
-        rep, ci, cj = local_components(cloud, n_own, own_ids, r_edge)
+
+def _checked_nodes(comm, ids, positions, dh, threshold):
+    """Checked arrays, the node mask and the global atom and node counts (collective:
+    one allgather for the input check and the counts)."""
+    err, node = None, None
+    try:
+        ids, positions, dh = _check_arrays(ids, positions, dh)
+        node = dh <= threshold
+    except QuestsInputError as exc:
+        err = exc
+    info = comm.allgather((None if err is None else str(err), len(np.atleast_1d(ids)),
+                           0 if node is None else int(node.sum())))
+    _raise_first(err, info)
+    return ids, positions, node, sum(i[1] for i in info), sum(i[2] for i in info)
+
+
+class _Halo:
+    """The owned nodes and their ghosts within ``r_edge`` (collective: one exchange).
+
+    ``atom``, ``counts``: the owned row each ghost sent was made from, and how many went
+    to each rank; ``recv_counts``: how many ghosts came from each rank.
+    """
+
+    def __init__(self, comm, grid, own_ids, own_pos, r_edge):
+        frac, _ = _fractional(own_pos, grid)
+        self.atom, dest, shift = ghost_targets(grid, frac, comm.rank, r_edge)
+        self.counts = np.bincount(dest, minlength=comm.size).astype(np.int64)
+        packed, self.recv_counts = alltoallv_rows(
+            _pack(own_ids[self.atom], shifted_positions(own_pos, grid.cell, self.atom, shift)),
+            self.counts, comm)
+        self.ids, ghost_pos = _unpack(packed)
+        self.own_ids, self.n_own = own_ids, len(own_ids)
+        self.cloud = np.concatenate([own_pos, ghost_pos])
+
+    def to_ghosts(self, comm, values):
+        """``values`` of the owned rows as the ghosts' copies receive them (collective)."""
+        out, _ = alltoallv_rows(values[self.atom], self.counts, comm, self.recv_counts)
+        return out
+
+
+def _local_components(comm, halo, r_edge, with_edges, clock):
+    """Local components (smallest owned id) of the owned nodes and the de-duplicated links
+    ``(own component, ghost's component)`` between them; the edges when ``with_edges``."""
+    n_own, edges = halo.n_own, None
+    if not with_edges:  # one fused pass: no edge arrays
+        rep, ci, cj = local_components(halo.cloud, n_own, halo.own_ids, r_edge)
         clock.done("edges")
     else:  # the biconnected parts need every edge
-        ei, ej = local_edges(cloud, n_own, r_edge)
+        ei, ej = local_edges(halo.cloud, n_own, r_edge)
         clock.done("edges")
-        rep = K.union_min_labels(own_ids, ei, ej, n_own)
+        rep = K.union_min_labels(halo.own_ids, ei, ej, n_own)
         cross = ej >= n_own
-        ci, cj = ei[cross], ej[cross]
-    g_rep, _ = alltoallv_rows(rep[atom], counts, comm, g_counts)
+        ci, cj, edges = ei[cross], ej[cross], (ei, ej)
+    g_rep = halo.to_ghosts(comm, rep)
     pairs = np.stack([rep[ci], g_rep[cj - n_own]], axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = unique_rows(pairs)
+    pairs = unique_rows(pairs[pairs[:, 0] != pairs[:, 1]])
     clock.done("local_components")
+    return rep, pairs, edges
 
+
+def _merged_labels(comm, rep, pairs):
+    """Final label of every owned node: its local component merged over ranks."""
     final = _merge_components(comm, np.ascontiguousarray(pairs, dtype=np.int64))
     labels = rep.copy()
     if len(pairs):
@@ -272,52 +321,46 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
         hit = where < len(firsts)
         hit[hit] = firsts[where[hit]] == rep[hit]
         labels[hit] = final[idx[where[hit]]]
-    clock.done("merge")
+    return labels
 
-    # Sizes: every label's counts summed on rank label % size; one gather of the stats.
-    uniq, local_counts = np.unique(labels, return_counts=True)
-    home = uniq % comm.size
-    order = np.argsort(home, kind="stable")
-    h_counts = np.bincount(home, minlength=comm.size).astype(np.int64)
-    recv, r_counts = alltoallv_rows(np.stack([uniq[order], local_counts[order]], 1), h_counts, comm)
-    c_labels, inv = np.unique(recv[:, 0], return_inverse=True)
-    inv = inv.reshape(-1)
-    c_sizes = np.bincount(inv, weights=recv[:, 1], minlength=len(c_labels)).astype(np.int64)
-    srt = np.sort(own_ids)
-    dup = srt[1:][srt[1:] == srt[:-1]]
-    err = QuestsInputError(f"atom id {int(dup[0])} appears more than once in the frame") \
-        if len(dup) else None
-    big = int(c_sizes.max()) if len(c_sizes) else 0
-    v, c = np.unique(c_sizes, return_counts=True)
-    stats = comm.allgather((None if err is None else str(err), len(c_labels), big,
-                            int(c_labels[c_sizes == big].min()) if big else 0, v, c))
-    _raise_first(err, stats)
-    n_clusters = sum(st[1] for st in stats)
-    largest = max(st[2] for st in stats)
-    largest_label = min(st[3] for st in stats if st[2] == largest)
-    sizes, size_counts = _merge_histograms([(st[4], st[5]) for st in stats])
-    clock.done("sizes")
 
-    bic = None
-    if bicon is not None:
-        # Size of each owned node's cluster, from the label's home rank.
-        sz_sorted, _ = alltoallv_rows(c_sizes[inv], r_counts, comm, h_counts)
+class _ClusterSizes:
+    """Cluster sizes: every label's counts summed on rank ``label % size``; one gather of
+    the statistics (which also refuses duplicate atom ids) (collective)."""
+
+    def __init__(self, comm, labels, own_ids):
+        self.uniq, local_counts = np.unique(labels, return_counts=True)
+        home = self.uniq % comm.size
+        self.order = np.argsort(home, kind="stable")
+        self.h_counts = np.bincount(home, minlength=comm.size).astype(np.int64)
+        recv, self.r_counts = alltoallv_rows(
+            np.stack([self.uniq[self.order], local_counts[self.order]], 1), self.h_counts, comm)
+        c_labels, inv = np.unique(recv[:, 0], return_inverse=True)
+        self.inv = inv.reshape(-1)
+        self.sizes_here = np.bincount(self.inv, weights=recv[:, 1],
+                                      minlength=len(c_labels)).astype(np.int64)
+        srt = np.sort(own_ids)
+        dup = srt[1:][srt[1:] == srt[:-1]]
+        err = QuestsInputError(f"atom id {int(dup[0])} appears more than once in the frame") \
+            if len(dup) else None
+        c_sizes = self.sizes_here
+        big = int(c_sizes.max()) if len(c_sizes) else 0
+        v, c = np.unique(c_sizes, return_counts=True)
+        stats = comm.allgather((None if err is None else str(err), len(c_labels), big,
+                                int(c_labels[c_sizes == big].min()) if big else 0, v, c))
+        _raise_first(err, stats)
+        self.n_clusters = int(sum(st[1] for st in stats))
+        self.largest = int(max(st[2] for st in stats))
+        self.largest_label = int(min(st[3] for st in stats if st[2] == self.largest))
+        self.sizes, self.counts = _merge_histograms([(st[4], st[5]) for st in stats])
+
+    def size_of_each(self, comm, labels):
+        """Size of each owned node's cluster, from the label's home rank (collective)."""
+        sz_sorted, _ = alltoallv_rows(self.sizes_here[self.inv], self.r_counts, comm,
+                                      self.h_counts)
         sz_uniq = np.empty_like(sz_sorted)
-        sz_uniq[order] = sz_sorted
-        node_size = sz_uniq[np.searchsorted(uniq, labels)]
-        all_ids = np.concatenate([own_ids, g_ids])
-        bic = biconnected_summary(comm, labels[ei], node_size[ei], all_ids[ei], all_ids[ej],
-                                  bicon, c_sizes)
-        clock.done("biconnected")
-
-    out = np.zeros(len(ids), dtype=np.int64)
-    out[node] = _from_owners(comm, labels, route)
-    clock.done("labels")
-    return ClusterResult(
-        labels=out, n_atoms=n_atoms, n_nodes=n_nodes, n_clusters=int(n_clusters),
-        largest=int(largest), largest_label=int(largest_label), sizes=sizes,
-        counts=size_counts, threshold=threshold, r_edge=r_edge, biconnected=bic,
-        timings=clock.times)
+        sz_uniq[self.order] = sz_sorted
+        return sz_uniq[np.searchsorted(self.uniq, labels)]
 
 
 def _raise_first(err, gathered):

@@ -27,7 +27,8 @@ description)::
     /analysis/nucleation/<column>     the CNT analysis, one row per frame
 
 Every path of the file is spelled here only: the constants and functions below
-(:func:`frame_path`, :func:`summary_path`, :func:`analysis_path`, ...) build them.
+(:data:`FRAMES`, :data:`SUMMARY_FRAMES`, :func:`frame_path`, :func:`analysis_path`, ...)
+name them.
 
 Every object is created up front (:func:`~quests_hpc.results.writer.ResultsWriter.
 create_structure`), with contiguous, fully allocated datasets; afterwards a run only
@@ -90,21 +91,6 @@ def frame_name(input_name, index):
 def frame_path(name, dataset=None):
     """``frames/<name>`` or ``frames/<name>/<dataset>``."""
     return f"{FRAMES}/{name}" + (f"/{dataset}" if dataset else "")
-
-
-def summary_path(column=None):
-    """``summary/frames`` or one of its columns."""
-    return SUMMARY_FRAMES + (f"/{column}" if column else "")
-
-
-def overlap_path(column=None):
-    """``summary/overlap`` or one of its columns."""
-    return SUMMARY_OVERLAP + (f"/{column}" if column else "")
-
-
-def learning_curve_path(column=None):
-    """``learning_curve`` or one of its columns."""
-    return LEARNING_CURVE + (f"/{column}" if column else "")
 
 
 def analysis_path(table, column=None):
