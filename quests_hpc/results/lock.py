@@ -29,6 +29,7 @@ import time
 import uuid
 
 from ..errors import QuestsInputError
+from ..parallel.comm import raise_if_any, require_comm
 
 LOCK_SUFFIX = ".lock"
 #: A lock file that cannot be parsed (a holder killed between creating and writing it) is
@@ -252,31 +253,30 @@ def _sigterm_raises():
 
 
 @contextlib.contextmanager
-def output_lock(path, comm=None, command=None):
-    """Hold the lock of ``path`` for the ``with`` block (collective over ``comm``).
+def output_lock(path, comm, command=None):
+    """Hold the lock of ``path`` for the ``with`` block (collective over ``comm``;
+    ``MPI.COMM_SELF`` for a serial run).
 
     Rank 0 takes it (and turns SIGTERM into ``KeyboardInterrupt`` meanwhile); the outcome
-    is broadcast, so a refusal raises the same :class:`OutputLockedError` on every rank.
-    The lock is that of the resolved path, so a symlink and its target share one.
+    is broadcast, so a refusal raises the same :class:`OutputLockedError` on every rank
+    (another input error: a :class:`~quests_hpc.errors.QuestsInputError`, its message
+    unchanged).  The lock is that of the resolved path, so a symlink and its target share
+    one.
     """
+    require_comm(comm, "output_lock")
     path = os.path.realpath(os.fspath(path))
-    rank = 0 if comm is None else comm.rank
     with contextlib.ExitStack() as stack:
         info, err = None, None
-        if rank == 0:  # SIGTERM handled from before the lock file exists until it is gone
+        if comm.rank == 0:  # SIGTERM handled from before the lock file exists until it is gone
             stack.enter_context(_sigterm_raises())
             info = holder_info(command)
             stack.callback(release, path, info)
             try:
                 acquire(path, info=info)
             except QuestsInputError as exc:
-                err = (type(exc).__name__, str(exc))
+                err = exc
             except OSError as exc:  # reaches every rank: none is left in the bcast
-                err = ("QuestsInputError", f"cannot lock the output {path}: cannot create "
-                       f"{lock_path(path)} ({exc.strerror or exc})")
-        if comm is not None and comm.size > 1:
-            err = comm.bcast(err, root=0)
-        if err:
-            raise (OutputLockedError if err[0] == OutputLockedError.__name__
-                   else QuestsInputError)(err[1])
+                err = QuestsInputError(f"cannot lock the output {path}: cannot create "
+                                       f"{lock_path(path)} ({exc.strerror or exc})")
+        raise_if_any(err, comm, prefix=False, root=0, keep=(OutputLockedError,))
         yield info

@@ -38,6 +38,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import QuestsInputError
+from ..parallel.comm import allgather, raise_if_any, require_comm
 from . import layout as L
 
 PARTIAL_SUFFIX = ".partial"
@@ -302,7 +303,7 @@ def output_conflicts(path, protected):
 
 def frame_hash(comm, path, start, end):
     """Content hash of bytes ``[start, end)`` of the uncompressed file ``path`` (collective
-    over ``comm``, or None).
+    over ``comm``; ``MPI.COMM_SELF`` for a serial run).
 
     Blocks of :data:`FRAME_HASH_BLOCK` bytes are hashed (SHA-256) round-robin over the
     ranks and the block digests hashed together with the length, so the value does not
@@ -313,7 +314,7 @@ def frame_hash(comm, path, start, end):
     str
         Hex digest (64 characters).
     """
-    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    rank, size = require_comm(comm, "frame_hash").rank, comm.size
     nblk = -(-(end - start) // FRAME_HASH_BLOCK)
     mine, err = {}, None
     try:
@@ -326,13 +327,11 @@ def frame_hash(comm, path, start, end):
         finally:
             os.close(fd)
     except OSError as exc:
-        err = f"{path}: cannot read bytes {start}-{end} to verify them ({exc.strerror or exc})"
-    parts = [(mine, err)] if size == 1 else comm.allgather((mine, err))
-    errs = [e for _, e in parts if e]
-    if errs:
-        raise QuestsInputError(errs[0])
+        err = QuestsInputError(f"{path}: cannot read bytes {start}-{end} to verify them "
+                               f"({exc.strerror or exc})")
+    raise_if_any(err, comm, prefix=False)
     digests = {}
-    for m, _ in parts:
+    for m in allgather(mine, comm):
         digests.update(m)
     h = hashlib.sha256()
     for j in range(nblk):

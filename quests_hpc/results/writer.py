@@ -33,6 +33,7 @@ import os
 
 import numpy as np
 
+from ..parallel.comm import raise_if_any, require_comm
 from . import layout as L
 
 DEFAULT_CHUNK_BYTES = 64 << 20
@@ -63,21 +64,6 @@ def choose_backend(backend="auto"):
     return backend
 
 
-class _Serial:
-    """Stand-in communicator for serial use (``comm=None``)."""
-
-    rank, size = 0, 1
-
-    def allgather(self, x):
-        return [x]
-
-    def bcast(self, x, root=0):
-        return x
-
-    def Barrier(self):
-        pass
-
-
 def _fail_message(path, exc):
     msg = f"writing {path} failed: {type(exc).__name__}: {exc}"
     if isinstance(exc, OSError) or "No space" in str(exc) or "errno" in str(exc).lower():
@@ -95,7 +81,7 @@ class ResultsWriter:
     ----------
     path : str
     backend : {"mpio", "gather"}
-    comm : mpi4py communicator or a serial stand-in
+    comm : mpi4py communicator (``MPI.COMM_SELF`` for a serial run)
     file : h5py.File or None
         Open on every rank (``"mpio"``) or on rank 0 only (``"gather"``).
     """
@@ -111,16 +97,17 @@ class ResultsWriter:
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, path, comm=None, backend="auto", mode="a", chunk_bytes=DEFAULT_CHUNK_BYTES,
+    def open(cls, path, comm, backend="auto", mode="a", chunk_bytes=DEFAULT_CHUNK_BYTES,
              fsync=True):
         """Open (``mode="a"``) or create (``mode="w"``) a results file (collective).
 
         Parameters
         ----------
         path : str or os.PathLike
-        comm : mpi4py communicator, optional
-            None for a serial run.
+        comm : mpi4py communicator
+            ``MPI.COMM_SELF`` for a serial run.
         backend : {"auto", "mpio", "gather"}
+            On one rank ``"mpio"`` is written as ``"gather"`` (the same bytes, no MPI-IO).
         mode : {"a", "w"}
         chunk_bytes : int
             Largest piece of a slab sent to rank 0 or written in one collective call.
@@ -128,11 +115,10 @@ class ResultsWriter:
             After each :meth:`flush`, also ask the OS to put the file on stable storage
             (``os.fsync`` on rank 0; ``MPI_File_sync`` through HDF5 with ``mpio``).
         """
-
-        comm = _Serial() if comm is None else comm
+        require_comm(comm, "ResultsWriter.open")
         backend = choose_backend(backend)
-        if backend == "mpio" and isinstance(comm, _Serial):
-            backend = "gather"  # no communicator: a serial run
+        if backend == "mpio" and comm.size == 1:
+            backend = "gather"  # one rank: rank 0 writes the same bytes directly
         err, f = None, None
         try:
             if backend == "mpio":
@@ -179,16 +165,12 @@ class ResultsWriter:
         ``mode="root"``: only rank 0's error counts (it alone touched the file);
         ``mode="all"``: any rank's.
         """
-        msg = None if err is None else _fail_message(self.path, err)
-        if self.comm.size == 1:
-            msgs = [msg]
-        elif mode == "root":
-            msgs = [self.comm.bcast(msg, root=0)]
-        else:
-            msgs = self.comm.allgather(msg)
-        bad = [m for m in msgs if m is not None]
-        if bad:
-            raise ResultsIOError(bad[0]) from err
+        failure = None
+        if err is not None:
+            failure = ResultsIOError(_fail_message(self.path, err))
+            failure.__cause__ = err
+        raise_if_any(failure, self.comm, prefix=False, root=0 if mode == "root" else None,
+                     keep=(ResultsIOError,))
 
     def _on_writer(self, fn):
         """Run ``fn(file)`` where the file is open (all ranks for mpio, rank 0 otherwise)."""
@@ -434,7 +416,7 @@ class ResultsWriter:
 
 
 def _open_file(path, mode, comm):
-    """``h5py.File`` with the raw-data sieve buffer off (``mpio`` when ``comm`` is given).
+    """``h5py.File`` with the raw-data sieve buffer off (``mpio`` on ``comm`` unless None).
 
     HDF5 buffers small writes to contiguous datasets in a "sieve" buffer that is written
     when the dataset is closed -- where h5py ignores errors.  A full disk could then go

@@ -34,17 +34,16 @@ def frame_arrays(i, n):
     }
 
 
-def write_all(path, comm=None, backend="gather", chunk_bytes=1 << 20, natoms=NATOMS):
-    """Write the synthetic campaign with ``comm`` (None: serial); each rank its even block."""
+def write_all(path, comm, backend="gather", chunk_bytes=1 << 20, natoms=NATOMS):
+    """Write the synthetic campaign with ``comm`` (COMM_SELF: serial); each rank its even
+    block."""
     from quests_hpc.results import ResultsWriter
 
-    size = 1 if comm is None else comm.size
-    rank = 0 if comm is None else comm.rank
+    size, rank = comm.size, comm.rank
     p = plan(natoms)
     attrs = L.root_attributes(p, size, backend)
     attrs["created"] = "fixed"
-    if comm is not None:
-        attrs = comm.bcast(attrs, root=0)
+    attrs = comm.bcast(attrs, root=0)
     with ResultsWriter.open(path, comm, backend=backend, mode="w", chunk_bytes=chunk_bytes) as w:
         w.create_structure(p, attrs)
         for i, fp in enumerate(p.frames):

@@ -10,9 +10,12 @@ import time
 import h5py
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 sys.path.insert(0, os.path.dirname(__file__))
 import helpers
+
+SELF = MPI.COMM_SELF
 
 from quests_hpc.results import (
     ResultsIOError,
@@ -29,7 +32,7 @@ from quests_hpc.results.writer import choose_backend, h5py_has_mpi
 
 
 def test_layout_and_round_trip(tmp_path):
-    p = helpers.write_all(tmp_path / "r.h5")
+    p = helpers.write_all(tmp_path / "r.h5", SELF)
     with h5py.File(tmp_path / "r.h5", "r") as f:
         assert f.attrs["format"] == "quests-hpc-results" and f.attrs["format_version"] == 1
         assert f.attrs["layout_complete"] and f.attrs["complete"]
@@ -56,8 +59,8 @@ def test_layout_and_round_trip(tmp_path):
 
 
 def test_chunked_transfer_and_comparison(tmp_path):
-    helpers.write_all(tmp_path / "a.h5", chunk_bytes=1 << 20)
-    helpers.write_all(tmp_path / "b.h5", chunk_bytes=7)  # one row per piece
+    helpers.write_all(tmp_path / "a.h5", SELF, chunk_bytes=1 << 20)
+    helpers.write_all(tmp_path / "b.h5", SELF, chunk_bytes=7)  # one row per piece
     assert diff_results(tmp_path / "a.h5", tmp_path / "b.h5") == []
     with h5py.File(tmp_path / "b.h5", "a") as f:
         f["frames/in_000002/delta_entropy"][5, 1] += 1e-9
@@ -76,7 +79,7 @@ def test_backend_choice():
 
 
 def test_descriptor_file_as_reference(tmp_path):
-    helpers.write_all(tmp_path / "r.h5")
+    helpers.write_all(tmp_path / "r.h5", SELF)
     x, meta = load_descriptors(tmp_path / "r.h5", k=3, cutoff=4.0)
     assert x.shape == (sum(helpers.NATOMS), 5)
     assert np.array_equal(x[:37], helpers.frame_arrays(0, 37)["descriptors"])
@@ -93,7 +96,7 @@ def test_inspect_output_decisions(tmp_path):
     expect = {"campaign_fingerprint": "c", "inputs_fingerprint": "i",
               "inputs": [{"path": "md.dump", "size": 1, "sha256": "x"}]}
     assert inspect_output(path, expect).status == "new"
-    helpers.write_all(path)
+    helpers.write_all(path, SELF)
     with h5py.File(path, "a") as f:
         f.attrs["campaign_fingerprint"] = "c"
         f.attrs["inputs_fingerprint"] = "i"
@@ -126,16 +129,17 @@ KILL_WRITER = textwrap.dedent("""
     sys.path.insert(0, {helpers_dir!r})
     import numpy as np
     import helpers
+    from mpi4py import MPI
     from quests_hpc.results import ResultsWriter
     from quests_hpc.results import layout as L
     p = helpers.plan(natoms=[5000] * 40, descriptors=False)
     path = sys.argv[1]
-    w = ResultsWriter.open(path + ".partial", None, mode="w")
+    w = ResultsWriter.open(path + ".partial", MPI.COMM_SELF, mode="w")
     w.create_structure(p, {{"format": L.FORMAT, "format_version": 1}})  # no heavy imports
     w.close()
     import os
     os.replace(path + ".partial", path)
-    w = ResultsWriter.open(path, None, mode="a")
+    w = ResultsWriter.open(path, MPI.COMM_SELF, mode="a")
     print("ready", flush=True)
     for i, fp in enumerate(p.frames):
         a = helpers.frame_arrays(i, fp.natoms)
@@ -207,7 +211,7 @@ def test_disk_full_raises_clear_error_and_keeps_finished_frames(tmp_path):
         pytest.skip("cannot mount a small tmpfs here (see the simulated variant below)")
     try:
         with pytest.raises(ResultsIOError) as ei:
-            helpers.write_all(d / "r.h5", natoms=[600] * 12)
+            helpers.write_all(d / "r.h5", SELF, natoms=[600] * 12)
         msg = str(ei.value)
         assert "No space left on device" in msg and f"writing {d / 'r.h5'} failed" in msg
         assert "frames marked complete before this one are intact" in msg
@@ -233,18 +237,43 @@ def test_failing_write_simulated(tmp_path, monkeypatch):
 
     monkeypatch.setattr(W.ResultsWriter, "_write_gather", failing)
     with pytest.raises(ResultsIOError, match="No space left on device.*intact"):
-        helpers.write_all(tmp_path / "r.h5", natoms=[600] * 12)
+        helpers.write_all(tmp_path / "r.h5", SELF, natoms=[600] * 12)
     _check_after_failure(tmp_path / "r.h5", 12)
 
 
 def test_write_errors_are_results_io_errors(tmp_path):
     from quests_hpc.results import ResultsWriter
 
-    helpers.write_all(tmp_path / "r.h5")
-    with ResultsWriter.open(tmp_path / "r.h5", None) as w:
+    helpers.write_all(tmp_path / "r.h5", SELF)
+    with ResultsWriter.open(tmp_path / "r.h5", SELF) as w:
         with pytest.raises(ResultsIOError, match="rows have shape"):
             w.write_slab("frames/in_000000/descriptors", np.zeros((3, 4)))
         with pytest.raises(ResultsIOError, match="exceed"):
             w.write_slab("frames/in_000000/id", np.zeros(38, dtype=np.int64))
     with pytest.raises(ResultsIOError, match="writing .*nodir"):
-        ResultsWriter.open(tmp_path / "nodir" / "x.h5", None, mode="w")
+        ResultsWriter.open(tmp_path / "nodir" / "x.h5", SELF, mode="w")
+
+
+def test_a_missing_communicator_is_refused_and_nothing_is_written(tmp_path):
+    """comm=None no longer means serial: every collective entry point of results/ says to
+    pass MPI.COMM_SELF, before touching any file."""
+    from quests_hpc.results import ResultsWriter
+    from quests_hpc.results.lock import lock_path, output_lock
+    from quests_hpc.results.restart import frame_hash
+
+    p = tmp_path / "r.h5"
+    with pytest.raises(TypeError, match=r"^ResultsWriter\.open\(\): comm is None; pass MPI\.COMM_SELF"):
+        ResultsWriter.open(p, None, mode="w")
+    with pytest.raises(TypeError, match=r"^output_lock\(\): comm is None; pass MPI\.COMM_SELF"):
+        with output_lock(p, None):
+            pass
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"abc" * 1000)
+    with pytest.raises(TypeError, match=r"^frame_hash\(\): comm is None; pass MPI\.COMM_SELF"):
+        frame_hash(None, str(src), 0, 10)
+    assert sorted(os.listdir(tmp_path)) == ["src.txt"] and not os.path.exists(lock_path(p))
+    # and COMM_SELF is the serial run: same hash, lock taken and released
+    assert frame_hash(SELF, str(src), 0, 3000) == frame_hash(SELF, str(src), 0, 3000)
+    with output_lock(p, SELF) as info:
+        assert os.path.exists(lock_path(os.path.realpath(p))) and info["pid"] == os.getpid()
+    assert not os.path.exists(lock_path(os.path.realpath(p)))

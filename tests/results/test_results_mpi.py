@@ -29,7 +29,7 @@ def _backends():
 def _golden(mpi_tmp_path):
     comm = MPI.COMM_WORLD
     golden = str(mpi_tmp_path / "golden.h5")
-    on_root(comm, lambda: helpers.write_all(golden, None, backend="gather") and None)
+    on_root(comm, lambda: helpers.write_all(golden, MPI.COMM_SELF, backend="gather") and None)
     return golden
 
 
