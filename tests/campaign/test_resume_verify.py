@@ -130,13 +130,13 @@ def test_frame_hash_blocks_and_compressed_inputs(tmp_path):
     p = tmp_path / "x.bin"
     p.write_bytes(raw)
     a, b = 1000, len(raw) - 7
-    h = R.frame_hash(None, str(p), a, b)
+    h = R.frame_hash(MPI.COMM_SELF, str(p), a, b)
     assert R.frame_hash(MPI.COMM_SELF, str(p), a, b) == h
     raw2 = bytearray(raw)
     raw2[a + R.FRAME_HASH_BLOCK + 5] ^= 1
     p.write_bytes(bytes(raw2))
-    assert R.frame_hash(None, str(p), a, b) != h
-    assert R.frame_hash(None, str(p), 0, 0) == R.frame_hash(None, str(p), 5, 5)
+    assert R.frame_hash(MPI.COMM_SELF, str(p), a, b) != h
+    assert R.frame_hash(MPI.COMM_SELF, str(p), 0, 0) == R.frame_hash(MPI.COMM_SELF, str(p), 5, 5)
 
     dump = write_dump(tmp_path / "md.lammpstrj", n_cells=(4, 4, 4), n_frames=120, seed=2)
     with open(dump, "rb") as f, gzip.open(tmp_path / "md.lammpstrj.gz", "wb") as g:
