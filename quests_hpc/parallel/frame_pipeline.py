@@ -39,7 +39,7 @@ from . import comm as pcomm
 from . import measures
 from .decomposition import OwnedAtoms, build_grid, distribute, imbalance
 from .halo import exchange_halo
-from .runtime import collective_errors
+from .comm import collective_errors
 
 #: Owned atoms per chunk of descriptors and kernel sums (64 Ki: 33 MB of descriptors).
 CHUNK_ATOMS = 1 << 16

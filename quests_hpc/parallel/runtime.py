@@ -28,11 +28,6 @@ from mpi4py import MPI
 from .. import threads as _threads
 from .comm import require_comm
 
-# Compatibility re-exports (they live in parallel.comm and timing now); callers should
-# import them from there.
-from ..timing import current_memory_bytes, peak_memory_bytes  # noqa: E402,F401
-from .comm import RankFailedError, RankInputError, collective_errors  # noqa: E402,F401
-
 ENV_THREADS = "QUESTS_HPC_NUM_THREADS"
 #: Seconds a failing rank waits after printing its traceback before aborting every rank.
 ABORT_GRACE_S = 0.2
