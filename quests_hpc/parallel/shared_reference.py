@@ -23,7 +23,8 @@ from mpi4py import MPI
 
 from .. import information
 from ..errors import QuestsInputError
-from .comm import alltoallv_rows, bcast_into, collective_errors, even_bounds, row_type
+from .comm import (alltoallv_rows, bcast_into, collective_errors, even_bounds, raise_if_any,
+                   row_type)
 
 LAYOUTS = ("auto", "shared", "sharded")
 _RING_TAG = 7
@@ -251,14 +252,18 @@ class SharedReference:
         memory_budget : int, optional
             Bytes per node the reference may take; above it, ``"auto"`` shards.
         """
-        meta = None
+        meta, err = None, None
         if comm.rank == root:
-            x = np.ascontiguousarray(x, dtype=np.float64)
-            meta = x.shape if x.ndim == 2 else ("bad", x.shape)
-        meta = comm.bcast(meta, root=root)
-        if meta[0] == "bad":
-            raise QuestsInputError(f"reference must be a 2-D (n, d) array, got shape {meta[1]}")
-        n, d = meta
+            try:
+                x = np.ascontiguousarray(x, dtype=np.float64)
+                if x.ndim != 2:
+                    raise QuestsInputError(f"reference must be a 2-D (n, d) array, got shape "
+                                           f"{x.shape}")
+                meta = x.shape
+            except Exception as exc:  # noqa: BLE001 -- raised on every rank below
+                err = exc
+        raise_if_any(err, comm, prefix=False, root=root)
+        n, d = comm.bcast(meta, root=root)
         chosen = cls._choose(layout, n * d * 8, memory_budget)
         if chosen == "sharded":
             def scatter(local, bounds):

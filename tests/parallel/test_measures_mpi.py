@@ -362,3 +362,25 @@ def test_sharded_reference_never_holds_more_than_a_shard_and_one_ring_buffer():
     assert np.array_equal(R.local, full[R.local_rows()])
     np.testing.assert_allclose(dh, information.delta_entropy(y, full, 0.4), rtol=0, atol=TOL)
     R.free()
+
+
+@pytest.mark.mpi
+def test_bad_reference_on_root_or_one_shard_fails_every_rank():
+    """A 1-D array on the root, or a 3-D shard on the last rank: the same input error on
+    every rank (the others' message is the failing rank's), no rank left in a collective."""
+    from quests_hpc.errors import QuestsInputError
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    with pytest.raises(QuestsInputError, match=r"^reference must be a 2-D \(n, d\) array, got shape \(5,\)$"):
+        SharedReference.from_root(comm, np.zeros(5) if comm.rank == 0 else None)
+    last = comm.rank == comm.size - 1
+    shard = np.zeros((2, 3, 4)) if last else np.zeros((2, 3))
+    with pytest.raises(QuestsInputError, match=r"reference shard must be 2-D, got shape \(2, 3, 4\)"):
+        SharedReference.from_shards(comm, shard, layout="sharded")
+    wide = np.zeros((2, 4)) if last else np.zeros((2, 3))
+    if comm.size > 1:
+        with pytest.raises(QuestsInputError, match=r"different widths on different ranks: \[3, 4\]"):
+            SharedReference.from_shards(comm, wide, layout="sharded")
+    with SharedReference.from_shards(comm, np.ones((2, 3)), layout="sharded") as R:  # still fine
+        assert R.n == 2 * comm.size and R.local.shape == (2, 3)
