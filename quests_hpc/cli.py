@@ -19,6 +19,7 @@ Under MPI a failure on some ranks only ends every rank (``MPI_Abort``) within se
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -313,21 +314,21 @@ def build_parser():
 # ------------------------------------------------------------------------ commands
 
 
-def _cmd_example(args, comm=None):
+def _cmd_example(args):
     from .example import run_example
 
     run_example(k=args.k, cutoff=args.cutoff, bandwidths=args.bandwidth, threads=args.threads)
     return 0
 
 
-def _cmd_info(args, comm=None):
+def _cmd_info(args):
     from .results.reader import describe
 
     print(describe(args.results, max_frames=args.frames))
     return 0
 
 
-def _cmd_plot(args, comm=None):
+def _cmd_plot(args):
     from .analysis.figures import plot_results
 
     files = plot_results(args.results, args.output_dir, formats=args.formats)
@@ -339,7 +340,6 @@ def _cmd_plot(args, comm=None):
 
 
 def _cmd_clusters(args, comm):
-    import contextlib
     import shlex
 
     from .analysis.campaign_hooks import cluster_analysis
@@ -381,19 +381,22 @@ def _cmd_run(args, comm):
         over["run"]["progress"] = args.progress
     c = load_campaign(args.campaign, overrides=over)
     if args.check:
-        from .campaign.runner import check_inputs
+        from .campaign.plan import check_inputs
 
         check_inputs(c, comm)
         if comm.rank == 0:
-            print(f"{args.campaign}: valid ({len(c['inputs'])} input(s), "
-                  f"{len(c['references'])} reference(s), output {c['output']['path']})")
+            print(f"{args.campaign}: valid ({len(c.inputs)} input(s), "
+                  f"{len(c.references)} reference(s), output {c.output.path})")
         return 0
     run_campaign(c, comm, overwrite=args.overwrite)
     return 0
 
 
 def _one_off_campaign(args, references, measures, source):
-    """A campaign dict for the ``descriptors`` / ``dh`` commands (validated)."""
+    """The :class:`~quests_hpc.campaign.model.Campaign` of the ``descriptors`` / ``dh``
+    commands (validated as a campaign YAML is; its text is the command line)."""
+    import shlex
+
     import yaml
 
     from .campaign.schema import CampaignError, validate
@@ -409,15 +412,11 @@ def _one_off_campaign(args, references, measures, source):
         "output": {"path": args.output, "overwrite": args.overwrite, "backend": args.backend},
         "run": {"threads": args.threads, "progress": args.progress},
     }
+    text = "# " + shlex.join(["quests-hpc"] + args.argv) + "\n" + yaml.safe_dump(raw)
     try:
-        c = validate(raw, os.getcwd(), source=source)
+        return validate(raw, os.getcwd(), source=source, yaml=text)
     except CampaignError as exc:
         raise CampaignError(source, [_cli_names(p) for p in exc.problems]) from None
-    import shlex
-
-    c["yaml"] = ("# " + shlex.join(["quests-hpc"] + args.argv) + "\n"
-                 + yaml.safe_dump(raw))
-    return c
 
 
 def _cli_names(problem):
@@ -448,15 +447,23 @@ def _cmd_dh(args, comm):
 
 
 def _sources_and_params(args, with_reference):
-    from .campaign.schema import CampaignError, validate_parameters, validate_source
+    """``{"INPUT": Input, "--reference": Reference, "params": Parameters}`` of the
+    ``entropy`` / ``overlap`` commands, validated as a campaign's entries are."""
+    from .campaign.schema import (
+        CampaignError,
+        Input,
+        Reference,
+        validate_parameters,
+        validate_source,
+    )
 
     problems, out = [], {}
-    for label, raw in ([("INPUT", {"path": args.input, "frames": args.frames})]
-                       + ([("--reference", {"path": args.reference,
-                                            "frames": args.reference_frames})]
-                          if with_reference else [])):
+    for label, raw, kind in ([("INPUT", {"path": args.input, "frames": args.frames}, Input)]
+                             + ([("--reference", {"path": args.reference,
+                                                  "frames": args.reference_frames}, Reference)]
+                                if with_reference else [])):
         try:
-            out[label] = validate_source(raw, os.getcwd(), label)
+            out[label] = validate_source(raw, os.getcwd(), label, kind=kind)
         except CampaignError as exc:
             problems += [_cli_names(p) for p in exc.problems]
     try:
@@ -467,7 +474,6 @@ def _sources_and_params(args, with_reference):
         problems += [_cli_names(p) for p in exc.problems]
     if problems:
         raise CampaignError(f"quests-hpc {args.command}", problems)
-    out["params"]["balance"] = "uniform"
     return out
 
 
@@ -483,7 +489,8 @@ def _cmd_entropy(args, comm):
 
     s = _sources_and_params(args, False)
     _prepare(comm, args.threads)
-    entropy_of(comm, s["INPUT"], s["params"], out=lambda t: print(t, flush=True))
+    entropy_of(comm, s["INPUT"].to_legacy(), s["params"].to_legacy(),
+               out=lambda t: print(t, flush=True))
     return 0
 
 
@@ -492,8 +499,8 @@ def _cmd_overlap(args, comm):
 
     s = _sources_and_params(args, True)
     _prepare(comm, args.threads)
-    overlap_of(comm, s["INPUT"], s["--reference"], s["params"],
-               out=lambda t: print(t, flush=True))
+    overlap_of(comm, s["INPUT"].to_legacy(), s["--reference"].to_legacy(),
+               s["params"].to_legacy(), out=lambda t: print(t, flush=True))
     return 0
 
 
@@ -518,6 +525,20 @@ def _status_of(exc):
     return 1, f"quests-hpc: internal error: {name}: {exc}", True
 
 
+def _report(exc):
+    """``(exit status, message)`` of ``exc`` (with the traceback where wanted)."""
+    code, msg, tb = _status_of(exc)
+    tb = tb or bool(os.environ.get("QUESTS_HPC_TRACEBACK"))
+    return code, msg + ("\n" + "".join(traceback.format_exception(exc)) if tb else "")
+
+
+def _fail_serial(exc):
+    """Report ``exc`` of a command that runs without MPI; returns the exit status."""
+    code, text = _report(exc)
+    print(text, file=sys.stderr, flush=True)
+    return code
+
+
 def _fail(comm, exc):
     """Report ``exc`` and decide the exit status without hanging (see the module doc).
 
@@ -525,12 +546,9 @@ def _fail(comm, exc):
     message from rank 0 and a clean exit.  Otherwise -> the failing rank prints its
     message with its rank number and aborts every rank.
     """
-    code, msg, tb = _status_of(exc)
-    tb = tb or bool(os.environ.get("QUESTS_HPC_TRACEBACK"))
-    text = msg + ("\n" + "".join(traceback.format_exception(exc)) if tb else "")
-    if comm is None or comm.size == 1:
-        print(text, file=sys.stderr, flush=True)
-        return code
+    if comm.size == 1:
+        return _fail_serial(exc)
+    code, text = _report(exc)
     req = comm.Ibarrier()
     deadline = time.monotonic() + ERROR_SYNC_SECONDS
     while not req.Test():
@@ -552,18 +570,32 @@ def main(argv=None):
         argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    comm = None
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning(warnings.showwarning)
-            if args.mpi:
-                from mpi4py import MPI
+        with _plain_warnings():
+            if not args.mpi:  # example, info, plot: no MPI at all
+                return _status(args.func(args))
+            from mpi4py import MPI
 
-                comm = MPI.COMM_WORLD
-            status = args.func(args, comm)
+            comm = MPI.COMM_WORLD
+    except (Exception, KeyboardInterrupt) as exc:
+        return _fail_serial(exc)
+    try:
+        with _plain_warnings():
+            return _status(args.func(args, comm))
     except (Exception, KeyboardInterrupt) as exc:
         return _fail(comm, exc)
+
+
+def _status(status):
     return 0 if status is None else int(status)
+
+
+@contextlib.contextmanager
+def _plain_warnings():
+    """Warnings about the user's files printed as one line (:func:`_show_warning`)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning(warnings.showwarning)
+        yield
 
 
 def _show_warning(default):

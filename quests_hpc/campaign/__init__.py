@@ -4,6 +4,16 @@ Modules
 -------
 schema
     The YAML schema; validation listing every problem (did-you-mean for unknown keys).
+model
+    The validated campaign as frozen dataclasses (Campaign, Input, Reference, ...).
+fields
+    The schema's field checkers.
+plan
+    Before any work: inputs and frames, fingerprints, output guard, resume decision.
+output
+    The results file's structure, the overlap table / learning curve, the final rename.
+budget
+    Memory estimate of a frame per rank, checked before any work.
 sources
     Frames of LAMMPS dumps / ASE files as per-rank, id-ordered shares (the I/O adapter).
 references
@@ -13,14 +23,14 @@ frames
 learning
     Learning curve (H of random subsets) and the asymptote fit.
 progress
-    Progress lines and the end-of-run timing table.
+    Progress lines and the end-of-run stage table.
 runner
-    :func:`run_campaign`: plan, checks, restart, frames, summaries.
+    :func:`run_campaign`: plan, references, frames, summaries, analyses, report.
 oneoff
     Dataset-level ``entropy`` and ``overlap`` commands (no results file).
 """
 
-__all__ = ["CampaignError", "load_campaign", "validate", "run_campaign"]
+__all__ = ["CampaignError", "Campaign", "load_campaign", "validate", "run_campaign"]
 
 
 def run_campaign(*args, **kwargs):
@@ -34,7 +44,7 @@ def __getattr__(name):
     # Lazy (PEP 562): the schema includes the analysis section, whose checkers come from
     # quests_hpc.campaign.fields; importing the schema here eagerly would make
     # `import quests_hpc.analysis.schema` circular.
-    if name in ("CampaignError", "load_campaign", "validate"):
+    if name in ("CampaignError", "Campaign", "load_campaign", "validate"):
         from . import schema
 
         return getattr(schema, name)

@@ -5,8 +5,9 @@ periodic image within r_c of its subdomain (:mod:`quests_hpc.parallel.halo`).  F
 periodic cell of perpendicular widths ``w_a`` cut into ``d_a`` subdomains per axis that
 is about ``n / P * prod_a (1 + 2 r_c d_a / w_a)`` points per rank (``P`` ranks): with a
 large cutoff and a small cell, mostly images (``(1 + 2 r_c / L)^3`` per atom on one
-rank).  Memory per rank is about :data:`BYTES_PER_POINT` bytes per point (cell list,
-halo and image arrays; measured 170-200 B) plus two copies of the owned descriptors.
+rank).  Memory per rank (:func:`frame_bytes`, the one place of the model) is about
+:data:`BYTES_PER_POINT` bytes per point (cell list, halo and image arrays; measured
+170-200 B) plus two copies of the owned descriptors.
 
 * :func:`estimate_frame` (pure: numbers in, numbers out) and :func:`refusal` (the
   message, or None) decide;
@@ -26,6 +27,15 @@ from ..errors import QuestsInputError
 
 #: Bytes per owned + ghost/image point on a rank (measured 170-200 B, rounded up).
 BYTES_PER_POINT = 256
+
+#: Bytes per owned atom on top of its points (e.g. pipeline buffers per owned atom).
+BYTES_PER_OWNED_ATOM = 0
+
+#: Copies of the owned atoms' descriptors (2k-1 float64 each) alive at once.
+DESCRIPTOR_COPIES = 2
+
+#: Bytes per rank whatever the frame (fixed buffers).
+BASE_BYTES = 0
 
 #: Environment variable: memory per node (GB) to plan with, instead of what the node has.
 MEMORY_ENV = "QUESTS_HPC_MEMORY_GB"
@@ -125,8 +135,16 @@ def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1):
     sphere = 4.0 / 3.0 * math.pi * float(cutoff) ** 3
     neighbours = natoms * sphere / volume if volume > 0 else float(natoms)
     neighbours = min(neighbours, natoms * images)
-    nbytes = points * BYTES_PER_POINT + owned * (2 * int(k) - 1) * 8 * 2
-    return FrameEstimate(int(natoms), ranks, dims, lengths, points, neighbours, nbytes)
+    return FrameEstimate(int(natoms), ranks, dims, lengths, points, neighbours,
+                         frame_bytes(points, owned, k))
+
+
+def frame_bytes(points, owned, k):
+    """Memory per rank of a frame: ``points`` (owned + ghosts / images) and ``owned``
+    atoms on the rank, descriptors of length ``2k-1``.  The one place the per-rank memory
+    model lives (its constants above)."""
+    per_owned = BYTES_PER_OWNED_ATOM + DESCRIPTOR_COPIES * (2 * int(k) - 1) * 8
+    return BASE_BYTES + points * BYTES_PER_POINT + owned * per_owned
 
 
 def _size(nbytes):
@@ -279,17 +297,19 @@ def source_problem(src, sel, params, ranks, available, origin, label=""):
 def input_problems(comm, campaign, sources, frames):
     """Refusals of the inputs whose largest selected frame does not fit (collective).
 
-    ``sources`` and ``frames`` as planned by the runner (None for an input that failed).
+    ``campaign`` a :class:`~quests_hpc.campaign.model.Campaign`; ``sources`` and
+    ``frames`` as planned (:func:`quests_hpc.campaign.plan.plan_inputs`; None for an input
+    that failed).
     Returns the same list on every rank.
     """
-    par = campaign["parameters"]
+    par = campaign.parameters.to_legacy()
     available, origin = available_memory(comm)
     out = []
     if comm.rank == 0:
         for no, src in enumerate(sources):
             sel = [fp.source_index for fp in frames if fp.input_no == no]
             if src is not None and sel:
-                name = campaign["inputs"][no]["name"]
+                name = campaign.inputs[no].name
                 p = _problem_or_error(src, sel, par, comm.size, available, origin,
                                       f"inputs[{no}] ({name}): ")
                 if p:

@@ -4,9 +4,10 @@ Progress lines read well in a batch log: one plain line per finished frame (fram
 done / total, atoms per second, ETA), no carriage returns -- unless the output is a
 terminal (or ``mode="tty"``), where one line is rewritten in place.
 
-The timing table is LAMMPS-like: wall seconds of every stage with min / avg / max over
-the ranks, the share of the total and the load imbalance (max / avg) of each stage, plus
-the atom imbalance of the domain decomposition.
+The timing table is LAMMPS-like (:class:`quests_hpc.timing.StageTimer`, the one stage
+timer): wall seconds of every stage with min / avg / max over the ranks, the share of the
+total, the load imbalance (max / avg) and the peak memory of each stage, plus the atom
+imbalance of the domain decomposition.
 """
 
 import sys
@@ -67,16 +68,6 @@ class Progress:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def message(self, text):
-        """A line of its own (ends an open TTY line first)."""
-        if self.mode == "off":
-            return
-        if self._open_line:
-            self.stream.write("\n")
-            self._open_line = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
     def frame_done(self, name, natoms, seconds):
         """Report a finished frame."""
         self.done_frames += 1
@@ -100,12 +91,12 @@ class Progress:
 
 
 def timing_table(per_rank, total, imbalance=None):
-    """LAMMPS-style table of stage times over ranks.
+    """LAMMPS-style table of stage times and peak memory over ranks.
 
     Parameters
     ----------
-    per_rank : list of dict
-        ``{stage: seconds}`` of every rank.
+    per_rank : list
+        :meth:`quests_hpc.timing.StageTimer.record` of every rank.
     total : float
         Wall time of the run (rank 0).
     imbalance : list of float, optional
@@ -117,10 +108,9 @@ def timing_table(per_rank, total, imbalance=None):
     """
     from ..timing import StageTimer
 
-    t = StageTimer()
-    t._start = time.perf_counter() - total
-    lines = [f"Stage times over {len(per_rank)} rank(s) (seconds; max/avg = load imbalance):",
-             t.table(per_rank=per_rank)]
+    lines = [f"Stage times over {len(per_rank)} rank(s) (seconds; max/avg = load imbalance; "
+             "peak resident memory of the busiest rank):",
+             StageTimer().table(per_rank=per_rank, total=total)]
     if imbalance:
         mean = sum(imbalance) / len(imbalance)
         lines.append(f"atoms per rank, max/mean over the domain decomposition: mean "

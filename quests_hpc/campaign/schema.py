@@ -1,7 +1,8 @@
 """Campaign YAML: schema, validation and normalisation.
 
-:func:`load_campaign` reads a YAML file and returns the normalised campaign (plain dicts
-with every default filled in and every path absolute) or raises :class:`CampaignError`
+:func:`load_campaign` reads a YAML file and returns the validated campaign -- a frozen
+:class:`~quests_hpc.campaign.model.Campaign` with every default filled in and every path
+absolute, built once here -- or raises :class:`CampaignError`
 listing *every* problem found: syntax errors, unknown keys (with a did-you-mean
 suggestion), duplicate keys, wrong types, out-of-range values, missing files, bad frame
 selections and inconsistent choices, each with its location (``inputs[1].frames``) and
@@ -46,6 +47,23 @@ from .fields import (
     str_field,
     type_map_field,
 )
+from .model import (
+    Campaign,
+    Input,
+    LearningCurve,
+    Measures,
+    Output,
+    Parameters,
+    Reference,
+    Run,
+    build,
+    parameters_from,
+    source_from,
+)
+
+__all__ = ["CampaignError", "load_campaign", "validate", "validate_source",
+           "validate_parameters", "schema_help", "SCHEMA", "Campaign", "Input", "Reference",
+           "Parameters", "Measures", "LearningCurve", "Output", "Run"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -322,8 +340,9 @@ def _line_numbers(root):
     return lines, dups
 
 
-def validate(raw, base_dir, source="campaign", lines=None):
-    """Validate and normalise a campaign given as a dict (e.g. from YAML or the CLI).
+def validate(raw, base_dir, source="campaign", lines=None, yaml=""):
+    """Validate a campaign given as a dict (e.g. from YAML or the CLI) into a
+    :class:`~quests_hpc.campaign.model.Campaign`.
 
     Parameters
     ----------
@@ -334,11 +353,12 @@ def validate(raw, base_dir, source="campaign", lines=None):
         Name for messages (the YAML file).
     lines : dict, optional
         Key path -> YAML line number.
+    yaml : str
+        The campaign's text, stored with the results.
 
     Returns
     -------
-    dict
-        The normalised campaign.
+    Campaign
 
     Raises
     ------
@@ -354,10 +374,11 @@ def validate(raw, base_dir, source="campaign", lines=None):
         c["name"] = os.path.splitext(os.path.basename(source))[0]
     c["source"] = source
     c["base_dir"] = base_dir
+    c["yaml"] = yaml
     _cross_checks(c, ctx)
     if ctx["problems"]:
         raise CampaignError(source, ctx["problems"])
-    return c
+    return build(c)
 
 
 def _cross_checks(c, ctx):
@@ -412,8 +433,8 @@ def load_campaign(path, overrides=None):
 
     Returns
     -------
-    campaign : dict
-        Normalised (see :func:`validate`); ``campaign["yaml"]`` holds the file's text.
+    Campaign
+        See :func:`validate`; ``campaign.yaml`` holds the file's text.
 
     Raises
     ------
@@ -443,12 +464,12 @@ def load_campaign(path, overrides=None):
             if isinstance(raw[sec], dict):
                 raw[sec].update(vals)
     try:
-        c = validate(raw, os.path.dirname(os.path.abspath(path)), source=path, lines=lines)
+        c = validate(raw, os.path.dirname(os.path.abspath(path)), source=path, lines=lines,
+                     yaml=text)
     except CampaignError as exc:
         raise CampaignError(path, problems + exc.problems) from None
     if problems:
         raise CampaignError(path, problems)
-    c["yaml"] = text
     return c
 
 
@@ -472,23 +493,25 @@ def schema_help(schema=SCHEMA, indent=0):
     return out
 
 
-def validate_source(raw, base_dir, label, source="command line"):
+def validate_source(raw, base_dir, label, source="command line", kind=Input):
     """Validate one input / reference description (for the one-off commands).
 
     ``raw`` is a dict with ``path`` and optionally ``frames``, ``format``, ``name`` ...;
-    problems are reported under ``label`` (e.g. ``--reference``).
+    problems are reported under ``label`` (e.g. ``--reference``).  Returns a ``kind``
+    (:class:`~quests_hpc.campaign.model.Input` or ``Reference``).
     """
     ctx = _Ctx(base=base_dir, problems=[], lines={})
     out = _check_source(raw, SOURCE, [label], ctx)
     if ctx["problems"]:
         raise CampaignError(source, ctx["problems"])
-    return out
+    return source_from(kind, out)
 
 
 def validate_parameters(raw, source="command line"):
-    """Validate a ``parameters`` mapping (``k``, ``cutoff``, ``bandwidth``, ``threshold``)."""
+    """Validate a ``parameters`` mapping (``k``, ``cutoff``, ``bandwidth``, ``threshold``)
+    into :class:`~quests_hpc.campaign.model.Parameters`."""
     ctx = _Ctx(base=".", problems=[], lines={})
     out = _check_mapping(raw, SCHEMA["parameters"][0], ["parameters"], ctx)
     if ctx["problems"]:
         raise CampaignError(source, ctx["problems"])
-    return out
+    return parameters_from(out)

@@ -32,13 +32,13 @@ def test_config_runs(path, tmp_path):
     with h5py.File(out, "r") as f:
         assert f.attrs["complete"]
         assert len(complete_frames(f)) == res["frames"]
-        assert f.attrs["campaign_name"] == c["name"]
+        assert f.attrs["campaign_name"] == c.name
         t = read_table(f, "summary/frames")
         assert (t["natoms"] > 0).all()
-        if c["references"]:
+        if c.references:
             assert np.isfinite(t["dh_mean"]).all()
             o = read_table(f, "summary/overlap")
             assert o["attrs"]["complete"] and ((o["overlap"] >= 0) & (o["overlap"] <= 1)).all()
-        if c["measures"]["learning_curve"]:
+        if c.measures.learning_curve:
             lc = read_table(f, "learning_curve")
             assert lc["attrs"]["complete"] and np.isfinite(lc["fit"]).all()

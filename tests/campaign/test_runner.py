@@ -207,7 +207,7 @@ def test_progress_modes():
     s = io.StringIO()
     p = Progress(4, 400, done_frames=1, done_atoms=100, mode="auto", stream=s)
     p.frame_done("a_000001", 100, 0.5)
-    p.message("note")
+    p.frame_done("a_000002", 100, 0.5)
     p.close()
     assert "\r" not in s.getvalue() and s.getvalue().count("\n") == 2
     assert s.getvalue().startswith("[2/4] a_000001: 100 atoms in 0.50 s")
@@ -220,7 +220,14 @@ def test_progress_modes():
     s = io.StringIO()
     Progress(2, 200, mode="lines", stream=s, active=False).frame_done("a", 1, 1.0)
     assert s.getvalue() == ""
-    table = timing_table([{"read": 1.0, "write": 0.5}, {"read": 3.0, "write": 0.5}], 5.0,
-                         [1.2, 1.0])
-    assert "read" in table and "2.000" in table and "1.50" in table  # avg 2, max/avg 1.5
+    records = [{"seconds": {"read": 1.0, "write": 0.5}, "cpu": {},
+                "peak_memory": {"read": 100 << 20, "write": 50 << 20}},
+               {"seconds": {"read": 3.0, "write": 0.5}, "cpu": {},
+                "peak_memory": {"read": 300 << 20, "write": 60 << 20}}]
+    table = timing_table(records, 5.0, [1.2, 1.0])
+    read = next(ln for ln in table.splitlines() if ln.startswith("read"))
+    # min 1, avg 2, max 3 s, 40% of 5 s, max/avg 1.5, the busiest rank's peak 300 MiB
+    assert read.split() == ["read", "1.000", "2.000", "3.000", "40.0%", "1.50", "300.0"]
+    write = next(ln for ln in table.splitlines() if ln.startswith("write"))
+    assert write.split()[-1] == "60.0"
     assert "worst frame 1.200" in table

@@ -1,11 +1,21 @@
 """Campaign YAML validation: every problem at once, did-you-mean, line numbers, exit 2."""
 
+import dataclasses
 import os
 
 import pytest
 from campaign_data import REFERENCE, write_dump, write_yaml
 
-from quests_hpc.campaign.schema import CampaignError, load_campaign, schema_help, validate
+from quests_hpc.campaign.schema import (
+    Campaign,
+    CampaignError,
+    Input,
+    Parameters,
+    Reference,
+    load_campaign,
+    schema_help,
+    validate,
+)
 from quests_hpc.cli import main
 
 
@@ -25,15 +35,17 @@ inputs:
 output: {{path: out/../r.h5}}
 """)
     c = load_campaign(p)
-    assert c["name"] == "c"
-    assert c["parameters"] == {"k": 32, "cutoff": 5.0, "bandwidth": [0.015], "threshold": 0.0}
-    assert c["inputs"][0]["path"] == str(tmp_path / "a.lammpstrj")
-    assert c["inputs"][0]["name"] == "a"
-    assert c["references"][0]["name"] == "cu_fcc_reference"
-    assert c["output"]["path"] == str(tmp_path / "r.h5")
-    assert c["measures"]["delta_entropy"] is True  # default with references
-    assert c["measures"]["learning_curve"] is None
-    assert c["run"]["progress"] == "auto"
+    assert isinstance(c, Campaign)
+    assert c.name == "c"
+    assert c.parameters == Parameters(k=32, cutoff=5.0, bandwidth=(0.015,), threshold=0.0)
+    assert c.inputs == (Input(name="a", path=str(tmp_path / "a.lammpstrj"), frames="0:2"),)
+    assert c.references[0].name == "cu_fcc_reference" and isinstance(c.references[0], Reference)
+    assert c.output.path == str(tmp_path / "r.h5")
+    assert c.measures.delta_entropy is True  # default with references
+    assert c.measures.learning_curve is None
+    assert c.run.progress == "auto"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.output.path = "elsewhere.h5"
 
 
 def test_every_problem_listed_with_suggestions_and_lines(tmp_path):
@@ -160,9 +172,9 @@ def test_yaml_numbers_and_selections(tmp_path):
     p = write_yaml(tmp_path / "c.yaml", "inputs: [{path: a.lammpstrj, frames: 1:5:2}]\n"
                    "parameters: {bandwidth: 1e-2}\noutput: {path: r.h5}\nrun: {progress: off}\n")
     c = load_campaign(p)
-    assert c["inputs"][0]["frames"] == "1:5:2"
-    assert c["parameters"]["bandwidth"] == [0.01]
-    assert c["run"]["progress"] == "off"
+    assert c.inputs[0].frames == "1:5:2"
+    assert c.parameters.bandwidth == (0.01,)
+    assert c.run.progress == "off"
 
 
 BILLION_LAUGHS = """\
@@ -218,5 +230,5 @@ references: [{path: a.lammpstrj, name: ref}]
 output: {path: r.h5}
 """)
     c = load_campaign(p)
-    assert [i["frames"] for i in c["inputs"]] == ["0:1", "1"]
-    assert c["inputs"][1]["name"] == "again"
+    assert [i.frames for i in c.inputs] == ["0:1", "1"]
+    assert c.inputs[1].name == "again"

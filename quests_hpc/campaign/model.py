@@ -1,0 +1,201 @@
+"""The validated campaign as typed, frozen objects (built once by :mod:`.schema`).
+
+:func:`quests_hpc.campaign.schema.load_campaign` and ``validate`` check the YAML (every
+problem listed) into the normalised dict of the schema table, then :func:`build` turns it
+into a :class:`Campaign`; everything downstream reads attributes.  Sequences are tuples.
+
+:meth:`Campaign.as_dict` gives the normalised dict back (lists, plain dicts) exactly as
+validation produced it: the campaign fingerprint (:func:`quests_hpc.campaign.plan.
+campaign_fingerprint`) is computed over it, so results written before these classes
+existed are still recognised at resume.  ``to_legacy`` gives the dicts the frame, source
+and reference modules take.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+def _frozen(v):
+    """Lists -> tuples, dicts -> read-only mappings (recursively)."""
+    if isinstance(v, list):
+        return tuple(_frozen(x) for x in v)
+    if isinstance(v, dict):
+        return MappingProxyType({k: _frozen(x) for k, x in v.items()})
+    return v
+
+
+def _plain(v):
+    """Inverse of :func:`_frozen`; dataclasses become their field dicts."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, (dict, MappingProxyType)):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input or reference entry.
+
+    ``path`` is one path (str) or a tuple of them, as given; ``frames`` the selection
+    text; ``type_map`` a tuple of element symbols, a read-only ``{type: symbol}`` mapping
+    or None.
+    """
+
+    name: str
+    path: object
+    frames: str = "all"
+    format: str = "auto"
+    ase_format: object = None
+    type_map: object = None
+
+    @property
+    def paths(self):
+        """The path entries as a tuple (files or glob patterns)."""
+        return self.path if isinstance(self.path, tuple) else (self.path,)
+
+    def to_legacy(self):
+        """The spec dict :class:`~quests_hpc.campaign.sources.InputSource` and
+        :func:`~quests_hpc.campaign.references.reference_descriptors` take."""
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class Input(Source):
+    """An entry of ``inputs``."""
+
+
+@dataclass(frozen=True)
+class Reference(Source):
+    """An entry of ``references``."""
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Descriptor and kernel parameters (``parameters``)."""
+
+    k: int = 32
+    cutoff: float = 5.0
+    bandwidth: tuple = (0.015,)
+    threshold: float = 0.0
+
+    def to_legacy(self, balance="uniform"):
+        """The params dict of the frame pipeline: these plus the domain ``balance``."""
+        return dict(_plain(self), balance=balance)
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """``measures.learning_curve``."""
+
+    dataset: str
+    sizes: object = None
+    num: int = 12
+    min_size: int = 16
+    repeats: int = 3
+    seed: int = 0
+    fit: bool = True
+    drop: tuple = (3, 3)
+
+
+@dataclass(frozen=True)
+class Measures:
+    """``measures``: what to compute and store."""
+
+    delta_entropy: bool = False
+    descriptors: bool = False
+    positions: bool = False
+    entropy: bool = False
+    diversity: bool = False
+    overlap: bool = False
+    learning_curve: object = None  # LearningCurve or None
+
+    def wants_overlap(self, n_references):
+        """The overlap table needs per-frame dH against a reference."""
+        return bool(self.overlap and self.delta_entropy and n_references)
+
+
+@dataclass(frozen=True)
+class Output:
+    """``output``: where the results go."""
+
+    path: str
+    overwrite: bool = False
+    backend: str = "auto"
+    chunk_mb: float = 64.0
+    fsync: bool = True
+
+
+@dataclass(frozen=True)
+class Run:
+    """``run``: execution settings (may change between restarts)."""
+
+    threads: object = None
+    reference_layout: str = "auto"
+    reference_memory_gb: object = None
+    balance: str = "uniform"
+    progress: str = "auto"
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated campaign.
+
+    ``analysis`` is the ``analysis`` section as :mod:`quests_hpc.analysis.schema`
+    normalises it (its own object, passed on as is); ``source`` the YAML file (or a label
+    for a campaign built by a command), ``base_dir`` what relative paths were resolved
+    against, ``yaml`` the text stored with the results.
+    """
+
+    name: str
+    description: str
+    parameters: Parameters
+    references: tuple
+    inputs: tuple
+    measures: Measures
+    output: Output
+    run: Run
+    analysis: object = None
+    source: str = "campaign"
+    base_dir: str = "."
+    yaml: str = ""
+
+    def as_dict(self):
+        """The normalised campaign dict, as validation produced it."""
+        return _plain(self)
+
+    def frame_params(self):
+        """The params dict of the frame pipeline (parameters and ``run.balance``)."""
+        return self.parameters.to_legacy(balance=self.run.balance)
+
+    def reference(self, name):
+        """The reference called ``name``."""
+        return next(r for r in self.references if r.name == name)
+
+
+def build(c):
+    """A :class:`Campaign` from the normalised dict of a campaign without problems."""
+    m = dict(c["measures"])
+    lc = m.pop("learning_curve")
+    return Campaign(
+        name=c["name"], description=c["description"],
+        parameters=parameters_from(c["parameters"]),
+        references=tuple(source_from(Reference, r) for r in c["references"]),
+        inputs=tuple(source_from(Input, r) for r in c["inputs"]),
+        measures=Measures(**m, learning_curve=None if lc is None else LearningCurve(
+            **{k: _frozen(v) for k, v in lc.items()})),
+        output=Output(**c["output"]), run=Run(**c["run"]), analysis=c.get("analysis"),
+        source=c["source"], base_dir=c["base_dir"], yaml=c.get("yaml", ""))
+
+
+def source_from(cls, d):
+    """An :class:`Input` or :class:`Reference` from a normalised entry dict."""
+    return cls(**{k: _frozen(v) for k, v in d.items()})
+
+
+def parameters_from(d):
+    """:class:`Parameters` from a normalised ``parameters`` dict."""
+    return Parameters(**{k: _frozen(v) for k, v in d.items()})
