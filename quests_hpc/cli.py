@@ -136,16 +136,20 @@ def _outputs(p):
 
 def build_parser():
     """The ``quests-hpc`` argument parser."""
-    from .campaign.schema import schema_help
-
     parser = argparse.ArgumentParser(
         prog="quests-hpc", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"quests-hpc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    fmt = argparse.RawDescriptionHelpFormatter
+    for add in (_parser_example, _parser_run, _parser_descriptors, _parser_dh, _parser_entropy,
+                _parser_overlap, _parser_info, _parser_plot, _parser_clusters, _parser_export):
+        add(sub)
+    return parser
 
+
+def _parser_example(sub):
+    """The ``example`` command."""
     ex = sub.add_parser(
         "example", help="run the bundled example: dH of a Cu slab against bulk FCC Cu",
         description="Compute descriptors and dH of the bundled test structure (a Cu slab "
@@ -157,6 +161,12 @@ def build_parser():
                     help="Numba threads (default: QUESTS_HPC_NUM_THREADS, else all cores)")
     ex.set_defaults(func=_cmd_example, mpi=False)
 
+
+def _parser_run(sub):
+    """The ``run`` command."""
+    from .campaign.schema import schema_help
+
+    fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser(
         "run", help="run (or resume) a YAML campaign", formatter_class=fmt,
         description="Run the campaign described by CAMPAIGN.yaml: every selected frame of "
@@ -188,6 +198,9 @@ def build_parser():
                           "computation; default: run)")
     run.set_defaults(func=_cmd_run, mpi=True)
 
+
+def _parser_descriptors(sub):
+    """The ``descriptors`` command."""
     de = sub.add_parser(
         "descriptors", help="per-atom descriptors of the frames of a file -> HDF5",
         description="Compute the descriptor (length 2k-1) of every atom of the selected "
@@ -200,6 +213,9 @@ def build_parser():
     _exec(de)
     de.set_defaults(func=_cmd_descriptors, mpi=True)
 
+
+def _parser_dh(sub):
+    """The ``dh`` command."""
     dh = sub.add_parser(
         "dh", help="per-atom dH against a reference -> HDF5",
         description="Compute dH (differential entropy, nats) of every atom of the selected "
@@ -220,6 +236,9 @@ def build_parser():
     _exec(dh)
     dh.set_defaults(func=_cmd_dh, mpi=True)
 
+
+def _parser_entropy(sub):
+    """The ``entropy`` command."""
     en = sub.add_parser(
         "entropy", help="entropy H and diversity D of a data set (printed)",
         description="Entropy H = -(1/n) sum log(S(X_i)/n) and diversity D of the data set "
@@ -231,6 +250,9 @@ def build_parser():
     _exec(en)
     en.set_defaults(func=_cmd_entropy, mpi=True)
 
+
+def _parser_overlap(sub):
+    """The ``overlap`` command."""
     ov = sub.add_parser(
         "overlap", help="overlap / novelty of a data set against a reference (printed)",
         description="Fraction of the environments of the selected frames of TEST covered "
@@ -245,6 +267,9 @@ def build_parser():
     _exec(ov)
     ov.set_defaults(func=_cmd_overlap, mpi=True)
 
+
+def _parser_info(sub):
+    """The ``info`` command."""
     info = sub.add_parser(
         "info", help="describe a results file",
         description="Print what a results file holds: parameters, references, software "
@@ -255,6 +280,9 @@ def build_parser():
                       help="list at most N frames (default: 50)")
     info.set_defaults(func=_cmd_info, mpi=False)
 
+
+def _parser_plot(sub):
+    """The ``plot`` command."""
     pl = sub.add_parser(
         "plot", help="draw the pictures of a results file",
         description="Draw the pictures of RESULTS.h5 with matplotlib: dH histogram and CDF "
@@ -269,6 +297,9 @@ def build_parser():
                     help="picture formats, e.g. png pdf svg (default: png)")
     pl.set_defaults(func=_cmd_plot, mpi=False)
 
+
+def _parser_clusters(sub):
+    """The ``clusters`` command."""
     cl = sub.add_parser(
         "clusters", help="clusters of covered atoms (dH <= threshold) in a results file",
         description="Clusters of covered atoms in every complete frame of RESULTS.h5: nodes "
@@ -291,6 +322,9 @@ def build_parser():
                          "(default: off)")
     cl.set_defaults(func=_cmd_clusters, mpi=True)
 
+
+def _parser_export(sub):
+    """The ``export`` command."""
     exp = sub.add_parser(
         "export", help="one file per frame with dH and cluster columns, for OVITO",
         description="Write every complete frame of RESULTS.h5 as a LAMMPS dump (or extxyz) "
@@ -308,7 +342,6 @@ def build_parser():
     exp.add_argument("--elements", nargs="+", default=None, metavar="EL",
                      help="element of each atom type, in type order (default: none)")
     exp.set_defaults(func=_cmd_export, mpi=True)
-    return parser
 
 
 # ------------------------------------------------------------------------ commands

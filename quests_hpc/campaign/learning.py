@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import QuestsInputError
 
+
 def subset_sizes(n, num=12, min_size=16):
     """``num`` log-spaced distinct integer sizes from ``min(min_size, n)`` to ``n``."""
     n = int(n)
@@ -141,12 +142,6 @@ def fit_asymptote(sizes, entropies, drop=(3, 3)):
     c = u / xmax
     a, b, s = _ab(np.exp(-c * x), y)
     return a, b, float(c), math.sqrt(s / len(y))
-
-
-def asymptote(sizes, a, b, c):
-    """The fitted curve ``a - b exp(-c (log N)^2)`` at ``sizes``."""
-    x = np.log(np.asarray(sizes, dtype=np.float64)) ** 2
-    return a - b * np.exp(-c * x)
 
 
 def _local_rows(comm, reference, idx):

@@ -171,10 +171,6 @@ class Campaign:
         """The params dict of the frame pipeline (parameters and ``run.balance``)."""
         return self.parameters.to_legacy(balance=self.run.balance)
 
-    def reference(self, name):
-        """The reference called ``name``."""
-        return next(r for r in self.references if r.name == name)
-
 
 def build(c):
     """A :class:`Campaign` from the normalised dict of a campaign without problems."""

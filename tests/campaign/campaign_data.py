@@ -14,6 +14,12 @@ REFERENCE = str(files("quests_hpc") / "data" / "cu_fcc_reference.xyz")
 LAMMPS_DATA = os.path.join(os.path.dirname(__file__), "..", "data", "lammps")
 
 
+def asymptote(sizes, a, b, c):
+    """The learning-curve model ``a - b exp(-c (log N)^2)`` (SPEC.md) at ``sizes``."""
+    x = np.log(np.asarray(sizes, dtype=np.float64)) ** 2
+    return a - b * np.exp(-c * x)
+
+
 def fcc(n):
     g = np.stack(np.meshgrid(*[np.arange(m) for m in n], indexing="ij"), -1).reshape(-1, 3)
     basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])

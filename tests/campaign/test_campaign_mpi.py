@@ -36,7 +36,7 @@ def _learning_curve_diff(golden, out):
     """Differences of the well-conditioned learning-curve results (see LC_IGNORED)."""
     import h5py
 
-    from quests_hpc.campaign.learning import asymptote
+    from campaign_data import asymptote
 
     bad = []
     with h5py.File(golden, "r") as fa, h5py.File(out, "r") as fb:

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from campaign_data import asymptote
 
-from quests_hpc.campaign.learning import asymptote, fit_asymptote, subset_sizes, summarize
+from quests_hpc.campaign.learning import fit_asymptote, subset_sizes, summarize
 from quests_hpc.errors import QuestsInputError
 
 

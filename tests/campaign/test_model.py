@@ -82,7 +82,7 @@ def test_the_campaign_is_typed_frozen_and_round_trips(tmp_path):
     assert inp.path == (D + "/cu_atom.lammpstrj", D + "/cu_element.lammpstrj") == inp.paths
     assert inp.to_legacy() == {"name": "cu_atom", "path": list(inp.path), "frames": "0,1",
                                "format": "auto", "ase_format": None, "type_map": None}
-    assert c.reference("bulk").paths == (REFERENCE,)
+    assert c.references[0].paths == (REFERENCE,)
     assert c.measures == Measures(delta_entropy=True, overlap=True)
     assert (c.source, c.base_dir, c.yaml) == ("s.yaml", str(tmp_path), "text")
     assert c.frame_params() == {"k": 32, "cutoff": 5.0, "bandwidth": [0.015],
