@@ -18,7 +18,7 @@ OVITO names: the dump column ``cluster`` becomes OVITO's standard ``Cluster`` pr
 and ``dH`` appears as ``dh`` (extended XYZ keeps ``dH``).
 
 >>> export_frame("frame.lammpstrj.gz", ids, positions, cell, True,        # doctest: +SKIP
-...              columns={"dH": dh, "cluster": labels}, types=types, comm=comm)
+...              comm=comm, columns={"dH": dh, "cluster": labels}, types=types)
 """
 
 import os
@@ -31,6 +31,7 @@ from mpi4py import MPI
 from . import geometry
 from ._export_kernels import FLOAT, INT, MAX_INT_WIDTH, STRING, compact_rows, format_rows
 from .errors import QuestsInputError
+from .parallel.comm import require_comm
 from .results.writer import ResultsIOError
 from .threads import get_num_threads
 
@@ -162,8 +163,6 @@ def lammps_box(cell, pbc, origin=None):
 
 
 def _comm_sizes(comm, n):
-    if comm is None:
-        return 0, 1, n, 0
     counts = comm.allgather(int(n))
     return comm.rank, comm.size, int(sum(counts)), int(sum(counts[:comm.rank]))
 
@@ -174,7 +173,7 @@ def _complete_cell_global(cell, pbc, positions, comm):
     pbc = geometry.as_pbc(pbc)
     lo = positions.min(axis=0) if len(positions) else np.full(3, np.inf)
     hi = positions.max(axis=0) if len(positions) else np.full(3, -np.inf)
-    if comm is not None:
+    if comm.size > 1:
         glo, ghi = np.empty(3), np.empty(3)
         comm.Allreduce(np.ascontiguousarray(lo, dtype=np.float64), glo, op=MPI.MIN)
         comm.Allreduce(np.ascontiguousarray(hi, dtype=np.float64), ghi, op=MPI.MAX)
@@ -188,8 +187,8 @@ def _complete_cell_global(cell, pbc, positions, comm):
     return c, origin
 
 
-def export_frame(path, ids, positions, cell, pbc, *, columns=None, types=None, elements=None,
-                 timestep=0, origin=None, fmt=None, comm=None, decimals=None):
+def export_frame(path, ids, positions, cell, pbc, *, comm, columns=None, types=None,
+                 elements=None, timestep=0, origin=None, fmt=None, decimals=None):
     """Write one frame (every rank's atoms) as a LAMMPS dump or an extended XYZ file.
 
     Parameters
@@ -214,8 +213,9 @@ def export_frame(path, ids, positions, cell, pbc, *, columns=None, types=None, e
         Lower corner of the cell.
     fmt : {"lammps-dump", "extxyz"}, optional
         Default: from the file name.
-    comm : mpi4py communicator, optional
-        Collective over ``comm``; atoms are written in rank order.
+    comm : mpi4py communicator
+        Collective over ``comm`` (required; ``MPI.COMM_SELF`` for a serial export);
+        atoms are written in rank order.
     decimals : dict, optional
         Decimals per column name (default 5 for positions, 6 for float columns).
 
@@ -224,6 +224,7 @@ def export_frame(path, ids, positions, cell, pbc, *, columns=None, types=None, e
     int
         Bytes written (before compression).
     """
+    require_comm(comm, "export_frame")
     fmt = format_of(path, fmt)
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
@@ -416,11 +417,11 @@ def _why(exc):
     return get() if get is not None else str(exc)
 
 
-def write_parts(path, header, body, comm=None, compress=False):
+def write_parts(path, header, body, comm, compress=False):
     """Write rank 0's ``header`` then every rank's ``body`` in rank order (collective).
 
     Offsets come from an exclusive scan of the byte counts; all ranks write at once with
-    ``MPI.File.Write_at_all`` (plain file I/O without ``comm``).  With ``compress`` the
+    ``MPI.File.Write_at_all`` (plain file I/O on one rank).  With ``compress`` the
     file is one gzip member deflated in parallel (:func:`_gzip_piece`).
 
     The bytes go to a hidden temporary name beside ``path`` (``.<name>.<pid>.partial``),
@@ -429,11 +430,11 @@ def write_parts(path, header, body, comm=None, compress=False):
     :class:`~quests_hpc.results.writer.ResultsIOError` naming the file on every rank.
     """
     data = np.concatenate([header, body]) if header is not None else np.ascontiguousarray(body)
+    serial = require_comm(comm, "write_parts").size == 1
     if compress:
-        serial = comm is None or comm.size == 1
         data = _gzip_piece(data, serial or comm.rank == 0, serial or comm.rank == comm.size - 1,
                            None if serial else comm)
-    if comm is None or comm.size == 1:
+    if serial:
         tmp = _temp_name(path)
         try:
             with open(tmp, "wb") as f:

@@ -363,7 +363,7 @@ def test_clusters_export_plot_commands_on_a_results_file(tmp_path, capsys):
         labels, ids, dh = g["cluster"][()], g["id"][()], g["delta_entropy"][()]
         pos, cell, pbc = g["position"][()], g.attrs["cell"], g.attrs["pbc"]
     dh = dh if dh.ndim == 1 else dh[:, 0]
-    direct = find_clusters(ids, pos, dh, cell, pbc, threshold=0.0, r_edge=3.0)
+    direct = find_clusters(ids, pos, dh, cell, pbc, comm=MPI.COMM_SELF, threshold=0.0, r_edge=3.0)
     np.testing.assert_array_equal(labels, direct.labels)
     assert np.all((labels == 0) == (dh > 0))  # every covered atom is in a cluster
     out_dir = tmp_path / "ovito"

@@ -13,9 +13,12 @@ import sys
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from quests_hpc.errors import QuestsInputError
 from quests_hpc.export import crc32_combine, export_frame, format_table, lammps_box
+
+SELF = MPI.COMM_SELF  # a serial export
 
 CELL = np.array([[12.0, 0.0, 0.0], [2.5, 11.0, 0.0], [-1.5, 1.0, 10.0]])
 
@@ -60,7 +63,7 @@ def test_lammps_dump_reads_back(tmp_path, name):
     f = _frame()
     p = tmp_path / name
     export_frame(p, f["ids"], f["positions"], CELL, True, types=f["types"], timestep=42,
-                 columns={"dH": f["dh"], "cluster": f["cluster"]})
+                 columns={"dH": f["dh"], "cluster": f["cluster"]}, comm=SELF)
     fr = read_lammps_dump(str(p), columns=["dH", "cluster"])
     assert fr.timestep == 42 and fr.natoms == len(f["ids"])
     np.testing.assert_array_equal(fr.ids, f["ids"])
@@ -80,7 +83,7 @@ def test_extxyz_reads_back_with_ase(tmp_path):
     f = _frame()
     p = tmp_path / "f.xyz.gz"
     export_frame(p, f["ids"], f["positions"], CELL, [True, True, False], types=f["types"],
-                 elements=["Cu", "Ni"], columns={"dH": f["dh"], "cluster": f["cluster"]})
+                 elements=["Cu", "Ni"], columns={"dH": f["dh"], "cluster": f["cluster"]}, comm=SELF)
     a = ase.io.read(str(p), parallel=False)
     assert a.get_chemical_symbols() == [["Cu", "Ni"][t - 1] for t in f["types"]]
     np.testing.assert_allclose(a.positions, f["positions"], atol=6e-6)
@@ -96,7 +99,7 @@ def test_ovito_opens_the_files(tmp_path):
     f = _frame()
     for name in ("f.lammpstrj.gz", "f.xyz"):
         export_frame(tmp_path / name, f["ids"], f["positions"], CELL, True,
-                     columns={"dH": f["dh"], "cluster": f["cluster"]}, elements=["Cu"])
+                     columns={"dH": f["dh"], "cluster": f["cluster"]}, elements=["Cu"], comm=SELF)
     code = (
         "import json, sys, numpy as np\n"
         "from ovito.io import import_file\n"
@@ -122,15 +125,18 @@ def test_ovito_opens_the_files(tmp_path):
 def test_bad_input(tmp_path):
     f = _frame(10)
     with pytest.raises(QuestsInputError, match="right-handed"):
-        export_frame(tmp_path / "x.lammpstrj", f["ids"], f["positions"], CELL[[1, 0, 2]], True)
+        export_frame(tmp_path / "x.lammpstrj", f["ids"], f["positions"], CELL[[1, 0, 2]], True, comm=SELF)
     with pytest.raises(QuestsInputError, match="rows, expected"):
         export_frame(tmp_path / "x.lammpstrj", f["ids"], f["positions"], CELL, True,
-                     columns={"dH": f["dh"][:3]})
+                     columns={"dH": f["dh"][:3]}, comm=SELF)
     with pytest.raises(QuestsInputError, match="one word"):
         export_frame(tmp_path / "x.lammpstrj", f["ids"], f["positions"], CELL, True,
-                     columns={"d H": f["dh"]})
+                     columns={"d H": f["dh"]}, comm=SELF)
     with pytest.raises(QuestsInputError, match="format"):
-        export_frame(tmp_path / "x.dat", f["ids"], f["positions"], CELL, True, fmt="pdb")
+        export_frame(tmp_path / "x.dat", f["ids"], f["positions"], CELL, True, fmt="pdb", comm=SELF)
+    with pytest.raises(TypeError, match="pass MPI.COMM_SELF for a serial run"):
+        export_frame(tmp_path / "x.lammpstrj", f["ids"], f["positions"], CELL, True, comm=None)
+    assert not os.listdir(tmp_path)
 
 
 def test_orthogonal_box_and_nonperiodic_extent():
@@ -155,7 +161,7 @@ def test_parallel_text_independent_of_rank_count(mpi_tmp_path, name):
     comm.Barrier()
     serial = mpi_tmp_path / f"serial_{comm.rank}_{name}"
     export_frame(serial, f["ids"], f["positions"], CELL, True, types=f["types"],
-                 elements=["Cu", "Ni"], columns={"dH": f["dh"], "cluster": f["cluster"]})
+                 elements=["Cu", "Ni"], columns={"dH": f["dh"], "cluster": f["cluster"]}, comm=SELF)
     assert _read_text(p) == _read_text(serial)
     if name.endswith(".gz"):
         assert subprocess.run(["gzip", "-t", str(p)], check=False).returncode == 0
@@ -173,9 +179,9 @@ def test_gzip_in_several_threaded_chunks(tmp_path, monkeypatch):
     try:
         f = _frame(3000, seed=5)
         p = tmp_path / "c.lammpstrj.gz"
-        export_frame(p, f["ids"], f["positions"], CELL, True, columns={"dH": f["dh"]})
+        export_frame(p, f["ids"], f["positions"], CELL, True, columns={"dH": f["dh"]}, comm=SELF)
         export_frame(tmp_path / "c.lammpstrj", f["ids"], f["positions"], CELL, True,
-                     columns={"dH": f["dh"]})
+                     columns={"dH": f["dh"]}, comm=SELF)
     finally:
         set_num_threads(before)
     assert _read_text(p) == _read_text(tmp_path / "c.lammpstrj")

@@ -38,12 +38,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from mpi4py import MPI
 
 from .. import geometry
 from ..errors import QuestsInputError
 from ..parallel.decomposition import build_grid
-from ..parallel.comm import alltoallv_rows, gather_rows
+from ..parallel.comm import alltoallv_rows, gather_rows, require_comm
 from ..parallel.halo import ghost_targets, shifted_positions
 from . import _cluster_kernels as K
 from .biconnected import BiconnectedSummary, biconnected_summary
@@ -170,9 +169,8 @@ def _empty_result(n_local, n_atoms, threshold, r_edge, bicon, clock):
         timings=clock.times)
 
 
-def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
-                  r_edge=DEFAULT_R_EDGE, comm=None, dims=None, balance="uniform",
-                  biconnected_max_size=None):
+def find_clusters(ids, positions, dh, cell, pbc, *, comm, threshold=DEFAULT_THRESHOLD,
+                  r_edge=DEFAULT_R_EDGE, dims=None, balance="uniform", biconnected_max_size=None):
     """Clusters of the atoms with dH <= ``threshold`` in one frame (collective).
 
     Parameters
@@ -191,8 +189,8 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
     r_edge : float
         Nodes at most ``r_edge`` apart (A) are joined; ``0 < r_edge <= w / 2`` for the
         perpendicular width ``w`` of the cell along every periodic axis.
-    comm : mpi4py.MPI.Comm, optional
-        Communicator (default: a serial run on ``MPI.COMM_SELF``).
+    comm : mpi4py.MPI.Comm
+        Communicator (required; ``MPI.COMM_SELF`` for a serial run).
     dims : sequence of 3 int, optional
         Subdomains per axis (0 = choose).
     balance : {"uniform", "atoms"}
@@ -212,7 +210,7 @@ def find_clusters(ids, positions, dh, cell, pbc, *, threshold=DEFAULT_THRESHOLD,
         ``r_edge`` <= 0 or larger than half the cell, NaN dH, ids < 1, mismatched arrays.
         A frame without nodes is not an error (zero clusters).
     """
-    comm = MPI.COMM_SELF if comm is None else comm
+    require_comm(comm, "find_clusters")
     clock = _Clock()
     threshold, r_edge, bicon = check_cluster_parameters(threshold, r_edge, biconnected_max_size)
     pbc = geometry.as_pbc(pbc)

@@ -10,11 +10,20 @@ from quests_hpc.analysis.biconnected import biconnected_component_sizes
 from quests_hpc.analysis.clusters import find_clusters
 from quests_hpc.errors import QuestsInputError
 
+MPI = pytest.importorskip("mpi4py.MPI")
+SELF = MPI.COMM_SELF  # a serial run
+
+
+def test_the_communicator_is_required():
+    f = cluster_frames.random_frame()
+    with pytest.raises(TypeError, match="find_clusters.*pass MPI.COMM_SELF for a serial run"):
+        find_clusters(f["ids"], f["positions"], f["dh"], f["cell"], True, comm=None)
+
 
 @pytest.mark.parametrize("pbc", [(True, True, True), (True, True, False), (False, False, False)])
 def test_labels_equal_brute_force(pbc):
     f = cluster_frames.random_frame(pbc=pbc)
-    r = find_clusters(f["ids"], f["positions"], f["dh"], f["cell"], pbc, r_edge=2.0)
+    r = find_clusters(f["ids"], f["positions"], f["dh"], f["cell"], pbc, r_edge=2.0, comm=SELF)
     ref = brute_labels(f["ids"], f["positions"], f["dh"], f["cell"], pbc, 0.0, 2.0)
     np.testing.assert_array_equal(r.labels, ref)
     sizes = np.unique(ref[ref > 0], return_counts=True)[1]
@@ -32,9 +41,9 @@ def test_threshold_and_input_order():
     f = cluster_frames.random_frame(seed=3)
     perm = np.random.default_rng(0).permutation(len(f["ids"]))
     a = find_clusters(f["ids"], f["positions"], f["dh"], f["cell"], True, threshold=0.5,
-                      r_edge=1.8)
+                      r_edge=1.8, comm=SELF)
     b = find_clusters(f["ids"][perm], f["positions"][perm], f["dh"][perm], f["cell"], True,
-                      threshold=0.5, r_edge=1.8)
+                      threshold=0.5, r_edge=1.8, comm=SELF)
     np.testing.assert_array_equal(a.labels[perm], b.labels)
     ref = brute_labels(f["ids"], f["positions"], f["dh"], f["cell"], True, 0.5, 1.8)
     np.testing.assert_array_equal(a.labels, ref)
@@ -45,15 +54,15 @@ def test_periodic_wraparound_cluster():
     cell = np.eye(3) * 10.0
     pos = np.array([[9.0, 5, 5], [0.5, 5, 5], [2.0, 5, 5], [5.0, 5, 5]])
     ids = np.array([7, 3, 9, 1])
-    r = find_clusters(ids, pos, np.zeros(4), cell, True, r_edge=1.6)
+    r = find_clusters(ids, pos, np.zeros(4), cell, True, r_edge=1.6, comm=SELF)
     np.testing.assert_array_equal(r.labels, [3, 3, 3, 1])
-    r = find_clusters(ids, pos, np.zeros(4), cell, [False, True, True], r_edge=1.6)
+    r = find_clusters(ids, pos, np.zeros(4), cell, [False, True, True], r_edge=1.6, comm=SELF)
     np.testing.assert_array_equal(r.labels, [7, 3, 3, 1])
 
 
 def test_frame_without_nodes_gives_zero_clusters():
     f = cluster_frames.random_frame(n=50)
-    r = find_clusters(f["ids"], f["positions"], np.ones(50), f["cell"], True)
+    r = find_clusters(f["ids"], f["positions"], np.ones(50), f["cell"], True, comm=SELF)
     assert r.n_clusters == 0 and r.largest == 0 and r.n_nodes == 0
     assert (r.labels == 0).all() and len(r.sizes) == 0
 
@@ -70,7 +79,7 @@ def test_frame_without_nodes_gives_zero_clusters():
 def test_bad_parameters(kwargs, match):
     f = cluster_frames.random_frame(n=20)
     with pytest.raises(QuestsInputError, match=match):
-        find_clusters(f["ids"], f["positions"], f["dh"], f["cell"], True, **kwargs)
+        find_clusters(f["ids"], f["positions"], f["dh"], f["cell"], True, **kwargs, comm=SELF)
 
 
 def test_bad_arrays():
@@ -78,15 +87,15 @@ def test_bad_arrays():
     dh = f["dh"].copy()
     dh[4] = np.nan
     with pytest.raises(QuestsInputError, match="dH is NaN"):
-        find_clusters(f["ids"], f["positions"], dh, f["cell"], True)
+        find_clusters(f["ids"], f["positions"], dh, f["cell"], True, comm=SELF)
     with pytest.raises(QuestsInputError, match="ids must be >= 1"):
-        find_clusters(f["ids"] - 3, f["positions"], f["dh"], f["cell"], True)
+        find_clusters(f["ids"] - 3, f["positions"], f["dh"], f["cell"], True, comm=SELF)
     with pytest.raises(QuestsInputError, match="one value per atom"):
-        find_clusters(f["ids"], f["positions"], np.stack([f["dh"]] * 2), f["cell"], True)
+        find_clusters(f["ids"], f["positions"], np.stack([f["dh"]] * 2), f["cell"], True, comm=SELF)
     ids = f["ids"].copy()
     ids[1] = ids[0]
     with pytest.raises(QuestsInputError, match="more than once"):
-        find_clusters(ids, f["positions"], np.full(20, -1.0), f["cell"], True)
+        find_clusters(ids, f["positions"], np.full(20, -1.0), f["cell"], True, comm=SELF)
 
 
 def test_biconnected_handmade_graphs():
@@ -119,7 +128,7 @@ def test_biconnected_random_graphs_vs_textbook():
 def test_biconnected_in_frame_matches_serial_graph():
     f = cluster_frames.random_frame(seed=2)
     r = find_clusters(f["ids"], f["positions"], f["dh"], f["cell"], True, r_edge=2.0,
-                      biconnected_max_size=100)
+                      biconnected_max_size=100, comm=SELF)
     node = np.flatnonzero(f["dh"] <= 0)
     i, j = brute_edges(f["positions"][node], f["cell"], (True,) * 3, 2.0)
     lab = r.labels[node]
