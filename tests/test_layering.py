@@ -114,7 +114,8 @@ def imports_of(name, path, modules, package=PACKAGE):
             for a in node.names:
                 sub = f"{base}.{a.name}"
                 add(sub if sub in modules else base, node.lineno)
-    return sorted(set(internal), key=lambda e: (e[1], e[0])), sorted(set(external), key=lambda e: (e[1], e[0]))
+    by_line = lambda e: (e[1], e[0])  # noqa: E731
+    return sorted(set(internal), key=by_line), sorted(set(external), key=by_line)
 
 
 def import_graph(root=ROOT, package=PACKAGE):

@@ -41,8 +41,8 @@ import numpy as np
 
 from .. import geometry
 from ..errors import QuestsInputError
-from ..parallel.decomposition import build_grid
 from ..parallel.comm import alltoallv_rows, gather_rows, require_comm
+from ..parallel.decomposition import build_grid
 from ..parallel.halo import ghost_targets, shifted_positions
 from . import _cluster_kernels as K
 from .biconnected import BiconnectedSummary, biconnected_summary
