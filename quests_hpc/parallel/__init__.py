@@ -1,29 +1,27 @@
-"""MPI-parallel QUESTS: one frame split in space across ranks.
+"""The MPI layer of quests-hpc: the only modules that call collectives.
 
-Modules
--------
-decomposition
-    Cartesian grid of subdomains in fractional coordinates; atoms sent to their owners.
-halo
-    Ghost atoms (incl. periodic images) within the cutoff of every subdomain.
-shared_reference
-    Reference descriptors once per node (MPI-3 shared memory) or sharded + ring pass.
-measures
-    Distributed dH, H, diversity, novelty/overlap by ring passes; reductions to rank 0.
-runtime
-    Threads per rank, Numba compile-cache warm-up, abort-on-exception.
-frame_pipeline
-    The one frame pipeline of every command: read (rows straight to their owners) ->
-    halo -> descriptors and kernel sums in chunks -> results back to id order.
+Every function taking a communicator requires one (``MPI.COMM_SELF`` for a serial run;
+``None`` is refused with a ``TypeError``) and is collective over it.  Errors found on some
+ranks reach all of them through one idiom: :func:`comm.raise_if_any` and the context
+manager :func:`comm.collective_errors` built on it.
+
+Modules (lower ones first; none imports one listed after it)
+-------------------------------------------------------------
 comm
-    Thin numpy layer over mpi4py (owned by the I/O work).
-dump_reader, dump_index, dump_stream, routing
-    The collective LAMMPS dump reader (:class:`ParallelDump`, built on the serial
-    :mod:`quests_hpc.io`): frame index scan, compressed line dealing, atoms to owners.
+    Rank helpers, collective errors, numpy rows over MPI (``Alltoallv``, gather, scatter,
+    chunked broadcast, in-place redistribution).
+decomposition, halo, _halo_kernel
+    Cartesian (or atom-balanced) grid of subdomains; ghost atoms within the cutoff.
+shared_reference, measures
+    Reference descriptors once per node (MPI-3 shared memory) or sharded + ring passes;
+    distributed dH, H, diversity, novelty/overlap with exact reductions.
+runtime
+    Threads per rank, Numba compile-cache warm-up, abort on an unexpected exception.
+dump_index, dump_stream, routing, dump_reader
+    Collective reading of LAMMPS dumps (index, compressed streams, rows to their owners).
+frame_pipeline
+    One frame: read -> distribute -> halo -> descriptors -> kernel sums -> reductions.
 
-Importing this package imports :mod:`mpi4py.MPI` (initialises MPI).
+Importing this package imports nothing; its modules import :mod:`mpi4py.MPI` (which
+initialises MPI) where they need it.
 """
-
-from .dump_reader import ParallelDump
-
-__all__ = ["ParallelDump"]

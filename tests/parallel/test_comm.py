@@ -213,3 +213,31 @@ def test_one_error_idiom_messages_types_and_failures_on_every_rank():
     assert type(e) is DiskFull and str(e) == "disk full" and (e is err) == (rank == 1)
     # the communicator is usable afterwards, on every rank
     assert pc.allgather(rank, comm) == list(range(size))
+
+
+def test_the_mpi_layer_modules_import_in_one_direction():
+    """comm imports no other module of parallel/; decomposition, halo, shared_reference and
+    measures do not import runtime (the cycle decomposition <-> runtime is gone); runtime
+    imports nothing above the parallel layer.  All imports count, also inside functions."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(pc.__file__).parent
+
+    def imports(name):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                dots = "." * node.level
+                out.update(dots + node.module if node.module else dots + a.name for a in node.names)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        return out
+
+    assert not {m for m in imports("comm") if m.startswith(".") and not m.startswith("..")}
+    for name in ("decomposition", "halo", "shared_reference", "measures"):
+        assert not {m for m in imports(name) if "runtime" in m}, name
+    above = ("..results", "..campaign", "..analysis", "..cli", "..plotting", "..export",
+             "..example", "quests_hpc.results", "quests_hpc.campaign")
+    assert not [m for m in imports("runtime") if m.startswith(above)]
