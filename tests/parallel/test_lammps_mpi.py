@@ -72,3 +72,43 @@ def test_lammps_dump_matches_serial(name, route):
     assert d_err <= TOL and dh_err <= TOL
     if route == "reader_owner":
         assert res.timestep == last_timestep and "read" in res.timings
+
+
+@pytest.mark.mpi
+def test_atoms_are_exchanged_once_in_and_once_out(monkeypatch):
+    """A dump frame: the reader sends the parsed rows straight to their spatial owners (one
+    ``redistribute``), the results go back to id order (one more); the reader's even split
+    by id (a third exchange in the old pipeline) is never used."""
+    from quests_hpc.parallel import comm as pcomm
+    from quests_hpc.parallel import routing
+    from quests_hpc.parallel.dump_reader import ParallelDump
+    from quests_hpc.parallel.frame_pipeline import DumpSource, FrameRequest, run_frame
+    from quests_hpc.parallel.shared_reference import SharedReference
+
+    comm = MPI.COMM_WORLD
+    calls = []
+    real = pcomm.redistribute
+
+    def counted(arrays, dest, c):
+        calls.append(len(arrays))
+        return real(arrays, dest, c)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the even split by id is not part of the frame pipeline")
+
+    ref = mpi_frames.reference_descriptors()
+    req = FrameRequest(k=32, cutoff=5.0, bandwidths=tuple(H), positions=True)
+    with SharedReference.from_root(comm, ref if comm.rank == 0 else None) as R:
+        with ParallelDump(os.path.join(DATA, "cu_unsorted.lammpstrj"), comm) as dump:
+            with monkeypatch.context() as m:
+                m.setattr(pcomm, "redistribute", counted)
+                m.setattr(routing, "even_split_by_id", refuse)
+                m.setattr(routing, "exchange_placed", refuse)
+                out = run_frame(comm, DumpSource(dump), -1, [R], req)
+    n = 256
+    lo, hi = n * comm.rank // comm.size, n * (comm.rank + 1) // comm.size
+    assert np.array_equal(out.ids, np.arange(lo + 1, hi + 1))
+    if comm.size > 1:
+        assert len(calls) == 2, calls  # in: ids, positions, types; out: ids, dh, positions, types
+    else:
+        assert len(calls) == 1  # one rank: the reader keeps its rows; the way out is local
