@@ -68,7 +68,9 @@ class LocalEnvironments:
 
     def __init__(self, points, n_centres, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, labels=None):
         self.k, self.cutoff = check_parameters(k, cutoff)
-        points = geometry.check_positions(points, "points")
+        points = np.asarray(points, dtype=np.float64)
+        if points.size or points.ndim != 2:  # no points at all: no centres, nothing to check
+            points = geometry.check_positions(points, "points")
         n_centres = int(n_centres)
         if not 0 <= n_centres <= len(points):
             raise QuestsInputError(f"n_centres must be in [0, {len(points)}], got {n_centres}")

@@ -372,7 +372,7 @@ def id_order_owners(comm, ids, natoms):
     size = comm.size
     ids = np.asarray(ids, dtype=np.int64)
     mn = int(ids.min()) if len(ids) else np.iinfo(np.int64).max
-    mx = int(ids.max()) if len(ids) else np.iinfo(np.int64).min
+    mx = int(ids.max()) if len(ids) else np.iinfo(np.int64).min + 1  # -mx fits an int64
     ext = pcomm.allreduce(np.array([mn, -mx], dtype=np.int64), "min", comm)
     gmin, gmax = int(ext[0]), -int(ext[1])
     bounds = pcomm.even_bounds(natoms, size)
