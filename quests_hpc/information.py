@@ -210,6 +210,11 @@ def _run(n_tasks, make_worker, nt):
                 return
             work(task)
 
+    _on_threads(loop, nt)
+
+
+def _on_threads(loop, nt):
+    """``loop(t)`` for ``t`` in ``0 .. nt-1``, each on its own thread (BLAS on one)."""
     with _blas_one_thread():
         if nt == 1:
             loop(0)
@@ -217,6 +222,19 @@ def _run(n_tasks, make_worker, nt):
             with ThreadPoolExecutor(max_workers=nt) as ex:
                 for f in [ex.submit(loop, t) for t in range(nt)]:
                     f.result()
+
+
+def _run_static(n_tasks, make_worker, nt):
+    """Like :func:`_run`, but thread ``t`` runs tasks ``t, t + nt, t + 2 nt, ...`` in that
+    order: what a thread accumulates does not depend on scheduling (reproducible sums)."""
+    nt = max(1, min(nt, n_tasks))
+
+    def loop(t):
+        work = make_worker(t)
+        for task in range(t, n_tasks, nt):
+            work(task)
+
+    _on_threads(loop, nt)
 
 
 # --------------------------------------------------------------------------- sums
@@ -392,7 +410,8 @@ def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
             sym_update(g, hx, i0, j0, nx, cs, acc[t])
         return work
 
-    _run(len(pairs), make_worker, nt)
+    # static assignment: every thread sums the same tasks in the same order on every run
+    _run_static(len(pairs), make_worker, nt)
     log_s = np.log(acc.sum(axis=0))
     return log_s[0] if scalar else log_s
 

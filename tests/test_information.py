@@ -400,3 +400,21 @@ def test_log_kernel_sum_rows_do_not_depend_on_batching_or_threads():
                 assert np.array_equal(parts, full), (nt, b)
     finally:
         threads.set_num_threads(before)
+
+
+def test_self_log_kernel_sum_is_reproducible_run_to_run_on_two_threads():
+    """Every thread sums the same blocks in the same order on every call (the ranks of an
+    MPI run must hold the same values)."""
+    from quests_hpc import information
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(0.0, 0.05, (2000, 9))
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(2)
+        first = information.self_log_kernel_sum(x, [0.015, 0.4], block_size=64)
+        for _ in range(5):
+            assert np.array_equal(information.self_log_kernel_sum(x, [0.015, 0.4],
+                                                                  block_size=64), first)
+    finally:
+        threads.set_num_threads(before)
