@@ -68,9 +68,7 @@ def load_reference(comm, spec, params, layout="auto", memory_gb=None):
     path = spec["path"][0] if isinstance(spec["path"], list) else spec["path"]
     fmt = detect_format(path, spec.get("format", "auto"))
     if fmt == "descriptors":
-        x, info = _descriptor_file_on_root(comm, spec, path, params)
-        return SharedReference.from_root(comm, x, root=0, layout=layout,
-                                         memory_budget=budget), info
+        return _descriptor_reference(comm, spec, path, params, layout, budget)
     src = InputSource(dict(spec, format=fmt), comm)
     try:
         sel = _selected(src, spec)
@@ -160,28 +158,47 @@ def require_environments(src, sel, selection, label):
         "atoms; a data set needs at least one environment")
 
 
-def _descriptor_file_on_root(comm, spec, path, params):
-    """Rows of a descriptor file on rank 0 (None elsewhere) and its description."""
-    x, err, n = None, None, None
+def _descriptor_reference(comm, spec, path, params, layout, budget):
+    """A descriptor file as a reference: read on rank 0 for the shared layout; in the
+    sharded layout every rank reads its rows ``[r n/P, (r+1) n/P)`` of the file."""
+    k, cutoff = params["k"], params["cutoff"]
+    err, n = None, None
+    if comm.rank == 0:  # the file's row count (no data read)
+        try:
+            _, n = _descriptor_file(path, k, cutoff, rows=slice(0, 0))
+            if n[0] == 0:
+                err = QuestsInputError(f"{path}: the descriptor file holds 0 environments; a "
+                                       "reference needs at least one")
+        except QuestsInputError as exc:
+            err = exc
+    pcomm.raise_if_any(err, comm, prefix=False, root=0)
+    n_rows, n_frames = pcomm.bcast(n, comm)
+    info = {"n_environments": n_rows, "n_frames": n_frames, "format": "descriptors"}
+    chosen = SharedReference._choose(layout, n_rows * (2 * int(k) - 1) * 8, budget)
+    x, err = None, None
+    if chosen == "sharded":
+        lo, hi = (int(v) for v in pcomm.even_bounds(n_rows, comm.size)[comm.rank:comm.rank + 2])
+        try:
+            x, _ = _descriptor_file(path, k, cutoff, rows=slice(lo, hi))
+        except QuestsInputError as exc:
+            err = exc
+        pcomm.raise_if_any(err, comm, prefix=False)
+        return SharedReference.from_shards(comm, x, layout="sharded"), info
     if comm.rank == 0:
         try:
-            x, n = _descriptor_file(path, params["k"], params["cutoff"])
+            x, _ = _descriptor_file(path, k, cutoff)
         except QuestsInputError as exc:
-            err = str(exc)
-    if err is None and n is not None and n[0] == 0:
-        err = (f"{path}: the descriptor file holds 0 environments; a reference needs at "
-               "least one")
-    err, n = pcomm.bcast((err, n), comm)
-    if err:
-        raise QuestsInputError(f"reference {spec['name']}: {err}")
-    return x, {"n_environments": n[0], "n_frames": n[1], "format": "descriptors"}
+            err = exc
+    pcomm.raise_if_any(err, comm, prefix=False, root=0)
+    return SharedReference.from_root(comm, x, root=0, layout="shared"), info
 
 
-def _descriptor_file(path, k, cutoff):
+def _descriptor_file(path, k, cutoff, rows=None):
     """Rows of a descriptor file: a results file (``quests-hpc descriptors``) or the
     descriptor-file format of :mod:`quests_hpc.io.reference`; ``k``/``cutoff`` checked.
+    ``rows``: a slice of the rows to read (all by default).
 
-    Returns ``(x, (n_rows, n_frames))``.
+    Returns ``(x, (n_rows, n_frames))``, ``n_rows`` those of the whole file.
     """
     import h5py
 
@@ -191,15 +208,17 @@ def _descriptor_file(path, k, cutoff):
     except OSError as exc:
         raise QuestsInputError(f"{path}: unreadable HDF5 file ({exc})") from None
     if fmt == "quests-hpc-descriptors":
-        from ..io.reference import read_descriptors
+        from ..io.reference import descriptor_info, read_descriptors
 
-        x, info = read_descriptors(path, k, cutoff)
-        n_struct = len(np.unique(info["structure"])) if "structure" in info else 1
-        return x, (len(x), n_struct)
+        n_rows = int(descriptor_info(path)["shape"][0])
+        x, _ = read_descriptors(path, k, cutoff, rows=rows)
+        with h5py.File(path, "r") as f:  # structures: the one small column of every row
+            n_struct = len(np.unique(f["structure"][()])) if "structure" in f else 1
+        return x, (n_rows, n_struct)
     from ..results.reader import load_descriptors
 
-    x, meta = load_descriptors(path, k, cutoff)
-    return x, (len(x), len(meta["frames"]))
+    x, meta = load_descriptors(path, k, cutoff, rows=rows)
+    return x, (meta["n"], len(meta["frames"]))
 
 
 def _small_frames(comm, src, frames, k, cutoff, offsets):

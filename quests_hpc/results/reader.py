@@ -103,17 +103,18 @@ def read_table(f, group):
     return out
 
 
-def load_descriptors(path, k=None, cutoff=None):
+def load_descriptors(path, k=None, cutoff=None, rows=None):
     """Descriptors of every complete frame of a results file, concatenated in frame order.
 
     For using a results file written with ``descriptors`` as a reference.  Refuses a file
-    whose ``k`` or ``cutoff`` differ from the given ones.
+    whose ``k`` or ``cutoff`` differ from the given ones.  ``rows`` (a slice with start and
+    stop) reads only those rows of the concatenation (e.g. one rank's shard).
 
     Returns
     -------
     x : ndarray, shape (n, 2k-1)
     meta : dict
-        ``k``, ``cutoff``, ``frames`` (names used).
+        ``k``, ``cutoff``, ``frames`` (names used), ``n`` (rows of all frames).
     """
     with open_results(path) as f:
         fk, fc = int(f.attrs["k"]), float(f.attrs["cutoff"])
@@ -127,8 +128,18 @@ def load_descriptors(path, k=None, cutoff=None):
         if not names:
             raise QuestsInputError(f"{path}: no complete frame with descriptors (write them "
                                    "with `quests-hpc descriptors` or measures.descriptors: true)")
-        x = np.concatenate([f["frames"][n]["descriptors"][()] for n in names])
-    return x, {"k": fk, "cutoff": fc, "frames": names}
+        sets = [f["frames"][n]["descriptors"] for n in names]
+        total = sum(int(d.shape[0]) for d in sets)
+        lo, hi = (0, total) if rows is None else (int(rows.start), int(rows.stop))
+        parts, start = [], 0
+        for d in sets:
+            a, b = max(lo, start), min(hi, start + int(d.shape[0]))
+            if a < b:
+                parts.append(d[a - start:b - start])
+            start += int(d.shape[0])
+        width = int(sets[0].shape[1])
+        x = np.concatenate(parts) if parts else np.empty((0, width))
+    return x, {"k": fk, "cutoff": fc, "frames": names, "n": total}
 
 
 def _fmt(v, width=10):

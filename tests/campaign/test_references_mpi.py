@@ -85,3 +85,41 @@ def test_shared_reference_rows_in_frame_and_id_order(spec):
     ref.free()
     assert layout == "shared" and info["n_environments"] == len(want)
     np.testing.assert_allclose(rows, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.mpi
+def test_sharded_descriptor_file_is_read_in_slices(mpi_tmp_path, monkeypatch):
+    """A descriptor file over the memory budget: each rank reads only its rows."""
+    from quests_hpc.campaign import references
+    from quests_hpc.parallel import comm as pcomm
+    from quests_hpc.results import reader
+
+    comm = MPI.COMM_WORLD
+    spec = SPECS[0]
+    want = _serial_rows(spec)
+    path = str(mpi_tmp_path / "ref_desc.h5")
+    if comm.rank == 0:
+        from quests_hpc.io.reference import write_descriptors
+
+        write_descriptors(path, want, k=32, cutoff=5.0)
+    comm.Barrier()
+    reads = []
+    real = reader.load_descriptors
+    import quests_hpc.io.reference as ioref
+    real_io = ioref.read_descriptors
+
+    def sliced(p, k=None, cutoff=None, rows=None):
+        reads.append(rows)
+        return real_io(p, k, cutoff, rows=rows)
+
+    with monkeypatch.context() as m:
+        m.setattr(ioref, "read_descriptors", sliced)
+        m.setattr(reader, "load_descriptors", real)
+        dspec = {"name": "desc", "path": path, "frames": "all", "format": "auto"}
+        ref, info = references.load_reference(comm, dspec, PARAMS, "auto",
+                                              want.nbytes / 4 / 1e9)
+    ref.free()
+    lo, hi = (int(v) for v in pcomm.even_bounds(len(want), comm.size)[comm.rank:comm.rank + 2])
+    assert ref.layout == "sharded" and info["n_environments"] == len(want)
+    assert all(r is not None and r.stop - r.start <= hi - lo for r in reads), reads
+    np.testing.assert_array_equal(ref.local, want[lo:hi])
