@@ -154,6 +154,7 @@ def _run_locked(comm, campaign, overwrite, out):
         P.close_sources(st.sources)
         O.finish(comm, st.target, path)
         _analyses(comm, campaign, stages, say)
+        _report(comm, campaign, stages, [], 0, len(st.frames), say)
         return dict(result, computed=0, skipped=len(st.frames))
     imbalance = _compute_all(comm, campaign, st, params, stages, out, need_lc, say)
     _analyses(comm, campaign, stages, say)

@@ -91,6 +91,16 @@ def test_progress_lines_and_timing_table(done):
     text = "\n".join(lines)
     assert "min (s)" in text and "max/avg" in text and "descriptors" in text
     assert "atoms per rank, max/mean" in text and "learning curve of bulk" in text
+    # one row per stage with its time and the busiest rank's peak memory (MiB)
+    table = text.splitlines()
+    head = next(i for i, ln in enumerate(table) if ln.startswith("stage "))
+    assert table[head].split()[-3:] == ["max", "peak", "MiB"]
+    rows = {ln.split()[0]: ln.split() for ln in table[head + 1:] if ln and ln[0].isalpha()
+            and not ln.startswith(("total", "atoms"))}
+    assert {"setup", "reference", "read", "descriptors", "kernel_sums", "write",
+            "learning_curve"} <= set(rows)
+    for row in rows.values():
+        assert len(row) == 7 and float(row[3]) >= 0 and float(row[6]) > 50, row  # MiB
 
 
 def test_rerun_skips_finished_frames(done):
@@ -99,6 +109,8 @@ def test_rerun_skips_finished_frames(done):
     res = _run(y, lines)
     assert res["computed"] == 0 and res["skipped"] == 3
     assert any("nothing to do" in ln for ln in lines)
+    assert any(ln.startswith("done: 0 frame(s) computed, 3 skipped") for ln in lines)
+    assert "\nsetup " in "\n".join(lines)  # the stage table, also here
 
 
 def test_restart_recomputes_only_incomplete_and_matches(done, tmp_path):
