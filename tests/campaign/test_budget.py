@@ -23,6 +23,19 @@ def test_small_periodic_cell_counts_its_images():
     assert d.points == pytest.approx(256 * (1 + 10 / L) ** 3)
 
 
+def test_the_memory_model_is_one_function_of_named_constants(monkeypatch):
+    """estimate_frame's bytes come from frame_bytes alone: changing a constant (as the
+    per-atom figure of a new pipeline would) changes every estimate with one edit."""
+    e = B.estimate_frame(1000, np.eye(3) * 20.0, [True] * 3, 5.0, 16, ranks=2)
+    assert e.bytes == B.frame_bytes(e.points, 500, 16)
+    assert B.frame_bytes(100.0, 10, 16) == pytest.approx(
+        B.BASE_BYTES + 100 * B.BYTES_PER_POINT + 10 * (B.BYTES_PER_OWNED_ATOM + 2 * 31 * 8))
+    monkeypatch.setattr(B, "BASE_BYTES", 512 << 20)
+    monkeypatch.setattr(B, "BYTES_PER_OWNED_ATOM", 250)
+    f = B.estimate_frame(1000, np.eye(3) * 20.0, [True] * 3, 5.0, 16, ranks=2)
+    assert f.bytes == pytest.approx(e.bytes + (512 << 20) + 500 * 250)
+
+
 def test_huge_cutoff_is_astronomical_not_overflowing():
     e = B.estimate_frame(256, np.eye(3) * L, [True] * 3, 1e6, 32)
     assert e.points == pytest.approx(256 * (1 + 2e6 / L) ** 3)  # 6.8e17
