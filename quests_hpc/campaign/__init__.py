@@ -8,6 +8,8 @@ model
     The validated campaign as frozen dataclasses (Campaign, Input, Reference, ...).
 fields
     The schema's field checkers.
+analysis_section
+    The ``analysis`` section's schema table (checked with the rest of the campaign).
 plan
     Before any work: inputs and frames, fingerprints, output guard, resume decision.
 output
@@ -15,11 +17,10 @@ output
 budget
     Memory estimate of a frame per rank, checked before any work.
 sources
-    Frames of LAMMPS dumps / ASE files as per-rank, id-ordered shares (the I/O adapter).
+    Inputs (LAMMPS dumps / ASE files) opened for the frame pipeline
+    (:mod:`quests_hpc.parallel.frame_pipeline`).
 references
     Reference descriptors computed or loaded once, shared across ranks.
-frames
-    One frame: MPI pipeline, dH per reference, H / D, results back in id order.
 learning
     Learning curve (H of random subsets) and the asymptote fit.
 progress
