@@ -162,15 +162,16 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
     """A descriptor file as a reference: read on rank 0 for the shared layout; in the
     sharded layout every rank reads its rows ``[r n/P, (r+1) n/P)`` of the file."""
     k, cutoff = params["k"], params["cutoff"]
+    label = f"reference {spec['name']}"
     err, n = None, None
     if comm.rank == 0:  # the file's row count (no data read)
         try:
             _, n = _descriptor_file(path, k, cutoff, rows=slice(0, 0))
             if n[0] == 0:
-                err = QuestsInputError(f"{path}: the descriptor file holds 0 environments; a "
-                                       "reference needs at least one")
+                err = QuestsInputError(f"{label}: {path}: the descriptor file holds 0 "
+                                       "environments; a reference needs at least one")
         except QuestsInputError as exc:
-            err = exc
+            err = QuestsInputError(f"{label}: {exc}")
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     n_rows, n_frames = pcomm.bcast(n, comm)
     info = {"n_environments": n_rows, "n_frames": n_frames, "format": "descriptors"}
@@ -181,14 +182,14 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
         try:
             x, _ = _descriptor_file(path, k, cutoff, rows=slice(lo, hi))
         except QuestsInputError as exc:
-            err = exc
+            err = QuestsInputError(f"{label}: {exc}")
         pcomm.raise_if_any(err, comm, prefix=False)
         return SharedReference.from_shards(comm, x, layout="sharded"), info
     if comm.rank == 0:
         try:
             x, _ = _descriptor_file(path, k, cutoff)
         except QuestsInputError as exc:
-            err = exc
+            err = QuestsInputError(f"{label}: {exc}")
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     return SharedReference.from_root(comm, x, root=0, layout="shared"), info
 

@@ -53,7 +53,7 @@ def test_parallel_reader_on_comm_self_equals_serial(name):
     """One rank (MPI.COMM_SELF): the same frames, the same surface, the owner hook unused."""
     from mpi4py import MPI
 
-    from quests_hpc.parallel import ParallelDump
+    from quests_hpc.parallel.dump_reader import ParallelDump
 
     path = data(name)
     calls = []
