@@ -296,6 +296,25 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     dmax2 = _d_max(d_max)
     truncate = bool(np.isfinite(dmax2))
     cs = -0.5 / hs**2
+    M, S, dmin, nkept = _row_block_sums(y, x, hs, cs, bi, bj, dmax2, truncate)
+
+    with np.errstate(divide="ignore"):
+        log_s = np.log(S, out=S)  # in place: memory stays 2 * n_states * n_h * n_y
+    log_s += M
+    log_s = log_s[0]
+    n_dropped = np.zeros(y.shape[0], dtype=np.int64)
+    if truncate:
+        n_dropped = _keep_nearest(log_s, cs, dmin, nkept, x.shape[0])
+    out = log_s[0] if scalar else log_s
+    return (out, n_dropped) if return_dropped else out
+
+
+def _row_block_sums(y, x, hs, cs, bi, bj, dmax2, truncate):
+    """Shifted kernel sums ``M``, ``S`` (``log S = log(S) + M``) of ``log_kernel_sum``.
+
+    Also the truncation state: per row the smallest squared distance ``dmin`` and the
+    number of kept points ``nkept`` (shape ``(1, n_y)`` when ``truncate``, else ``(1, 1)``).
+    """
     n_y, n_x, n_h = y.shape[0], x.shape[0], hs.size
     mu = x.mean(axis=0)  # centring: see _kernel_sums (accuracy of |y|^2 + |x|^2 - 2 y.x)
     xc = x - mu
@@ -343,22 +362,22 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
         return work
 
     _run(len(row_starts), make_worker, nt)
+    return M, S, dmin, nkept
 
-    with np.errstate(divide="ignore"):
-        log_s = np.log(S, out=S)  # in place: memory stays 2 * n_states * n_h * n_y
-    log_s += M
-    log_s = log_s[0]
-    n_dropped = np.zeros(n_y, dtype=np.int64)
-    if truncate:
-        dmin = dmin.min(axis=0)
-        nkept = nkept.sum(axis=0)
-        empty = ~np.isfinite(log_s)  # no term within d_max: keep the nearest point only
-        if empty.any():
-            log_s[empty] = (cs[:, None] * dmin[None, :])[empty]
-            nkept[empty[0]] = 1
-        n_dropped = n_x - nkept
-    out = log_s[0] if scalar else log_s
-    return (out, n_dropped) if return_dropped else out
+
+def _keep_nearest(log_s, cs, dmin, nkept, n_x):
+    """Truncated ``log_s`` (``(n_h, n_y)``): fix rows without a term within ``d_max``.
+
+    Such a row keeps its nearest point only (``log_s = cs * dmin``, in place).  Returns
+    ``n_dropped`` per row (int64, shape ``(n_y,)``).
+    """
+    dmin = dmin.min(axis=0)
+    nkept = nkept.sum(axis=0)
+    empty = ~np.isfinite(log_s)  # no term within d_max: keep the nearest point only
+    if empty.any():
+        log_s[empty] = (cs[:, None] * dmin[None, :])[empty]
+        nkept[empty[0]] = 1
+    return n_x - nkept
 
 
 def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):

@@ -140,22 +140,7 @@ def _scan_range(src, a, b, where):
         while 0 <= j < want:
             at_line_start = buf[j - 1] == 10 if j > 0 else (pos == 0 or back[-1:] == b"\n")
             if at_line_start:
-                while True:
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            hdr = parse_header(buf, where, start=j)
-                        err = None
-                        break
-                    except HeaderIncomplete:
-                        more = src.read_at(pos + len(buf), 1 << 16)
-                        if not more:
-                            hdr, err = None, "incomplete"
-                            break
-                        buf += more
-                    except HeaderError as exc:
-                        hdr, err = None, exc
-                        break
+                hdr, err, buf = _header_at(src, buf, pos, j, where)
                 win = (back + buf[:j])[-2 * _BACK:] if j < 2 * _BACK else buf[j - 2 * _BACK:j]
                 p0, pre_lines = pre_item_start(win, len(win), at_bof=(pos + j - len(win) == 0))
                 if pre_lines and out["units"] is None:
@@ -166,28 +151,7 @@ def _scan_range(src, a, b, where):
                 nl_at += buf.count(b"\n", counted, j)  # incremental: linear in the chunk
                 counted = j
                 nlb = nl_at
-                if err == "incomplete":
-                    out["tail"] = dict(marker=pos + j, pre=pos + j - (len(win) - p0),
-                                       pre_lines=pre_lines, nl_before=nlb)
-                else:
-                    out["marker"].append(pos + j)
-                    out["pre"].append(pos + j - (len(win) - p0))
-                    out["pre_lines"].append(pre_lines)
-                    out["nl_before"].append(nlb)
-                    if err is None:
-                        if out["units"] is None and hdr.units is not None:
-                            out["units"] = hdr.units
-                        out["hdr_bytes"].append(hdr.header_bytes)
-                        out["hdr_lines"].append(hdr.header_lines)
-                        out["timestep"].append(hdr.timestep)
-                        out["natoms"].append(hdr.natoms)
-                        out["error"].append(None)
-                    else:
-                        out["hdr_bytes"].append(0)
-                        out["hdr_lines"].append(0)
-                        out["timestep"].append(-1 if err.timestep is None else err.timestep)
-                        out["natoms"].append(-1)
-                        out["error"].append((err.line, err.detail))
+                _record(out, pos + j, pos + j - (len(win) - p0), pre_lines, nlb, hdr, err)
             j = buf.find(MARKER, j + 1, want + m - 1)
         nl += buf.count(b"\n", 0, want)
         back = (back + buf[:want])[-_BACK:] if want < _BACK else buf[want - _BACK:want]
@@ -196,6 +160,53 @@ def _scan_range(src, a, b, where):
     out["nl"] = nl
     out["last_byte"] = back[-1:]
     return out
+
+
+def _header_at(src, buf, pos, j, where):
+    """Parse the header at ``buf[j]`` (``buf`` starts at file offset ``pos``).
+
+    Reads more of the file while the header is cut by the end of ``buf``.  Returns
+    ``(header, error, buf)``: ``error`` is None, a :class:`HeaderError` or ``"incomplete"``
+    (the data ends inside the header); ``buf`` is the possibly extended buffer.
+    """
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hdr = parse_header(buf, where, start=j)
+            return hdr, None, buf
+        except HeaderIncomplete:
+            more = src.read_at(pos + len(buf), 1 << 16)
+            if not more:
+                return None, "incomplete", buf
+            buf += more
+        except HeaderError as exc:
+            return None, exc, buf
+
+
+def _record(out, marker, pre, pre_lines, nlb, hdr, err):
+    """Add the frame whose marker is at file offset ``marker`` to the scan result ``out``."""
+    if err == "incomplete":
+        out["tail"] = dict(marker=marker, pre=pre, pre_lines=pre_lines, nl_before=nlb)
+        return
+    out["marker"].append(marker)
+    out["pre"].append(pre)
+    out["pre_lines"].append(pre_lines)
+    out["nl_before"].append(nlb)
+    if err is None:
+        if out["units"] is None and hdr.units is not None:
+            out["units"] = hdr.units
+        out["hdr_bytes"].append(hdr.header_bytes)
+        out["hdr_lines"].append(hdr.header_lines)
+        out["timestep"].append(hdr.timestep)
+        out["natoms"].append(hdr.natoms)
+        out["error"].append(None)
+    else:
+        out["hdr_bytes"].append(0)
+        out["hdr_lines"].append(0)
+        out["timestep"].append(-1 if err.timestep is None else err.timestep)
+        out["natoms"].append(-1)
+        out["error"].append((err.line, err.detail))
 
 
 def _assemble(path, compressed, size, mtime_ns, parts, data_size, head_hash, base=None):

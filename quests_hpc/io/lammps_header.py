@@ -243,101 +243,26 @@ def parse_header(data, where="", first_line=None, start=0):
         A malformed header (a :class:`~quests_hpc.errors.QuestsInputError`); its ``line``
         attribute is the line number (relative to ``first_line``, or to 1).
     """
-    pos = start
-    nline = 0
+    lines = _HeaderLines(data, start, first_line, where)
     items = {}
     skipped = []
-
-    def line_no():
-        return (1 if first_line is None else first_line) + nline - 1
-
-    def next_line():
-        nonlocal pos, nline
-        end = data.find(b"\n", pos)
-        if end < 0:
-            raise HeaderIncomplete()
-        text = data[pos:end].decode("ascii", "replace").strip()
-        pos = end + 1
-        nline += 1
-        return text
-
-    def value_line(item):
-        text = next_line()
-        if not text or text.startswith("ITEM:"):
-            _fail(where, line_no(), f"missing value after ITEM: {item}")
-        return text
-
     try:
         while True:
-            text = next_line()
+            text = lines.next_line()
             if not text:
                 continue
             if not text.startswith("ITEM:"):
-                _fail(where, line_no(), f"expected an ITEM: line in the frame header, got {text[:60]!r}")
+                _fail(where, lines.line_no(),
+                      f"expected an ITEM: line in the frame header, got {text[:60]!r}")
             item = text[5:].strip()
-            if item == "TIMESTEP":
-                v = value_line(item)
-                items["timestep"] = _int_value(v, "TIMESTEP", where, line_no())
-            elif item == "UNITS":
-                items["units"] = value_line(item)
-            elif item == "TIME":
-                v = value_line(item)
-                try:
-                    items["time"] = float(v.split()[0])
-                except ValueError:
-                    _fail(where, line_no(), f"TIME is not a number: {v!r}")
-            elif item == "NUMBER OF ATOMS":
-                v = value_line(item)
-                items["natoms"] = _int_value(v, "NUMBER OF ATOMS", where, line_no())
-            elif item.startswith("BOX BOUNDS"):
-                words = item.split()[2:]
-                flags = [w for w in words if _is_flag(w)]
-                labels = [w for w in words if not _is_flag(w)]
-                box_line = line_no()
-                rows = []
-                for _ in range(3):
-                    v = value_line("BOX BOUNDS")
-                    try:
-                        rows.append([float(t) for t in v.split()])
-                    except ValueError:
-                        _fail(where, line_no(), f"BOX BOUNDS line is not numeric: {v!r}")
-                if len({len(r) for r in rows}) != 1:
-                    _fail(where, line_no(), "BOX BOUNDS lines have different lengths")
-                if len(flags) == 3:
-                    boundary = tuple(f if len(f) == 2 else f * 2 for f in flags)
-                elif not flags:
-                    warnings.warn(f"{where}: BOX BOUNDS without boundary flags; assuming periodic "
-                                  "(pp pp pp)", DumpWarning, stacklevel=3)
-                    boundary = ("pp", "pp", "pp")
-                else:
-                    _fail(where, box_line, f"BOX BOUNDS needs 3 boundary flags, got {flags}")
-                cell, origin, style = box_from_bounds(labels, np.array(rows), where, box_line)
-                items["box"] = (cell, origin, style, boundary)
-            elif item.startswith("ATOMS"):
-                cols = tuple(item.split()[1:])
-                if "natoms" not in items or "box" not in items or "timestep" not in items:
-                    missing = [k for k, n in (("timestep", "TIMESTEP"), ("natoms", "NUMBER OF ATOMS"),
-                                              ("box", "BOX BOUNDS")) if k not in items]
-                    _fail(where, line_no(), "frame header lacks ITEM: " + ", ".join(
-                        {"timestep": "TIMESTEP", "natoms": "NUMBER OF ATOMS", "box": "BOX BOUNDS"}[m]
-                        for m in missing))
-                if not cols:
-                    cols = None
-                items["columns"] = cols
+            if item.startswith("ATOMS"):
+                items["columns"] = _atoms_columns(item, items, where, lines.line_no())
                 break
-            else:
+            if not _read_item(lines, item, items):
                 skipped.append(item)
                 warnings.warn(f"{where}: skipping unknown section ITEM: {item}", DumpWarning,
                               stacklevel=3)
-                # skip its lines up to the next ITEM: line
-                while True:
-                    nxt = data.find(b"\n", pos)
-                    if nxt < 0:
-                        raise HeaderIncomplete()
-                    if data.startswith(b"ITEM:", pos):
-                        break
-                    pos = nxt + 1
-                    nline += 1
+                lines.skip_section()
     except HeaderError as exc:  # keep what was read: the timestep names the frame
         exc.timestep = items.get("timestep")
         raise
@@ -346,7 +271,122 @@ def parse_header(data, where="", first_line=None, start=0):
         timestep=items["timestep"], natoms=items["natoms"], cell=cell, origin=origin,
         pbc=np.array([b == "pp" for b in boundary]), boundary=boundary, box_style=style,
         columns=items["columns"], units=items.get("units"), time=items.get("time"),
-        header_bytes=pos - start, header_lines=nline, skipped_items=tuple(skipped))
+        header_bytes=lines.pos - start, header_lines=lines.nline, skipped_items=tuple(skipped))
+
+
+class _HeaderLines:
+    """Cursor over the lines of a frame header: offset ``pos``, lines read ``nline``."""
+
+    __slots__ = ("data", "pos", "nline", "first_line", "where")
+
+    def __init__(self, data, start, first_line, where):
+        self.data = data
+        self.pos = start
+        self.nline = 0
+        self.first_line = first_line
+        self.where = where
+
+    def line_no(self):
+        """File line number of the line read last (for error messages)."""
+        return (1 if self.first_line is None else self.first_line) + self.nline - 1
+
+    def next_line(self):
+        """The next line, stripped; :class:`HeaderIncomplete` where the data ends first."""
+        end = self.data.find(b"\n", self.pos)
+        if end < 0:
+            raise HeaderIncomplete()
+        text = self.data[self.pos:end].decode("ascii", "replace").strip()
+        self.pos = end + 1
+        self.nline += 1
+        return text
+
+    def value_line(self, item):
+        """The value line of ``ITEM: item`` (an error if it is empty or another item)."""
+        text = self.next_line()
+        if not text or text.startswith("ITEM:"):
+            _fail(self.where, self.line_no(), f"missing value after ITEM: {item}")
+        return text
+
+    def skip_section(self):
+        """Skip the lines of an unknown section up to the next ``ITEM:`` line."""
+        data = self.data
+        while True:
+            nxt = data.find(b"\n", self.pos)
+            if nxt < 0:
+                raise HeaderIncomplete()
+            if data.startswith(b"ITEM:", self.pos):
+                break
+            self.pos = nxt + 1
+            self.nline += 1
+
+
+def _read_item(lines, item, items):
+    """Read the value lines of a known header ``item`` into ``items``; False if unknown."""
+    where = lines.where
+    if item == "TIMESTEP":
+        v = lines.value_line(item)
+        items["timestep"] = _int_value(v, "TIMESTEP", where, lines.line_no())
+    elif item == "UNITS":
+        items["units"] = lines.value_line(item)
+    elif item == "TIME":
+        v = lines.value_line(item)
+        try:
+            items["time"] = float(v.split()[0])
+        except ValueError:
+            _fail(where, lines.line_no(), f"TIME is not a number: {v!r}")
+    elif item == "NUMBER OF ATOMS":
+        v = lines.value_line(item)
+        items["natoms"] = _int_value(v, "NUMBER OF ATOMS", where, lines.line_no())
+    elif item.startswith("BOX BOUNDS"):
+        items["box"] = _box_item(lines, item)
+    else:
+        return False
+    return True
+
+
+def _box_item(lines, item):
+    """``(cell, origin, style, boundary)`` of ``ITEM: BOX BOUNDS ...`` and its 3 lines."""
+    where = lines.where
+    words = item.split()[2:]
+    flags = [w for w in words if _is_flag(w)]
+    labels = [w for w in words if not _is_flag(w)]
+    box_line = lines.line_no()
+    rows = []
+    for _ in range(3):
+        v = lines.value_line("BOX BOUNDS")
+        try:
+            rows.append([float(t) for t in v.split()])
+        except ValueError:
+            _fail(where, lines.line_no(), f"BOX BOUNDS line is not numeric: {v!r}")
+    if len({len(r) for r in rows}) != 1:
+        _fail(where, lines.line_no(), "BOX BOUNDS lines have different lengths")
+    if len(flags) == 3:
+        boundary = tuple(f if len(f) == 2 else f * 2 for f in flags)
+    elif not flags:
+        # stacklevel 5: _box_item < _read_item < parse_header < its caller < that one's caller
+        # (the frame parse_header's own stacklevel=3 names)
+        warnings.warn(f"{where}: BOX BOUNDS without boundary flags; assuming periodic "
+                      "(pp pp pp)", DumpWarning, stacklevel=5)
+        boundary = ("pp", "pp", "pp")
+    else:
+        _fail(where, box_line, f"BOX BOUNDS needs 3 boundary flags, got {flags}")
+    cell, origin, style = box_from_bounds(labels, np.array(rows), where, box_line)
+    return cell, origin, style, boundary
+
+
+def _atoms_columns(item, items, where, line_no):
+    """Column names of ``ITEM: ATOMS ...`` (None if it names none), after the checks that
+    TIMESTEP, NUMBER OF ATOMS and BOX BOUNDS came before it."""
+    cols = tuple(item.split()[1:])
+    if "natoms" not in items or "box" not in items or "timestep" not in items:
+        missing = [k for k, n in (("timestep", "TIMESTEP"), ("natoms", "NUMBER OF ATOMS"),
+                                  ("box", "BOX BOUNDS")) if k not in items]
+        _fail(where, line_no, "frame header lacks ITEM: " + ", ".join(
+            {"timestep": "TIMESTEP", "natoms": "NUMBER OF ATOMS", "box": "BOX BOUNDS"}[m]
+            for m in missing))
+    if not cols:
+        cols = None
+    return cols
 
 
 def pre_item_start(data, marker, at_bof=True):

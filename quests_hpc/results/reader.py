@@ -162,89 +162,116 @@ def _holder(path):
 
 def describe(path, max_frames=20):
     """A human-readable summary of a results file (the ``quests-hpc info`` text)."""
-    lines = []
     with open_results(path) as f:
-        a = f.attrs
         names = frame_names(f)
-        done = complete_frames(f)
-        refs = json.loads(a.get("references", "[]"))
-        lines.append(f"{path}: {L.FORMAT} v{a.get('format_version')}, written by quests-hpc "
-                     f"{a.get('quests_hpc_version')} ({a.get('writer')} writer, "
-                     f"{a.get('mpi_size')} rank(s)), created {a.get('created')}")
-        lines.append(f"  campaign: {a.get('campaign_name', '-')}; frames complete: "
-                     f"{len(done)}/{len(names)}; campaign complete: {bool(a.get('complete'))}")
-        holder = _holder(path)
-        if holder:
-            lines.append(f"  in use by a run now ({holder}): it may still change")
-        lines.append(f"  k = {a.get('k')}, cutoff = {a.get('cutoff')} A, bandwidths = "
-                     f"{np.asarray(a.get('bandwidths')).tolist()} 1/A, novelty threshold "
-                     f"dH > {a.get('threshold')}")
-        for r in refs:
-            lines.append(f"  reference {r['name']}: {r['path']} ({r['n_environments']} "
-                         f"environments, sha256 {r['sha256'][:16]}...)")
-        soft = json.loads(a.get("software", "{}"))
-        if soft:
-            lines.append("  software: " + ", ".join(f"{k} {v}" for k, v in soft.items()))
-        t = read_table(f, "summary/frames")
-        if names:
-            lines.append("")
-            head = f"  {'frame':<24}{'timestep':>10}{'natoms':>10}{'done':>6}{'wall s':>9}"
-            has_dh = t is not None and "dh_mean" in t
-            if has_dh:
-                head += f"{'novel %':>9}{'dH mean':>10}{'dH min':>10}{'dH max':>10}"
-            if t is not None and "entropy" in t:
-                head += f"{'H':>9}"
-            lines.append(head + ("   (first reference, first bandwidth)" if has_dh else ""))
-            for i, n in enumerate(names[:max_frames]):
-                g = f["frames"][n]
-                row = (f"  {n:<24}{int(g.attrs['timestep']):>10}{int(g.attrs['natoms']):>10}"
-                       f"{'yes' if g.attrs['complete'] else 'no':>6}"
-                       f"{float(g.attrs['wall_time']):>9.2f}")
-                if has_dh:
-                    row += (f"{100 * t['novelty'][i, 0, 0]:>9.2f}{t['dh_mean'][i, 0, 0]:>10.3f}"
-                            f"{t['dh_min'][i, 0, 0]:>10.3f}{t['dh_max'][i, 0, 0]:>10.3f}")
-                if t is not None and "entropy" in t:
-                    row += f"{t['entropy'][i, 0]:>9.4f}"
-                lines.append(row)
-            if len(names) > max_frames:
-                lines.append(f"  ... {len(names) - max_frames} more frames")
-            if names:
-                g = f["frames"][names[0]]
-                lines.append("  per-frame datasets: " + ", ".join(
-                    f"{k} {g[k].shape} {g[k].dtype}" for k in g))
-        o = read_table(f, "summary/overlap")
-        if o is not None and bool(o["attrs"].get("complete")):
-            lines.append("")
-            lines.append("  overlap table (fraction of environments with dH <= threshold):")
-            ins = [_text(v) for v in o["attrs"]["inputs"]]
-            rs = [_text(v) for v in o["attrs"]["references"]]
-            hs = np.asarray(o["attrs"]["bandwidths"])
-            for i, iname in enumerate(ins):
-                for j, rname in enumerate(rs):
-                    vals = ", ".join(f"h={h:g}: {o['overlap'][i, j, b]:.4f}"
-                                     for b, h in enumerate(hs))
-                    lines.append(f"    {iname} vs {rname} ({int(o['n_atoms'][i, j, 0])} "
-                                 f"environments): {vals}")
-        lc = read_table(f, "learning_curve")
-        if lc is not None and bool(lc["attrs"].get("complete")):
-            lines.append("")
-            lines.append(f"  learning curve of {_text(lc['attrs']['dataset'])} "
-                         f"({int(lc['attrs']['repeats'])} repeats):")
-            hs = np.asarray(lc["attrs"]["bandwidths"])
-            for b, h in enumerate(hs):
-                pts = ", ".join(f"{int(n)}: {m:.3f}" for n, m in zip(lc["sizes"], lc["mean"][b]))
-                lines.append(f"    h={h:g}: H(N) = {pts}")
-                a_, b_, c_ = lc["fit"][b]
-                lines.append(f"      fit a - b exp(-c (log N)^2): a = {a_:.4f}, b = {b_:.4f}, "
-                             f"c = {c_:.4g} (rmse {lc['fit_rmse'][b]:.3g}); information gap "
-                             f"at the largest N: {lc['information_gap'][b, -1]:.4f} nats")
-                if np.isfinite(a_) and a_ > math.log(float(np.max(lc["sizes"]))) + 1.0:
-                    # H(N) <= log N for every subset: an asymptote far above log N_max is
-                    # an extrapolation the fitted points do not support.
-                    lines.append("      warning: the asymptote is not determined by these "
-                                 "points (a > log N_max + 1): the curve has not levelled off "
-                                 "within the fitted range; use more sizes (learning_curve.num)")
+        lines = _describe_file(f, path, names)
+        lines += _describe_frames(f, names, max_frames)
+        lines += _describe_overlap(f)
+        lines += _describe_learning_curve(f)
     return "\n".join(lines)
+
+
+def _describe_file(f, path, names):
+    """``describe``: the file's attributes (writer, campaign, parameters, references)."""
+    lines = []
+    a = f.attrs
+    done = complete_frames(f)
+    refs = json.loads(a.get("references", "[]"))
+    lines.append(f"{path}: {L.FORMAT} v{a.get('format_version')}, written by quests-hpc "
+                 f"{a.get('quests_hpc_version')} ({a.get('writer')} writer, "
+                 f"{a.get('mpi_size')} rank(s)), created {a.get('created')}")
+    lines.append(f"  campaign: {a.get('campaign_name', '-')}; frames complete: "
+                 f"{len(done)}/{len(names)}; campaign complete: {bool(a.get('complete'))}")
+    holder = _holder(path)
+    if holder:
+        lines.append(f"  in use by a run now ({holder}): it may still change")
+    lines.append(f"  k = {a.get('k')}, cutoff = {a.get('cutoff')} A, bandwidths = "
+                 f"{np.asarray(a.get('bandwidths')).tolist()} 1/A, novelty threshold "
+                 f"dH > {a.get('threshold')}")
+    for r in refs:
+        lines.append(f"  reference {r['name']}: {r['path']} ({r['n_environments']} "
+                     f"environments, sha256 {r['sha256'][:16]}...)")
+    soft = json.loads(a.get("software", "{}"))
+    if soft:
+        lines.append("  software: " + ", ".join(f"{k} {v}" for k, v in soft.items()))
+    return lines
+
+
+def _describe_frames(f, names, max_frames):
+    """``describe``: the frame table (first ``max_frames`` frames) and per-frame datasets."""
+    lines = []
+    t = read_table(f, "summary/frames")
+    if not names:
+        return lines
+    lines.append("")
+    head = f"  {'frame':<24}{'timestep':>10}{'natoms':>10}{'done':>6}{'wall s':>9}"
+    has_dh = t is not None and "dh_mean" in t
+    if has_dh:
+        head += f"{'novel %':>9}{'dH mean':>10}{'dH min':>10}{'dH max':>10}"
+    if t is not None and "entropy" in t:
+        head += f"{'H':>9}"
+    lines.append(head + ("   (first reference, first bandwidth)" if has_dh else ""))
+    for i, n in enumerate(names[:max_frames]):
+        g = f["frames"][n]
+        row = (f"  {n:<24}{int(g.attrs['timestep']):>10}{int(g.attrs['natoms']):>10}"
+               f"{'yes' if g.attrs['complete'] else 'no':>6}"
+               f"{float(g.attrs['wall_time']):>9.2f}")
+        if has_dh:
+            row += (f"{100 * t['novelty'][i, 0, 0]:>9.2f}{t['dh_mean'][i, 0, 0]:>10.3f}"
+                    f"{t['dh_min'][i, 0, 0]:>10.3f}{t['dh_max'][i, 0, 0]:>10.3f}")
+        if t is not None and "entropy" in t:
+            row += f"{t['entropy'][i, 0]:>9.4f}"
+        lines.append(row)
+    if len(names) > max_frames:
+        lines.append(f"  ... {len(names) - max_frames} more frames")
+    g = f["frames"][names[0]]
+    lines.append("  per-frame datasets: " + ", ".join(
+        f"{k} {g[k].shape} {g[k].dtype}" for k in g))
+    return lines
+
+
+def _describe_overlap(f):
+    """``describe``: the overlap table, if complete."""
+    lines = []
+    o = read_table(f, "summary/overlap")
+    if o is not None and bool(o["attrs"].get("complete")):
+        lines.append("")
+        lines.append("  overlap table (fraction of environments with dH <= threshold):")
+        ins = [_text(v) for v in o["attrs"]["inputs"]]
+        rs = [_text(v) for v in o["attrs"]["references"]]
+        hs = np.asarray(o["attrs"]["bandwidths"])
+        for i, iname in enumerate(ins):
+            for j, rname in enumerate(rs):
+                vals = ", ".join(f"h={h:g}: {o['overlap'][i, j, b]:.4f}"
+                                 for b, h in enumerate(hs))
+                lines.append(f"    {iname} vs {rname} ({int(o['n_atoms'][i, j, 0])} "
+                             f"environments): {vals}")
+    return lines
+
+
+def _describe_learning_curve(f):
+    """``describe``: the learning curve and its fit, if complete."""
+    lines = []
+    lc = read_table(f, "learning_curve")
+    if lc is not None and bool(lc["attrs"].get("complete")):
+        lines.append("")
+        lines.append(f"  learning curve of {_text(lc['attrs']['dataset'])} "
+                     f"({int(lc['attrs']['repeats'])} repeats):")
+        hs = np.asarray(lc["attrs"]["bandwidths"])
+        for b, h in enumerate(hs):
+            pts = ", ".join(f"{int(n)}: {m:.3f}" for n, m in zip(lc["sizes"], lc["mean"][b]))
+            lines.append(f"    h={h:g}: H(N) = {pts}")
+            a_, b_, c_ = lc["fit"][b]
+            lines.append(f"      fit a - b exp(-c (log N)^2): a = {a_:.4f}, b = {b_:.4f}, "
+                         f"c = {c_:.4g} (rmse {lc['fit_rmse'][b]:.3g}); information gap "
+                         f"at the largest N: {lc['information_gap'][b, -1]:.4f} nats")
+            if np.isfinite(a_) and a_ > math.log(float(np.max(lc["sizes"]))) + 1.0:
+                # H(N) <= log N for every subset: an asymptote far above log N_max is
+                # an extrapolation the fitted points do not support.
+                lines.append("      warning: the asymptote is not determined by these "
+                             "points (a > log N_max + 1): the curve has not levelled off "
+                             "within the fitted range; use more sizes (learning_curve.num)")
+    return lines
 
 
 def _equal(x, y, atol, rtol):
