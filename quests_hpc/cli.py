@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import os
 import sys
-import time
 import traceback
 import warnings
 
@@ -579,18 +578,18 @@ def _fail(comm, exc):
     message from rank 0 and a clean exit.  Otherwise -> the failing rank prints its
     message with its rank number and aborts every rank.
     """
+    from .parallel.comm import barrier_or_abort
+
     if comm.size == 1:
         return _fail_serial(exc)
     code, text = _report(exc)
-    req = comm.Ibarrier()
-    deadline = time.monotonic() + ERROR_SYNC_SECONDS
-    while not req.Test():
-        if time.monotonic() > deadline:
-            sys.stderr.write(f"[rank {comm.rank}] {text}\n[rank {comm.rank}] other ranks did "
-                             "not fail with it: aborting all ranks\n")
-            sys.stderr.flush()
-            comm.Abort(code)
-        time.sleep(0.01)
+
+    def alone():
+        sys.stderr.write(f"[rank {comm.rank}] {text}\n[rank {comm.rank}] other ranks did "
+                         "not fail with it: aborting all ranks\n")
+        sys.stderr.flush()
+
+    barrier_or_abort(comm, ERROR_SYNC_SECONDS, code, on_timeout=alone)
     if comm.rank == 0:
         print(text, file=sys.stderr, flush=True)
     return code

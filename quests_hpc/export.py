@@ -31,6 +31,7 @@ from mpi4py import MPI
 from . import geometry
 from ._export_kernels import FLOAT, INT, MAX_INT_WIDTH, STRING, compact_rows, format_rows
 from .errors import QuestsInputError
+from .parallel import comm as pcomm
 from .parallel.comm import require_comm
 from .results.writer import ResultsIOError
 from .threads import get_num_threads
@@ -163,7 +164,7 @@ def lammps_box(cell, pbc, origin=None):
 
 
 def _comm_sizes(comm, n):
-    counts = comm.allgather(int(n))
+    counts = pcomm.allgather(int(n), comm)
     return comm.rank, comm.size, int(sum(counts)), int(sum(counts[:comm.rank]))
 
 
@@ -173,11 +174,8 @@ def _complete_cell_global(cell, pbc, positions, comm):
     pbc = geometry.as_pbc(pbc)
     lo = positions.min(axis=0) if len(positions) else np.full(3, np.inf)
     hi = positions.max(axis=0) if len(positions) else np.full(3, -np.inf)
-    if comm.size > 1:
-        glo, ghi = np.empty(3), np.empty(3)
-        comm.Allreduce(np.ascontiguousarray(lo, dtype=np.float64), glo, op=MPI.MIN)
-        comm.Allreduce(np.ascontiguousarray(hi, dtype=np.float64), ghi, op=MPI.MAX)
-        lo, hi = glo, ghi
+    lo = pcomm.allreduce(np.asarray(lo, dtype=np.float64), "min", comm)
+    hi = pcomm.allreduce(np.asarray(hi, dtype=np.float64), "max", comm)
     origin = np.zeros(3)
     for a in range(3):
         if not pbc[a] and np.linalg.norm(c[a]) == 0:
@@ -367,7 +365,7 @@ def _gzip_piece(data, first, last, comm, level=GZIP_LEVEL):
     raw = memoryview(np.ascontiguousarray(data)).cast("B")
     out = _deflate_chunks(raw, last, level, get_num_threads())
     crc = zlib.crc32(raw)
-    crcs = [(crc, len(raw))] if comm is None else comm.allgather((crc, len(raw)))
+    crcs = pcomm.allgather((crc, len(raw)), comm)
     if first:
         out = _GZIP_HEADER + out
     if last:
@@ -393,7 +391,7 @@ def _write_file(f, data):
 
 def _write_at(fh, offset, buf):
     """``MPI.File.Write_at_all`` (a seam for tests: a full disk)."""
-    fh.Write_at_all(offset, buf)
+    pcomm.file_write_at_all(fh, offset, buf)
 
 
 def _discard(path):
@@ -432,8 +430,7 @@ def write_parts(path, header, body, comm, compress=False):
     data = np.concatenate([header, body]) if header is not None else np.ascontiguousarray(body)
     serial = require_comm(comm, "write_parts").size == 1
     if compress:
-        data = _gzip_piece(data, serial or comm.rank == 0, serial or comm.rank == comm.size - 1,
-                           None if serial else comm)
+        data = _gzip_piece(data, comm.rank == 0, comm.rank == comm.size - 1, comm)
     if serial:
         tmp = _temp_name(path)
         try:
@@ -448,17 +445,17 @@ def write_parts(path, header, body, comm, compress=False):
 
 
 def _write_parts_mpi(path, data, comm):
-    sizes = comm.allgather(len(data))
+    sizes = pcomm.allgather(len(data), comm)
     offset = int(sum(sizes[:comm.rank]))
     calls = max(1, max(-(-s // _MAX_WRITE) for s in sizes))
     tmp = None
     if comm.rank == 0:
         tmp = _temp_name(path)
         _discard(tmp)  # MODE_CREATE does not truncate
-    tmp = comm.bcast(tmp, root=0)
+    tmp = pcomm.bcast(tmp, comm, root=0)
     err, fh = None, None
     try:
-        fh = MPI.File.Open(comm, tmp, MPI.MODE_WRONLY | MPI.MODE_CREATE)
+        fh = pcomm.file_create(tmp, comm)
     except (MPI.Exception, OSError) as exc:
         err = _why(exc)
     if fh is not None:
@@ -470,19 +467,21 @@ def _write_parts_mpi(path, data, comm):
             except (MPI.Exception, OSError) as exc:
                 err = err or _why(exc)
         try:
-            fh.Close()
+            pcomm.file_close(fh)
         except (MPI.Exception, OSError) as exc:
             err = err or _why(exc)
-    errs = [e for e in comm.allgather(err) if e]
-    if comm.rank == 0:
-        if errs:
+    try:
+        pcomm.raise_if_any(None if err is None else _write_failed(path, err), comm,
+                           prefix=False, keep=(ResultsIOError,))
+    except ResultsIOError:
+        if comm.rank == 0:
             _discard(tmp)
-        else:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                _discard(tmp)
-                errs = [_why(exc)]
-    errs = comm.bcast(errs, root=0)
-    if errs:
-        raise _write_failed(path, errs[0])
+        raise
+    err = None
+    if comm.rank == 0:
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            _discard(tmp)
+            err = _write_failed(path, _why(exc))
+    pcomm.raise_if_any(err, comm, prefix=False, root=0, keep=(ResultsIOError,))

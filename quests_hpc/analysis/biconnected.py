@@ -15,8 +15,7 @@ skipped and counted as such, so the cost stays bounded.
 from dataclasses import dataclass
 
 import numpy as np
-from mpi4py import MPI
-
+from ..parallel.comm import allreduce
 from . import _cluster_kernels as K
 from .common import route_by_key, size_histogram, unique_rows
 
@@ -125,10 +124,10 @@ def biconnected_summary(comm, edge_label, edge_cluster_size, a_ids, b_ids, max_s
     (_, r_lo, r_hi), _, _, _ = route_by_key(comm, lab, lo, hi)
     comp = biconnected_component_sizes(r_lo, r_hi)  # clusters are disjoint: one pass
     skipped = cluster_sizes[cluster_sizes > max_size]
-    n_comp = comm.allreduce(len(comp))
-    largest = comm.allreduce(int(comp.max()) if len(comp) else 0, op=MPI.MAX)
-    n_skipped = comm.allreduce(len(skipped))
-    largest_skipped = comm.allreduce(int(skipped.max()) if len(skipped) else 0, op=MPI.MAX)
+    n_comp, n_skipped = allreduce(np.array([len(comp), len(skipped)], np.int64), "sum", comm)
+    largest, largest_skipped = allreduce(np.array([comp.max() if len(comp) else 0,
+                                                   skipped.max() if len(skipped) else 0],
+                                                  np.int64), "max", comm)
     sizes, counts = size_histogram(comm, comp)
     return BiconnectedSummary(
         max_size=int(max_size), largest=int(largest), n_components=int(n_comp), sizes=sizes,

@@ -35,6 +35,7 @@ import os
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
 from ..results import layout as L
 from . import nucleation as N
 from . import results_io as rio
@@ -82,7 +83,7 @@ def cluster_analysis(path, *, comm, threshold=0.0, r_edge=3.0, column=None,
         Not a results file, no complete frame, frames without dH, bad parameters.
     """
     threshold, r_edge, bic = check_cluster_parameters(threshold, r_edge, biconnected_max_size)
-    names = comm.bcast(root_call(comm, rio.analysed_frames, path, frames), root=0)
+    names = pcomm.bcast(root_call(comm, rio.analysed_frames, path, frames), comm, root=0)
     rows = {k: [] for k in CLUSTER_COLUMNS + ("novelty",)}
     hists, label = [], None
     for name in names:
@@ -173,7 +174,8 @@ def nucleation_analysis(path, *, comm, t_melt, dh_melt, gamma_sl, gamma_range, a
         ``n_star_lo``, ``n_star_hi``, and ``fit`` (a dict, or None when the fit is off
         or impossible, with ``fit_error`` saying why).
     """
-    tab = comm.bcast(root_call(comm, rio.read_analysis_table, path, L.CLUSTERS_TABLE), root=0)
+    tab = pcomm.bcast(root_call(comm, rio.read_analysis_table, path, L.CLUSTERS_TABLE), comm,
+                      root=0)
     if tab is None:
         raise QuestsInputError(f"{path}: no cluster analysis (/{L.analysis_path(L.CLUSTERS_TABLE)}"
                                "); run the cluster analysis first")
@@ -278,7 +280,7 @@ def run_analyses(path, analysis, comm, out=None):
                                         elements=e["elements"])
     if p is not None and p["enabled"]:
         files = root_call(comm, plot_results, path, p["directory"], p["formats"])
-        res["plots"] = comm.bcast(files, root=0)
+        res["plots"] = pcomm.bcast(files, comm, root=0)
     if out is not None and comm.rank == 0:
         for f in res["plots"]:
             out(f"picture: {f}")

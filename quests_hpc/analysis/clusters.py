@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import geometry
 from ..errors import QuestsInputError
-from ..parallel.comm import alltoallv_rows, gather_rows, require_comm
+from ..parallel.comm import allgather, alltoallv_rows, gather_rows, raise_if_any, require_comm
 from ..parallel.decomposition import build_grid
 from ..parallel.halo import ghost_targets, shifted_positions
 from . import _cluster_kernels as K
@@ -143,7 +143,7 @@ def _merge_components(comm, pairs, root=0):
     Every rank's links name its own component first, so the returned labels -- the
     smallest label of each merged set -- are exactly what the rank needs.
     """
-    counts = np.array(comm.allgather(len(pairs)), dtype=np.int64)
+    counts = np.array(allgather(len(pairs), comm), dtype=np.int64)
     allp = gather_rows(pairs, comm, root)
     final = None
     if comm.rank == root:
@@ -252,17 +252,16 @@ def find_clusters(ids, positions, dh, cell, pbc, *, comm, threshold=DEFAULT_THRE
 
 def _checked_nodes(comm, ids, positions, dh, threshold):
     """Checked arrays, the node mask and the global atom and node counts (collective:
-    one allgather for the input check and the counts)."""
+    the input check, shared by every rank, then one allgather of the counts)."""
     err, node = None, None
     try:
         ids, positions, dh = _check_arrays(ids, positions, dh)
         node = dh <= threshold
     except QuestsInputError as exc:
         err = exc
-    info = comm.allgather((None if err is None else str(err), len(np.atleast_1d(ids)),
-                           0 if node is None else int(node.sum())))
-    _raise_first(err, info)
-    return ids, positions, node, sum(i[1] for i in info), sum(i[2] for i in info)
+    raise_if_any(err, comm)
+    info = allgather((len(ids), int(node.sum())), comm)
+    return ids, positions, node, sum(i[0] for i in info), sum(i[1] for i in info)
 
 
 class _Halo:
@@ -323,8 +322,8 @@ def _merged_labels(comm, rep, pairs):
 
 
 class _ClusterSizes:
-    """Cluster sizes: every label's counts summed on rank ``label % size``; one gather of
-    the statistics (which also refuses duplicate atom ids) (collective)."""
+    """Cluster sizes: every label's counts summed on rank ``label % size``; duplicate
+    atom ids refused on every rank, then one gather of the statistics (collective)."""
 
     def __init__(self, comm, labels, own_ids):
         self.uniq, local_counts = np.unique(labels, return_counts=True)
@@ -344,13 +343,13 @@ class _ClusterSizes:
         c_sizes = self.sizes_here
         big = int(c_sizes.max()) if len(c_sizes) else 0
         v, c = np.unique(c_sizes, return_counts=True)
-        stats = comm.allgather((None if err is None else str(err), len(c_labels), big,
-                                int(c_labels[c_sizes == big].min()) if big else 0, v, c))
-        _raise_first(err, stats)
-        self.n_clusters = int(sum(st[1] for st in stats))
-        self.largest = int(max(st[2] for st in stats))
-        self.largest_label = int(min(st[3] for st in stats if st[2] == self.largest))
-        self.sizes, self.counts = _merge_histograms([(st[4], st[5]) for st in stats])
+        raise_if_any(err, comm)
+        stats = allgather((len(c_labels), big, int(c_labels[c_sizes == big].min()) if big else 0,
+                           v, c), comm)
+        self.n_clusters = int(sum(st[0] for st in stats))
+        self.largest = int(max(st[1] for st in stats))
+        self.largest_label = int(min(st[2] for st in stats if st[1] == self.largest))
+        self.sizes, self.counts = _merge_histograms([(st[3], st[4]) for st in stats])
 
     def size_of_each(self, comm, labels):
         """Size of each owned node's cluster, from the label's home rank (collective)."""
@@ -359,15 +358,6 @@ class _ClusterSizes:
         sz_uniq = np.empty_like(sz_sorted)
         sz_uniq[self.order] = sz_sorted
         return sz_uniq[np.searchsorted(self.uniq, labels)]
-
-
-def _raise_first(err, gathered):
-    """Raise this rank's error, else the first failing rank's (gathered[r][0] = message)."""
-    if err is not None:
-        raise err
-    for r, g in enumerate(gathered):
-        if g[0] is not None:
-            raise QuestsInputError(f"(from rank {r}) {g[0]}")
 
 
 def _merge_histograms(parts):

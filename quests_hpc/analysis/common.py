@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import geometry
 from ..errors import QuestsInputError
-from ..parallel.comm import alltoallv_rows, collective_errors, raise_if_any
+from ..parallel.comm import allgather, alltoallv_rows, collective_errors, raise_if_any
 
 
 def root_call(comm, fn, *args):
@@ -150,7 +150,7 @@ def size_histogram(comm, sizes):
         Distinct sizes (ascending) and how many clusters have each; same on all ranks.
     """
     v, c = np.unique(np.asarray(sizes, dtype=np.int64), return_counts=True)
-    parts = comm.allgather((v, c))
+    parts = allgather((v, c), comm)
     allv = np.concatenate([p[0] for p in parts]).astype(np.int64)
     allc = np.concatenate([p[1] for p in parts]).astype(np.int64)
     if len(allv) == 0:

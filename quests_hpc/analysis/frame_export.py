@@ -11,6 +11,7 @@ import os
 
 from ..errors import QuestsInputError
 from ..export import export_frame
+from ..parallel import comm as pcomm
 from ..results.writer import ResultsIOError
 from . import results_io as rio
 from .common import root_call
@@ -25,13 +26,13 @@ def export_results(path, directory, *, comm, frames=None, fmt="lammps-dump", com
 
     Returns the list of files written (on every rank).
     """
-    names = comm.bcast(root_call(comm, rio.analysed_frames, path, frames), root=0)
+    names = pcomm.bcast(root_call(comm, rio.analysed_frames, path, frames), comm, root=0)
     root_call(comm, _make_export_dir, directory)
     ext = (".lammpstrj" if fmt == "lammps-dump" else ".xyz") + (".gz" if compress else "")
-    io_error = comm.bcast(root_call(comm, _claim_export_files, path, directory,
-                                    [n + ext for n in names]), root=0)
-    if io_error:  # a full disk is not bad input: exit status 1, on every rank
-        raise ResultsIOError(io_error)
+    io_error = root_call(comm, _claim_export_files, path, directory, [n + ext for n in names])
+    # a full disk is not bad input: exit status 1, on every rank
+    pcomm.raise_if_any(ResultsIOError(io_error) if io_error else None, comm, prefix=False,
+                       root=0, keep=(ResultsIOError,))
     written = []
     for name in names:
         share = rio.read_frame_share(path, name, comm, column)

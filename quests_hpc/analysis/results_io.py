@@ -13,7 +13,7 @@ Everything taking ``comm`` is collective.
 import numpy as np
 
 from ..errors import QuestsInputError
-from ..parallel.comm import even_bounds, raise_if_any
+from ..parallel.comm import allreduce, even_bounds, raise_if_any
 from ..parallel.dump_reader import ParallelDump
 from ..results import ResultsWriter
 from ..results import layout as L
@@ -121,7 +121,7 @@ def read_frame_share(path, name, comm, column=None):
     except QuestsInputError as exc:
         err = exc
     raise_if_any(err, comm)
-    has_pos = comm.allreduce(out["positions"] is not None or out["natoms"] == 0)
+    has_pos = allreduce(int(out["positions"] is not None or out["natoms"] == 0), "sum", comm)
     if has_pos != size:
         _positions_from_source(path, name, out, comm)
     return out
@@ -140,14 +140,14 @@ def _positions_from_source(path, name, share, comm):
         raise QuestsInputError(f"{src}: frame {idx} has {fr.natoms} atoms, the results file "
                                f"{share['natoms']} (frame {name}); the dump changed?")
     same = np.array_equal(fr.ids, share["ids"])
-    if comm.allreduce(int(same)) == comm.size:
+    if allreduce(int(same), "sum", comm) == comm.size:
         share["positions"] = fr.positions
         if share["types"] is None and fr.types is not None:
             share["types"] = fr.types.astype(np.int64)
         return
     share["positions"] = np.stack([lookup_by_id(comm, fr.ids, np.ascontiguousarray(
         fr.positions[:, a]), share["ids"]) for a in range(3)], axis=1)
-    if share["types"] is None and comm.allreduce(int(fr.types is not None)) == comm.size:
+    if share["types"] is None and allreduce(int(fr.types is not None), "sum", comm) == comm.size:
         share["types"] = lookup_by_id(comm, fr.ids, fr.types.astype(np.int64), share["ids"])
 
 

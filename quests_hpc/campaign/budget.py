@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
 
 #: Bytes per owned + ghost/image point on a rank (measured 170-200 B, rounded up).
 BYTES_PER_POINT = 256
@@ -232,31 +233,17 @@ def _node_memory():
 
 def available_memory(comm):
     """(bytes per rank, origin) on the tightest node: node memory / ranks on it (collective)."""
-    from ..parallel.runtime import node_comm
-
-    node = node_comm(comm)
-    try:
-        per_node = node.size
-    finally:
-        node.Free()
+    per_node = pcomm.ranks_on_node(comm)
     err, mem, origin = None, math.inf, ""
     try:
         mem, origin = _node_memory()
     except QuestsInputError as exc:
-        err = str(exc)
-    errs = [e for e in comm.allgather(err) if e]
-    if errs:
-        raise QuestsInputError(errs[0])
-    per_rank = comm.allreduce(mem / per_node, op=_min_op())
+        err = exc
+    pcomm.raise_if_any(err, comm, prefix=False)
+    per_rank = float(pcomm.allreduce(mem / per_node, "min", comm))
     text = f" ({_size(per_rank * per_node)} for {per_node} rank(s) on a node, {origin})" \
         if origin else ""
     return per_rank, text
-
-
-def _min_op():
-    from mpi4py import MPI
-
-    return MPI.MIN
 
 
 # ----------------------------------------------------------------------- campaign
@@ -314,7 +301,7 @@ def input_problems(comm, campaign, sources, frames):
                                       f"inputs[{no}] ({name}): ")
                 if p:
                     out.append(p)
-    return comm.bcast(out, root=0)
+    return pcomm.bcast(out, comm, root=0)
 
 
 def _problem_or_error(src, sel, params, ranks, available, origin, label):
@@ -334,6 +321,4 @@ def check_source(comm, src, sel, params, serial, label):
     if comm.rank == 0:
         msg = _problem_or_error(src, sel, params, 1 if serial else comm.size, available,
                                 origin, f"{label}: ")
-    msg = comm.bcast(msg, root=0)
-    if msg:
-        raise QuestsInputError(msg)
+    pcomm.raise_if_any(QuestsInputError(msg) if msg else None, comm, prefix=False, root=0)

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
 
 
 def subset_sizes(n, num=12, min_size=16):
@@ -148,7 +149,7 @@ def _local_rows(comm, reference, idx):
     """This rank's rows of the subset ``idx`` (global reference row numbers, sorted)."""
     if reference.layout == "sharded":
         n_local = len(reference.local)
-        off = int(sum(comm.allgather(n_local)[:comm.rank]))
+        off = pcomm.exscan_sum(n_local, comm)
         mine = idx[(idx >= off) & (idx < off + n_local)] - off
         return reference.local[mine]
     r, p = comm.rank, comm.size

@@ -15,9 +15,10 @@ import os
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
 from ..results import layout as L
 from ..results import restart as R
-from ..results.writer import ResultsWriter
+from ..results.writer import ResultsIOError, ResultsWriter
 from .schema import CampaignError
 
 
@@ -79,7 +80,7 @@ def _root_attrs(comm, campaign, plan, expect, backend):
             "inputs_fingerprint": expect["inputs_fingerprint"],
             "inputs": json.dumps(expect["inputs"]),
         })
-    return comm.bcast(attrs, root=0)
+    return pcomm.bcast(attrs, comm, root=0)
 
 
 def create(comm, campaign, plan, expect, path, backend, opts, rename=True):
@@ -100,10 +101,8 @@ def create(comm, campaign, plan, expect, path, backend, opts, rename=True):
         try:
             os.replace(tmp, path)
         except OSError as exc:
-            err = f"cannot rename {tmp} to {path}: {exc}"
-    err = comm.bcast(err, root=0)
-    if err:
-        raise QuestsInputError(err)
+            err = QuestsInputError(f"cannot rename {tmp} to {path}: {exc}")
+    pcomm.raise_if_any(err, comm, prefix=False, root=0)
 
 
 def finish(comm, target, path):
@@ -116,13 +115,9 @@ def finish(comm, target, path):
             os.replace(target, path)
             _fsync_dir(path)
         except OSError as exc:
-            err = (f"the new results are complete in {target} but could not replace {path}: "
-                   f"{exc.strerror or exc}")
-    err = comm.bcast(err, root=0)
-    if err:
-        from ..results.writer import ResultsIOError
-
-        raise ResultsIOError(err)
+            err = ResultsIOError(f"the new results are complete in {target} but could not "
+                                 f"replace {path}: {exc.strerror or exc}")
+    pcomm.raise_if_any(err, comm, prefix=False, root=0, keep=(ResultsIOError,))
 
 
 def _fsync_dir(path):
@@ -180,7 +175,7 @@ def write_learning_curve(comm, w, ref, lc, hs):
     sizes = None
     if comm.rank == 0:
         sizes = [int(s) for s in w.file["learning_curve/sizes"][()]]
-    sizes = comm.bcast(sizes, root=0)
+    sizes = pcomm.bcast(sizes, comm, root=0)
     e = learning_curve(comm, ref, sizes, lc.repeats, lc.seed, list(hs))
     s = summarize(sizes, e, fit=lc.fit, drop=lc.drop)
     w.write_values([("learning_curve/entropy", Ellipsis, e)]

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
 from ..parallel.comm import require_comm
 from ..results import layout as L
 from ..results import restart as R
@@ -137,11 +138,9 @@ def identities(comm, campaign, sources):
         try:
             ids = _root_identities(campaign, sources)
         except (OSError, QuestsInputError) as exc:
-            err = str(exc)
-    err, ids = comm.bcast((err, ids), root=0)
-    if err:
-        raise QuestsInputError(err)
-    return ids
+            err = QuestsInputError(str(exc))
+    pcomm.raise_if_any(err, comm, prefix=False, root=0)
+    return pcomm.bcast(ids, comm, root=0)
 
 
 def _protected_files(campaign):
@@ -182,7 +181,7 @@ def guard_output(comm, campaign):
                    R.check_output_dir(path))
         except (OSError, QuestsInputError) as exc:
             res = ([f"output {path}: {exc}"], [])
-    conflicts, dir_problems = comm.bcast(res, root=0)
+    conflicts, dir_problems = pcomm.bcast(res, comm, root=0)
     if conflicts:
         raise CampaignError(campaign.source, conflicts)
     return dir_problems
@@ -214,7 +213,7 @@ def _on_root(comm, fn):
             res = (fn(), [])
         except QuestsInputError as exc:
             res = (None, [str(exc)])
-    return comm.bcast(res, root=0)
+    return pcomm.bcast(res, comm, root=0)
 
 
 def _plan(comm, campaign, problems):

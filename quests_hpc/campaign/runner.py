@@ -37,6 +37,7 @@ import time
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
 from ..parallel.comm import require_comm
 from ..parallel.frame_pipeline import FrameRequest, run_frame
 from ..results import layout as L
@@ -188,8 +189,8 @@ def _compute_all(comm, campaign, st, params, stages, out, need_lc, say):
 
 def _report(comm, campaign, stages, imbalance, computed, skipped, say):
     """The summary and the stage table on rank 0 (collective: gathers every rank's)."""
-    records = comm.gather(stages.record(), root=0)
-    imbalance = comm.gather(imbalance, root=0)
+    records = pcomm.gather(stages.record(), comm, root=0)
+    imbalance = pcomm.gather(imbalance, comm, root=0)
     if comm.rank == 0:
         from ..results.reader import describe
         from .progress import timing_table
@@ -332,7 +333,7 @@ def _write_frame(comm, w, fi, fp, fo, meas, digest, t0):
         w.write_slab(base + "/type", types)
     w.write_values(_frame_rows(fi, fp, fo, meas))
     w.flush()
-    wall = comm.bcast(time.perf_counter() - t0, root=0)
+    wall = pcomm.bcast(time.perf_counter() - t0, comm, root=0)
     w.write_values([("summary/frames/wall_time", fi, wall)])
     w.set_attrs(base, {"timestep": np.int64(fo.timestep),
                        "cell": np.asarray(fo.cell, dtype=np.float64),

@@ -106,10 +106,8 @@ class InputSource:
                     self._atoms, frame_file = _read_ase(self.files, self.ase_format)
                     meta = ([len(a) for a in self._atoms], frame_file)
                 except QuestsInputError as exc:
-                    err = str(exc)
-            err = pcomm.bcast(err, comm)
-            if err:
-                raise QuestsInputError(err)
+                    err = exc
+            pcomm.raise_if_any(err, comm, prefix=False, root=0)
             counts, self.frame_file = pcomm.bcast(meta, comm)
             self.natoms = np.asarray(counts, dtype=np.int64)
             self.timesteps = np.full(len(counts), -1, dtype=np.int64)

@@ -90,6 +90,27 @@ def allgather(obj, comm):
     return comm.allgather(obj)
 
 
+def gather(obj, comm, root=0):
+    """List of ``obj`` from every rank, in rank order, on ``root``; ``None`` elsewhere."""
+    if not is_parallel(require_comm(comm, "gather")):
+        return [obj]
+    return comm.gather(obj, root=root)
+
+
+def ranks_on_node(comm):
+    """How many ranks of ``comm`` share this rank's node (a shared-memory ``Split_type``,
+    freed at once)."""
+    if not is_parallel(require_comm(comm, "ranks_on_node")):
+        return 1
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
+
+
 def allreduce(values, op, comm):
     """Element-wise reduction of a numeric array (or scalar) over all ranks.
 
@@ -106,7 +127,8 @@ def allreduce(values, op, comm):
     require_comm(comm, "allreduce")
     if op not in ("sum", "min", "max"):
         raise ValueError(f"allreduce: op must be 'sum', 'min' or 'max', got {op!r}")
-    a = np.ascontiguousarray(values)
+    a = np.asarray(values)
+    a = np.ascontiguousarray(a).reshape(a.shape)  # (ascontiguousarray makes 0-d 1-d)
     if not is_parallel(comm):
         return a.copy()[()]
     from mpi4py import MPI
@@ -123,6 +145,27 @@ def exscan_sum(value, comm):
         return 0
     counts = np.asarray(comm.allgather(int(value)), dtype=np.int64)
     return int(counts[:comm.Get_rank()].sum())
+
+
+def barrier_or_abort(comm, seconds, code, on_timeout=None):
+    """Wait (a non-blocking barrier, polled) until every rank arrives here; if they do not
+    within ``seconds``, call ``on_timeout()`` and abort every rank with exit ``code``.
+
+    For a rank that failed alone: it must not wait forever for ranks that will never
+    arrive.  Serial: returns at once.
+    """
+    if not is_parallel(require_comm(comm, "barrier_or_abort")):
+        return
+    import time
+
+    req = comm.Ibarrier()
+    deadline = time.monotonic() + seconds
+    while not req.Test():
+        if time.monotonic() > deadline:
+            if on_timeout is not None:
+                on_timeout()
+            comm.Abort(code)
+        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------------- collective errors
@@ -362,6 +405,22 @@ def gather_rows(arr, comm, root=0):
         t.Free()
 
 
+def send_array(arr, dest, comm, tag=0):
+    """Send the contiguous array ``arr`` to rank ``dest`` (point to point; blocking).
+
+    The receiver posts :func:`recv_array_into` with a buffer of the same shape and dtype.
+    Keep messages moderate (bounded chunks): the element count is a C int.
+    """
+    require_comm(comm, "send_array").Send(np.ascontiguousarray(arr), dest=dest, tag=tag)
+
+
+def recv_array_into(buf, source, comm, tag=0):
+    """Receive into the contiguous array ``buf`` what rank ``source`` sent with
+    :func:`send_array` (point to point; blocking); returns ``buf``."""
+    require_comm(comm, "recv_array_into").Recv(buf, source=source, tag=tag)
+    return buf
+
+
 def scatter(objs, comm, root=0):
     """Object ``objs[r]`` (a list given on ``root``, ignored elsewhere) to rank ``r``."""
     if not is_parallel(require_comm(comm, "scatter")):
@@ -475,3 +534,29 @@ def redistribute(arrays, dest, comm):
         del a
         out.append(r)
     return out
+
+
+# ---------------------------------------------------------------------- MPI-IO files
+
+
+def file_create(path, comm):
+    """Open ``path`` for writing by every rank of ``comm`` (``MPI.File.Open`` with
+    ``MODE_WRONLY | MODE_CREATE``; collective).  An existing file is not truncated.
+
+    Raises ``mpi4py.MPI.Exception`` (or ``OSError``) when it cannot be opened.
+    """
+    from mpi4py import MPI
+
+    return MPI.File.Open(require_comm(comm, "file_create"), path,
+                         MPI.MODE_WRONLY | MPI.MODE_CREATE)
+
+
+def file_write_at_all(fh, offset, buf):
+    """Write ``buf`` at byte ``offset`` of the file ``fh`` (``Write_at_all``): every rank
+    of the file's communicator calls it, the same number of times."""
+    fh.Write_at_all(offset, buf)
+
+
+def file_close(fh):
+    """Close the file ``fh`` (collective over its communicator)."""
+    fh.Close()

@@ -51,11 +51,6 @@ from .routing import even_split_by_id, exchange_placed, send_to_owners
 __all__ = ["ParallelDump", "read_lammps_dump", "iread_lammps_dump"]
 
 
-def _require_comm(comm, what):
-    if comm is None:
-        raise TypeError(f"{what} needs a communicator; pass MPI.COMM_SELF for a serial run")
-
-
 def _error_of(check, *args):
     """The QuestsInputError ``check(*args)`` raises, or None."""
     try:
@@ -84,7 +79,7 @@ class ParallelDump(LammpsDump):
 
     def __init__(self, path, comm, columns=(), type_map=None, wrap=True, cache="auto",
                  rebuild_index=False, chunk_bytes=DEFAULT_CHUNK):
-        _require_comm(comm, "ParallelDump")
+        pcomm.require_comm(comm, "ParallelDump")
         self.comm = comm
         self._setup(columns, type_map, wrap, cache, chunk_bytes)
         rank = pcomm.rank_size(comm)[0]
@@ -271,7 +266,7 @@ def read_lammps_dump(path, index, comm, *, by="index", owner=None, **kwargs):
     Frame or list of Frame
         This rank's share of one frame when ``index`` names one frame, else a list.
     """
-    _require_comm(comm, "read_lammps_dump")
+    pcomm.require_comm(comm, "read_lammps_dump")
     with ParallelDump(path, comm, **kwargs) as dump:
         return selected_frames(dump, path, index, by, owner=owner)
 
@@ -281,7 +276,7 @@ def iread_lammps_dump(path, index, comm, *, by="index", owner=None, **kwargs):
 
     Same parameters as :func:`read_lammps_dump`.
     """
-    _require_comm(comm, "iread_lammps_dump")
+    pcomm.require_comm(comm, "iread_lammps_dump")
     with ParallelDump(path, comm, **kwargs) as dump:
         for i in dump.select(index, by):
             yield dump.read(int(i), owner=owner)

@@ -33,7 +33,8 @@ import os
 
 import numpy as np
 
-from ..parallel.comm import raise_if_any, require_comm
+from ..parallel.comm import (allgather, bcast, raise_if_any, recv_array_into, require_comm,
+                             send_array)
 from . import layout as L
 
 DEFAULT_CHUNK_BYTES = 64 << 20
@@ -273,7 +274,7 @@ class ResultsWriter:
             First row of this rank's slab.
         """
         local = np.ascontiguousarray(local)
-        counts = self.comm.allgather((len(local), local.shape[1:], local.dtype.str, offset))
+        counts = allgather((len(local), local.shape[1:], local.dtype.str, offset), self.comm)
         n = np.array([c[0] for c in counts], dtype=np.int64)
         offs = np.concatenate([[0], np.cumsum(n)[:-1]])
         if any(c[3] is not None for c in counts):
@@ -304,7 +305,7 @@ class ResultsWriter:
             except Exception as exc:
                 err = exc
         self._check(err, mode="root")
-        dtype, tail = comm.bcast(meta, root=0)
+        dtype, tail = bcast(meta, comm, root=0)
         dtype = np.dtype(dtype)
         local = np.ascontiguousarray(local, dtype=dtype)
         width = max(1, int(np.prod(tail, dtype=np.int64)) * dtype.itemsize)
@@ -324,7 +325,7 @@ class ResultsWriter:
                 buf = np.empty((min(rows, int(n[r])),) + tuple(tail), dtype=dtype)
                 for a in range(0, int(n[r]), rows):
                     m = min(rows, int(n[r]) - a)
-                    comm.Recv(buf[:m], source=r, tag=_TAG)
+                    recv_array_into(buf[:m], r, comm, tag=_TAG)
                     if err is None:
                         try:
                             ds[offs[r] + a: offs[r] + a + m] = buf[:m]
@@ -332,7 +333,7 @@ class ResultsWriter:
                             err = exc
         else:
             for a in range(0, len(local), rows):
-                comm.Send(local[a:a + rows], dest=0, tag=_TAG)
+                send_array(local[a:a + rows], 0, comm, tag=_TAG)
         self._check(err, mode="root")
 
     def _write_mpio(self, dset, local, offset, n):
@@ -373,7 +374,7 @@ class ResultsWriter:
         (independent I/O).  ``index`` may be ``Ellipsis`` for a whole dataset.  The rows
         passed on other ranks are ignored.
         """
-        names = self.comm.bcast([r[0] for r in rows] if self.comm.rank == 0 else None, root=0)
+        names = bcast([r[0] for r in rows] if self.comm.rank == 0 else None, self.comm, root=0)
 
         def put(f):
             dsets = [f[n] for n in names]

@@ -43,7 +43,7 @@ def test_parallel_reader_requires_a_communicator():
     for call in (lambda: ParallelDump(path, None), lambda: pread(path, -1, None),
                  lambda: list(__import__("quests_hpc.parallel.dump_reader", fromlist=["x"])
                               .iread_lammps_dump(path, ":", None))):
-        with pytest.raises(TypeError, match=r"needs a communicator; pass MPI.COMM_SELF for a serial run"):
+        with pytest.raises(TypeError, match=r"\(\): comm is None; pass MPI.COMM_SELF for a serial run"):
             call()
 
 

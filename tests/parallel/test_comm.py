@@ -15,6 +15,9 @@ def test_serial_helpers():
     assert pc.even_bounds(2, 4).tolist() == [0, 0, 1, 1, 2]
     assert pc.bcast({"a": 1}, one) == {"a": 1} and pc.allgather(3, one) == [3]
     assert pc.allreduce(np.array([1, 2]), "max", one).tolist() == [1, 2]
+    for x in (1.5, 3, np.int64(4), np.array(2.0)):  # a scalar in, a numpy scalar out
+        got = pc.allreduce(x, "min", one)
+        assert np.ndim(got) == 0 and got == x, (x, got)
     assert pc.exscan_sum(5, one) == 0
     assert pc.rank_dtype(4) == np.int16 and pc.rank_dtype(100000) == np.int32
     pc.raise_if_any(None, one)
@@ -23,6 +26,24 @@ def test_serial_helpers():
     with pytest.raises(ZeroDivisionError, match="serial"):
         with pc.collective_errors(one):
             raise ZeroDivisionError("serial")
+
+
+def test_serial_object_collectives_and_files(tmp_path):
+    """gather, ranks_on_node, barrier_or_abort on COMM_SELF: no message, no abort; an
+    MPI-IO file written by one rank holds exactly its bytes."""
+    MPI = pytest.importorskip("mpi4py.MPI")
+    one = MPI.COMM_SELF
+    assert pc.gather({"a": 1}, one) == [{"a": 1}]
+    assert pc.ranks_on_node(one) == 1
+    called = []
+    pc.barrier_or_abort(one, 0.0, 3, on_timeout=lambda: called.append(1))
+    assert called == []
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"0123456789")  # not truncated by file_create
+    fh = pc.file_create(str(p), one)
+    pc.file_write_at_all(fh, 2, np.frombuffer(b"ab", dtype=np.uint8))
+    pc.file_close(fh)
+    assert p.read_bytes() == b"01ab456789"
 
 
 CALLS = {  # every function of parallel.comm taking a communicator, with None in its place
@@ -39,6 +60,13 @@ CALLS = {  # every function of parallel.comm taking a communicator, with None in
     "scatter_blocks": lambda: pc.scatter_blocks(np.zeros(2), 2, None),
     "bcast_into": lambda: pc.bcast_into(np.zeros(2), None),
     "redistribute": lambda: pc.redistribute([np.zeros(2)], np.zeros(2, int), None),
+    "scatter": lambda: pc.scatter([1], None),
+    "gather": lambda: pc.gather(1, None),
+    "ranks_on_node": lambda: pc.ranks_on_node(None),
+    "barrier_or_abort": lambda: pc.barrier_or_abort(None, 1.0, 1),
+    "send_array": lambda: pc.send_array(np.zeros(2), 0, None),
+    "recv_array_into": lambda: pc.recv_array_into(np.zeros(2), 0, None),
+    "file_create": lambda: pc.file_create("x", None),
 }
 
 
@@ -119,12 +147,44 @@ def test_collectives():
     rank, size = comm.rank, comm.size
     assert pc.exscan_sum(rank + 1, comm) == rank * (rank + 1) // 2
     assert pc.allreduce(np.array([rank, -rank]), "min", comm).tolist() == [0, -(size - 1)]
+    total = pc.allreduce(rank + 1, "sum", comm)
+    assert np.ndim(total) == 0 and total == size * (size + 1) // 2
+    top = pc.allreduce(float(rank) / 2, "max", comm)
+    assert np.ndim(top) == 0 and top == (size - 1) / 2
     assert pc.bcast("x" if rank == 0 else None, comm) == "x"
     send = np.full(size, rank, dtype=np.int64)
     recv, counts = pc.alltoallv_rows(np.repeat(np.arange(size), 2).astype(float), np.full(size, 2),
                                      comm)
     assert counts.tolist() == [2] * size and np.all(recv == rank)
     del send
+
+
+@pytest.mark.mpi(min_size=2)
+def test_gather_node_ranks_point_to_point_and_a_shared_file(mpi_tmp_path):
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.rank, comm.size
+    got = pc.gather(("r", rank), comm, root=size - 1)
+    assert got == ([("r", r) for r in range(size)] if rank == size - 1 else None)
+    node = pc.ranks_on_node(comm)
+    assert pc.allgather(node, comm) == [size] * size  # the tests run on one machine
+    pc.barrier_or_abort(comm, 60.0, 3)  # every rank arrives: returns, no abort
+    # point to point: every rank sends rank 0 a block of its own dtype and shape
+    if rank == 0:
+        for r in range(1, size):
+            buf = pc.recv_array_into(np.empty((r, 3), np.int32), r, comm, tag=7)
+            np.testing.assert_array_equal(buf, np.full((r, 3), r, np.int32))
+    else:
+        pc.send_array(np.full((rank, 3), rank, np.int32), 0, comm, tag=7)
+    # MPI-IO: every rank writes its rank's byte at its offset
+    path = str(mpi_tmp_path / "shared.bin")
+    fh = pc.file_create(path, comm)
+    pc.file_write_at_all(fh, 2 * rank, np.full(2, 65 + rank, np.uint8))
+    pc.file_close(fh)
+    comm.Barrier()
+    with open(path, "rb") as f:
+        assert f.read() == b"".join(bytes([65 + r]) * 2 for r in range(size))
 
 
 @pytest.mark.mpi
