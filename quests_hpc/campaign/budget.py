@@ -6,8 +6,9 @@ periodic cell of perpendicular widths ``w_a`` cut into ``d_a`` subdomains per ax
 is about ``n / P * prod_a (1 + 2 r_c d_a / w_a)`` points per rank (``P`` ranks): with a
 large cutoff and a small cell, mostly images (``(1 + 2 r_c / L)^3`` per atom on one
 rank).  Memory per rank (:func:`frame_bytes`, the one place of the model) is about
-:data:`BYTES_PER_POINT` bytes per point (cell list, halo and image arrays; measured
-170-200 B) plus two copies of the owned descriptors.
+:data:`BYTES_PER_POINT` bytes per point (point cloud and cell list) plus
+:data:`BYTES_PER_OWNED_ATOM` per owned atom, plus two copies of the owned descriptors
+when they are kept (the frame pipeline otherwise holds one chunk of them).
 
 * :func:`estimate_frame` (pure: numbers in, numbers out) and :func:`refusal` (the
   message, or None) decide;
@@ -25,14 +26,20 @@ import numpy as np
 
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
+from ..parallel.frame_pipeline import CHUNK_ATOMS
 
-#: Bytes per owned + ghost/image point on a rank (measured 170-200 B, rounded up).
-BYTES_PER_POINT = 256
+#: Bytes per owned + ghost/image point on a rank: positions and labels of the point
+#: cloud, the cell list (sorted points, order, bins, neighbour bins) and its temporaries.
+BYTES_PER_POINT = 150
 
-#: Bytes per owned atom on top of its points (e.g. pipeline buffers per owned atom).
-BYTES_PER_OWNED_ATOM = 0
+#: Bytes per owned atom on top of its point: ids, positions, types, dH, the exchanges
+#: in and out.  (The frame pipeline measured 191 B per owned atom for both terms together,
+#: tests/parallel/test_frame_memory.py; 150 + 80 keeps a margin.)
+BYTES_PER_OWNED_ATOM = 80
 
-#: Copies of the owned atoms' descriptors (2k-1 float64 each) alive at once.
+#: Copies of the owned atoms' descriptors (2k-1 float64 each) alive at once when they are
+#: kept (descriptors written, a frame's H and D, a reference): the rows and their copy
+#: sent back to id order.  Without them one chunk (:data:`CHUNK_ATOMS` rows) is alive.
 DESCRIPTOR_COPIES = 2
 
 #: Bytes per rank whatever the frame (fixed buffers).
@@ -98,7 +105,7 @@ def _widths(cell):
     return tuple(float(v) for v in np.linalg.norm(c, axis=1))
 
 
-def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1):
+def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1, keep_descriptors=False):
     """Points, neighbours and memory per rank of one frame (see the module docstring).
 
     Parameters
@@ -112,6 +119,8 @@ def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1):
     k : int
     ranks : int
         Ranks sharing the frame.
+    keep_descriptors : bool
+        Every owned atom's descriptors are kept (see :func:`frame_bytes`).
 
     Returns
     -------
@@ -137,15 +146,17 @@ def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1):
     neighbours = natoms * sphere / volume if volume > 0 else float(natoms)
     neighbours = min(neighbours, natoms * images)
     return FrameEstimate(int(natoms), ranks, dims, lengths, points, neighbours,
-                         frame_bytes(points, owned, k))
+                         frame_bytes(points, owned, k, keep_descriptors))
 
 
-def frame_bytes(points, owned, k):
+def frame_bytes(points, owned, k, keep_descriptors=False):
     """Memory per rank of a frame: ``points`` (owned + ghosts / images) and ``owned``
-    atoms on the rank, descriptors of length ``2k-1``.  The one place the per-rank memory
+    atoms on the rank, descriptors of length ``2k-1`` (every owned atom's kept when
+    ``keep_descriptors``, else one chunk at a time).  The one place the per-rank memory
     model lives (its constants above)."""
-    per_owned = BYTES_PER_OWNED_ATOM + DESCRIPTOR_COPIES * (2 * int(k) - 1) * 8
-    return BASE_BYTES + points * BYTES_PER_POINT + owned * per_owned
+    row = (2 * int(k) - 1) * 8
+    desc = DESCRIPTOR_COPIES * owned * row if keep_descriptors else min(owned, CHUNK_ATOMS) * row
+    return BASE_BYTES + points * BYTES_PER_POINT + owned * BYTES_PER_OWNED_ATOM + desc
 
 
 def _size(nbytes):
@@ -276,7 +287,8 @@ def source_problem(src, sel, params, ranks, available, origin, label=""):
         cell, pbc, where = _frame_box(src, i)
     except QuestsInputError:
         return None  # a bad header is reported when the frame is read
-    est = estimate_frame(int(src.natoms[i]), cell, pbc, params["cutoff"], params["k"], ranks)
+    est = estimate_frame(int(src.natoms[i]), cell, pbc, params["cutoff"], params["k"], ranks,
+                         bool(params.get("keep_descriptors", False)))
     msg = refusal(est, where, params["cutoff"], available, origin)
     return None if msg is None else f"{label}{msg}"
 
@@ -289,7 +301,9 @@ def input_problems(comm, campaign, sources, frames):
     that failed).
     Returns the same list on every rank.
     """
-    par = campaign.parameters.to_legacy()
+    meas = campaign.measures
+    par = dict(campaign.parameters.to_legacy(),
+               keep_descriptors=bool(meas.descriptors or meas.entropy or meas.diversity))
     available, origin = available_memory(comm)
     out = []
     if comm.rank == 0:

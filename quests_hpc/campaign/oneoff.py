@@ -34,7 +34,8 @@ def _open(comm, spec, params):
                                    f"{len(src)} complete frames)")
         label = f"input {spec['name']}"
         require_environments(src, sel, spec.get("frames", "all"), label)
-        check_source(comm, src, sel, params, False, label)  # before any descriptor
+        # before any descriptor (entropy keeps them all; overlap one chunk at a time)
+        check_source(comm, src, sel, dict(params, keep_descriptors=True), False, label)
     except BaseException:
         src.close()
         raise

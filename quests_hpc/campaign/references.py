@@ -107,7 +107,7 @@ def _local_rows(comm, src, sel, params, spec):
     small = [i for i in sel if i not in set(big)]
     label = f"reference {spec['name']}"
     for part, serial in ((big, False), (small, True)):  # before any descriptor
-        check_source(comm, src, part, params, serial, label)
+        check_source(comm, src, part, dict(params, keep_descriptors=True), serial, label)
     offsets = dict(zip(sel, np.concatenate([[0], np.cumsum(src.natoms[sel])[:-1]]).tolist()))
     k = int(params["k"])
     request = FrameRequest(k=k, cutoff=float(params["cutoff"]), bandwidths=(),

@@ -16,7 +16,11 @@ def test_small_periodic_cell_counts_its_images():
     assert e.dims == (1, 1, 1)
     assert e.points == pytest.approx(256 * (1 + 60 / L) ** 3)  # 34,954 points
     assert e.neighbours == pytest.approx(256 / L**3 * 4 / 3 * math.pi * 30**3)
-    assert e.bytes == pytest.approx(e.points * B.BYTES_PER_POINT + 256 * 63 * 16)
+    # dH only: one chunk of descriptors (all 256 rows), not every owned atom's twice
+    assert e.bytes == pytest.approx(e.points * B.BYTES_PER_POINT
+                                    + 256 * (B.BYTES_PER_OWNED_ATOM + 63 * 8))
+    kept = B.estimate_frame(256, np.eye(3) * L, [True] * 3, 30.0, 32, keep_descriptors=True)
+    assert kept.bytes == pytest.approx(e.bytes + 256 * 63 * 8)
     # the default cutoff: a few neighbours shells, 44 atoms within 5 A
     d = B.estimate_frame(256, np.eye(3) * L, [True] * 3, 5.0, 32)
     assert d.neighbours == pytest.approx(44.3, abs=0.1)
@@ -29,9 +33,16 @@ def test_the_memory_model_is_one_function_of_named_constants(monkeypatch):
     e = B.estimate_frame(1000, np.eye(3) * 20.0, [True] * 3, 5.0, 16, ranks=2)
     assert e.bytes == B.frame_bytes(e.points, 500, 16)
     assert B.frame_bytes(100.0, 10, 16) == pytest.approx(
+        B.BASE_BYTES + 100 * B.BYTES_PER_POINT + 10 * (B.BYTES_PER_OWNED_ATOM + 31 * 8))
+    assert B.frame_bytes(100.0, 10, 16, keep_descriptors=True) == pytest.approx(
         B.BASE_BYTES + 100 * B.BYTES_PER_POINT + 10 * (B.BYTES_PER_OWNED_ATOM + 2 * 31 * 8))
-    monkeypatch.setattr(B, "BASE_BYTES", 512 << 20)
-    monkeypatch.setattr(B, "BYTES_PER_OWNED_ATOM", 250)
+    # beyond one chunk, dH alone holds one chunk of descriptors
+    big = B.CHUNK_ATOMS * 3
+    assert B.frame_bytes(big, big, 16) == pytest.approx(
+        big * (B.BYTES_PER_POINT + B.BYTES_PER_OWNED_ATOM) + B.CHUNK_ATOMS * 31 * 8)
+    per_atom = B.BYTES_PER_OWNED_ATOM
+    monkeypatch.setattr(B, "BASE_BYTES", B.BASE_BYTES + (512 << 20))
+    monkeypatch.setattr(B, "BYTES_PER_OWNED_ATOM", per_atom + 250)
     f = B.estimate_frame(1000, np.eye(3) * 20.0, [True] * 3, 5.0, 16, ranks=2)
     assert f.bytes == pytest.approx(e.bytes + (512 << 20) + 500 * 250)
 

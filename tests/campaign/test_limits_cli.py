@@ -153,7 +153,7 @@ def test_frame_that_cannot_fit_is_refused_with_the_estimate(work, capsys, monkey
              f"inputs[0] (thresh): {work / 'thresh.lammpstrj'}, frame 1 (timestep 50) "  # largest
              "(131 atoms, cell widths 14.46 x 14.46 x 14.46 A): with the cutoff 30 A it needs "
              "about 17,887 points (atoms + ghost atoms and periodic images within the cutoff) and "
-             "4.71 MB per rank on 1 rank(s)",
+             "2.76 MB per rank on 1 rank(s)",
              "1 MB per rank is available (1 MB for 1 rank(s) on a node, QUESTS_HPC_MEMORY_GB=0.001)",
              seconds=30)
     _untouched(work, before)
@@ -175,7 +175,7 @@ def test_estimate_refusal_keeps_an_existing_output(work, capsys, monkeypatch):
 
 def test_reference_that_cannot_fit_is_refused_before_its_descriptors(work, capsys, monkeypatch):
     write_dump(work / "tiny.lammpstrj", n_cells=(1, 1, 1), n_frames=1)  # 4 atoms
-    monkeypatch.setenv("QUESTS_HPC_MEMORY_GB", "0.0015")
+    monkeypatch.setenv("QUESTS_HPC_MEMORY_GB", "0.001")  # the input fits, the reference not
     before = _hashes(work)
     _refused(capsys, ["dh", work / "tiny.lammpstrj", "--reference", work / "ref.xyz",
                       "--cutoff", "12", "-o", work / "out.h5", "--threads", "1"],
