@@ -91,18 +91,9 @@ def reference_descriptors(n_ref=4224, seed=7):
 
 def write_dump(path, n_atoms, seed, chunk=1 << 20):
     """Write the synthetic frame as a LAMMPS ``dump custom id type x y z`` (serially)."""
-    n = cells_for(n_atoms)
-    total = 2 * n ** 3
-    length = n * A_TA
-    with open(path, "w") as f:
-        f.write(f"ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n{total}\n")
-        f.write("ITEM: BOX BOUNDS pp pp pp\n" + f"0 {length!r}\n" * 3)
-        f.write("ITEM: ATOMS id type x y z\n")
-        for lo in range(0, total, chunk):
-            ids, pos, _ = bcc_share(n, lo, min(total, lo + chunk), seed)
-            data = np.column_stack([ids, np.ones(len(ids)), pos])
-            np.savetxt(f, data, fmt="%d %d %.10g %.10g %.10g")
-    return total
+    from make_paper_ta import write_dump as write  # the one dump writer of these frames
+
+    return write(path, cells_for(n_atoms), seed, chunk)
 
 
 # ----------------------------------------------------------------------------- worker

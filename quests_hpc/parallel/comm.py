@@ -30,6 +30,7 @@ import contextlib
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..io.id_order import row_view  # noqa: F401  (re-exported: the row view of every exchange)
 
 
 def world():
@@ -457,24 +458,6 @@ def bcast_into(buf, comm, root=0, chunk_bytes=1 << 28):
     for start in range(0, len(flat), chunk_bytes):
         comm.Bcast([flat[start:start + chunk_bytes], MPI.BYTE], root=root)
     return buf
-
-
-def row_view(a):
-    """``a`` as a 2-D array of unsigned words, one row per leading index (a view).
-
-    The word size is the largest of 8, 4, 2, 1 bytes dividing the row size, so that
-    kernels moving rows handle every dtype with four compiled variants.
-    """
-    if not a.flags.c_contiguous:
-        raise ValueError("row_view needs a C-contiguous array")
-    n = a.shape[0]
-    rowbytes = a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64))
-    for size, dt in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):  # noqa: B007
-        if rowbytes % size == 0:
-            break
-    if rowbytes == 0:
-        return np.empty((n, 0), dtype=np.uint8)
-    return a.reshape(n * rowbytes // a.itemsize).view(dt).reshape(n, rowbytes // size)
 
 
 def redistribute(arrays, dest, comm):
