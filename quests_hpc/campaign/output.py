@@ -137,8 +137,8 @@ def _fsync_dir(path):
 def _overlap_values(w, frames, n_inputs, n_refs, n_h):
     """The overlap table's datasets from the per-frame summaries (rank 0)."""
     f = w.file
-    nat = f["summary/frames/natoms"][()]
-    nov = f["summary/frames/n_novel"][()]
+    nat = f[L.summary_path("natoms")][()]
+    nov = f[L.summary_path("n_novel")][()]
     n_atoms = np.zeros((n_inputs, n_refs, n_h), dtype=np.int64)
     n_novel = np.zeros((n_inputs, n_refs, n_h), dtype=np.int64)
     for j, fp in enumerate(frames):
@@ -146,10 +146,10 @@ def _overlap_values(w, frames, n_inputs, n_refs, n_h):
         n_novel[fp.input_no] += nov[j]
     with np.errstate(invalid="ignore", divide="ignore"):
         novelty = np.where(n_atoms > 0, n_novel / np.maximum(n_atoms, 1), np.nan)
-    return [("summary/overlap/n_atoms", Ellipsis, n_atoms),
-            ("summary/overlap/n_novel", Ellipsis, n_novel),
-            ("summary/overlap/novelty", Ellipsis, novelty),
-            ("summary/overlap/overlap", Ellipsis, 1.0 - novelty)]
+    return [(L.overlap_path("n_atoms"), Ellipsis, n_atoms),
+            (L.overlap_path("n_novel"), Ellipsis, n_novel),
+            (L.overlap_path("novelty"), Ellipsis, novelty),
+            (L.overlap_path("overlap"), Ellipsis, 1.0 - novelty)]
 
 
 def overlap_table(comm, w, frames, campaign):
@@ -158,9 +158,9 @@ def overlap_table(comm, w, frames, campaign):
     if comm.rank == 0:
         vals = _overlap_values(w, frames, len(campaign.inputs), len(campaign.references),
                                len(campaign.parameters.bandwidth))
-    w.write_values(vals or [("summary/overlap/n_atoms", Ellipsis, None)])
+    w.write_values(vals or [(L.overlap_path("n_atoms"), Ellipsis, None)])
     w.flush()
-    w.set_attrs("summary/overlap", {"complete": True})
+    w.set_attrs(L.SUMMARY_OVERLAP, {"complete": True})
     w.flush()
 
 
@@ -174,12 +174,12 @@ def write_learning_curve(comm, w, ref, lc, hs):
 
     sizes = None
     if comm.rank == 0:
-        sizes = [int(s) for s in w.file["learning_curve/sizes"][()]]
+        sizes = [int(s) for s in w.file[L.learning_curve_path("sizes")][()]]
     sizes = pcomm.bcast(sizes, comm, root=0)
     e = learning_curve(comm, ref, sizes, lc.repeats, lc.seed, list(hs))
     s = summarize(sizes, e, fit=lc.fit, drop=lc.drop)
-    w.write_values([("learning_curve/entropy", Ellipsis, e)]
-                   + [(f"learning_curve/{k}", Ellipsis, v) for k, v in s.items()])
+    w.write_values([(L.learning_curve_path("entropy"), Ellipsis, e)]
+                   + [(L.learning_curve_path(k), Ellipsis, v) for k, v in s.items()])
     w.flush()
     w.set_attrs("learning_curve", {"complete": True})
     w.flush()

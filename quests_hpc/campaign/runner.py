@@ -302,18 +302,18 @@ def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages):
 
 def _frame_rows(fi, fp, fo, meas):
     """The frame's rows of the per-frame summary tables."""
-    rows = [("summary/frames/source_index", fi, fp.source_index),
-            ("summary/frames/timestep", fi, fo.timestep),
-            ("summary/frames/natoms", fi, fo.natoms)]
+    rows = [(L.summary_path("source_index"), fi, fp.source_index),
+            (L.summary_path("timestep"), fi, fo.timestep),
+            (L.summary_path("natoms"), fi, fo.natoms)]
     if fo.dh_summary is not None:
         for col, key in (("n_novel", "n_novel"), ("novelty", "novelty"), ("overlap", "overlap"),
                          ("dh_mean", "mean"), ("dh_min", "min"), ("dh_max", "max")):
             arr = np.array([[b[key] for b in ref] for ref in fo.dh_summary])
-            rows.append((f"summary/frames/{col}", fi, arr))
+            rows.append((L.summary_path(col), fi, arr))
     if fo.entropy is not None and (meas.entropy or meas.diversity):
-        rows.append(("summary/frames/entropy", fi, fo.entropy))
+        rows.append((L.summary_path("entropy"), fi, fo.entropy))
         if meas.diversity:
-            rows.append(("summary/frames/diversity", fi, fo.diversity))
+            rows.append((L.summary_path("diversity"), fi, fo.diversity))
     return rows
 
 
@@ -321,7 +321,7 @@ def _write_frame(comm, w, fi, fp, fo, meas, digest, t0):
     """Per-atom arrays -> flush -> summaries and attributes -> flush -> ``complete``
     -> flush (collective); ``fo`` the frame's result on this rank (its block of the
     id-ordered frame); returns the frame's wall time since ``t0`` (rank 0's)."""
-    base = f"frames/{fp.name}"
+    base = L.frame_path(fp.name)
     w.write_slab(base + "/id", fo.ids)
     if fo.dh is not None:
         w.write_slab(base + "/delta_entropy", fo.dh if fo.dh.shape[1] > 1 else fo.dh[:, 0])
@@ -334,7 +334,7 @@ def _write_frame(comm, w, fi, fp, fo, meas, digest, t0):
     w.write_values(_frame_rows(fi, fp, fo, meas))
     w.flush()
     wall = pcomm.bcast(time.perf_counter() - t0, comm, root=0)
-    w.write_values([("summary/frames/wall_time", fi, wall)])
+    w.write_values([(L.summary_path("wall_time"), fi, wall)])
     w.set_attrs(base, {"timestep": np.int64(fo.timestep),
                        "cell": np.asarray(fo.cell, dtype=np.float64),
                        "pbc": np.asarray(fo.pbc, dtype=bool), "wall_time": wall,

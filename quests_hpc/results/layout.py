@@ -93,6 +93,21 @@ def frame_path(name, dataset=None):
     return f"{FRAMES}/{name}" + (f"/{dataset}" if dataset else "")
 
 
+def summary_path(column=None):
+    """``summary/frames`` (one row per frame) or one of its columns."""
+    return SUMMARY_FRAMES + (f"/{column}" if column else "")
+
+
+def overlap_path(column=None):
+    """``summary/overlap`` (inputs x references x bandwidths) or one of its tables."""
+    return SUMMARY_OVERLAP + (f"/{column}" if column else "")
+
+
+def learning_curve_path(column=None):
+    """``learning_curve`` or one of its datasets."""
+    return LEARNING_CURVE + (f"/{column}" if column else "")
+
+
 def analysis_path(table, column=None):
     """``analysis/<table>`` (``clusters``, ``nucleation``) or one of its columns."""
     return f"{ANALYSIS}/{table}" + (f"/{column}" if column else "")

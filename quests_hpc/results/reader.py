@@ -56,14 +56,14 @@ def _text(v):
 
 def frame_names(f):
     """Frame group names in campaign order (from ``/summary/frames/frame``)."""
-    if "summary/frames/frame" in f:
-        return [_text(v) for v in f["summary/frames/frame"][()]]
-    return sorted(f["frames"]) if "frames" in f else []
+    if L.summary_path("frame") in f:
+        return [_text(v) for v in f[L.summary_path("frame")][()]]
+    return sorted(f[L.FRAMES]) if L.FRAMES in f else []
 
 
 def complete_frames(f):
     """Names of the frames marked complete, in campaign order."""
-    return [n for n in frame_names(f) if bool(f["frames"][n].attrs.get("complete", False))]
+    return [n for n in frame_names(f) if bool(f[L.FRAMES][n].attrs.get("complete", False))]
 
 
 def read_frame(f, name, datasets=None):
@@ -85,9 +85,9 @@ def read_frame(f, name, datasets=None):
     if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__"):
         with open_results(f) as fh:
             return read_frame(fh, name, datasets)
-    if name not in f["frames"]:
+    if name not in f[L.FRAMES]:
         raise QuestsInputError(f"{f.filename}: no frame {name!r}")
-    g = f["frames"][name]
+    g = f[L.FRAMES][name]
     out = {k: g[k][()] for k in g if datasets is None or k in datasets}
     out["attrs"] = {k: (_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items()}
     return out
@@ -124,11 +124,11 @@ def load_descriptors(path, k=None, cutoff=None, rows=None):
         if cutoff is not None and abs(float(cutoff) - fc) > 1e-12:
             raise QuestsInputError(f"{path}: descriptors were computed with cutoff={fc}, this "
                                    f"run uses cutoff={cutoff}")
-        names = [n for n in complete_frames(f) if "descriptors" in f["frames"][n]]
+        names = [n for n in complete_frames(f) if "descriptors" in f[L.FRAMES][n]]
         if not names:
             raise QuestsInputError(f"{path}: no complete frame with descriptors (write them "
                                    "with `quests-hpc descriptors` or measures.descriptors: true)")
-        sets = [f["frames"][n]["descriptors"] for n in names]
+        sets = [f[L.FRAMES][n]["descriptors"] for n in names]
         total = sum(int(d.shape[0]) for d in sets)
         lo, hi = (0, total) if rows is None else (int(rows.start), int(rows.stop))
         parts, start = [], 0
@@ -200,7 +200,7 @@ def _describe_file(f, path, names):
 def _describe_frames(f, names, max_frames):
     """``describe``: the frame table (first ``max_frames`` frames) and per-frame datasets."""
     lines = []
-    t = read_table(f, "summary/frames")
+    t = read_table(f, L.SUMMARY_FRAMES)
     if not names:
         return lines
     lines.append("")
@@ -212,7 +212,7 @@ def _describe_frames(f, names, max_frames):
         head += f"{'H':>9}"
     lines.append(head + ("   (first reference, first bandwidth)" if has_dh else ""))
     for i, n in enumerate(names[:max_frames]):
-        g = f["frames"][n]
+        g = f[L.FRAMES][n]
         row = (f"  {n:<24}{int(g.attrs['timestep']):>10}{int(g.attrs['natoms']):>10}"
                f"{'yes' if g.attrs['complete'] else 'no':>6}"
                f"{float(g.attrs['wall_time']):>9.2f}")
@@ -224,7 +224,7 @@ def _describe_frames(f, names, max_frames):
         lines.append(row)
     if len(names) > max_frames:
         lines.append(f"  ... {len(names) - max_frames} more frames")
-    g = f["frames"][names[0]]
+    g = f[L.FRAMES][names[0]]
     lines.append("  per-frame datasets: " + ", ".join(
         f"{k} {g[k].shape} {g[k].dtype}" for k in g))
     return lines
@@ -233,7 +233,7 @@ def _describe_frames(f, names, max_frames):
 def _describe_overlap(f):
     """``describe``: the overlap table, if complete."""
     lines = []
-    o = read_table(f, "summary/overlap")
+    o = read_table(f, L.SUMMARY_OVERLAP)
     if o is not None and bool(o["attrs"].get("complete")):
         lines.append("")
         lines.append("  overlap table (fraction of environments with dH <= threshold):")

@@ -200,13 +200,13 @@ def inspect_output(path, expect):
 
         done = complete_frames(f)
         flags = {
-            "overlap": bool(f["summary/overlap"].attrs["complete"]) if "summary/overlap" in f
+            "overlap": bool(f[L.SUMMARY_OVERLAP].attrs["complete"]) if L.SUMMARY_OVERLAP in f
             else False,
-            "learning_curve": bool(f["learning_curve"].attrs["complete"])
-            if "learning_curve" in f else False,
+            "learning_curve": bool(f[L.LEARNING_CURVE].attrs["complete"])
+            if L.LEARNING_CURVE in f else False,
             "campaign": bool(a.get("complete", False)),
         }
-        hashes = {n: _text(f["frames"][n].attrs.get(L.FRAME_HASH_ATTR, b"")) for n in done}
+        hashes = {n: _text(f[L.FRAMES][n].attrs.get(L.FRAME_HASH_ATTR, b"")) for n in done}
         return ExistingOutput("resume", complete=done, total=len(frame_names(f)), flags=flags,
                               frame_hashes=hashes, inputs=old)
 

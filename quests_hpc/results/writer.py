@@ -221,7 +221,7 @@ class ResultsWriter:
                 g.attrs["mpi_size"] = np.int64(0)
                 g.attrs[L.FRAME_HASH_ATTR] = np.array(b"", dtype="S64")
                 g.attrs["complete"] = False
-            s = f.create_group("summary/frames")
+            s = f.create_group(L.SUMMARY_FRAMES)
             s.attrs["references"] = np.array([r["name"] for r in plan.references],
                                              dtype=h5py.string_dtype())
             s.attrs["bandwidths"] = np.asarray(plan.bandwidths, dtype=np.float64)
@@ -233,7 +233,7 @@ class ResultsWriter:
                                                     dtype=f"S{iw}"))
             _make_columns(s, L.summary_columns(plan))
             if plan.overlap and plan.references:
-                o = f.create_group("summary/overlap")
+                o = f.create_group(L.SUMMARY_OVERLAP)
                 o.attrs["inputs"] = np.array(plan.inputs, dtype=h5py.string_dtype())
                 o.attrs["references"] = s.attrs["references"]
                 o.attrs["bandwidths"] = s.attrs["bandwidths"]
