@@ -521,7 +521,7 @@ def _cmd_entropy(args, comm):
 
     s = _sources_and_params(args, False)
     _prepare(comm, args.threads)
-    entropy_of(comm, s["INPUT"].to_legacy(), s["params"].to_legacy(),
+    entropy_of(comm, s["INPUT"], s["params"].request(),
                out=lambda t: print(t, flush=True))
     return 0
 
@@ -531,8 +531,8 @@ def _cmd_overlap(args, comm):
 
     s = _sources_and_params(args, True)
     _prepare(comm, args.threads)
-    overlap_of(comm, s["INPUT"].to_legacy(), s["--reference"].to_legacy(),
-               s["params"].to_legacy(), out=lambda t: print(t, flush=True))
+    overlap_of(comm, s["INPUT"], s["--reference"], s["params"].request(),
+               out=lambda t: print(t, flush=True))
     return 0
 
 

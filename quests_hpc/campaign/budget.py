@@ -278,8 +278,12 @@ def _largest(src, sel):
     return int(sel[np.argmax(src.natoms[sel])]) if len(sel) else None
 
 
-def source_problem(src, sel, params, ranks, available, origin, label=""):
-    """The refusal of the largest selected frame of ``src`` (or None); this rank only."""
+def source_problem(src, sel, params, ranks, available, origin, label="",
+                   keep_descriptors=False):
+    """The refusal of the largest selected frame of ``src`` (or None); this rank only.
+
+    ``params``: the :class:`~quests_hpc.parallel.frame_pipeline.FrameRequest` (its ``k``
+    and ``cutoff``); ``keep_descriptors``: every owned atom's descriptors are kept."""
     i = _largest(src, sel)
     if i is None:
         return None
@@ -287,9 +291,9 @@ def source_problem(src, sel, params, ranks, available, origin, label=""):
         cell, pbc, where = _frame_box(src, i)
     except QuestsInputError:
         return None  # a bad header is reported when the frame is read
-    est = estimate_frame(int(src.natoms[i]), cell, pbc, params["cutoff"], params["k"], ranks,
-                         bool(params.get("keep_descriptors", False)))
-    msg = refusal(est, where, params["cutoff"], available, origin)
+    est = estimate_frame(int(src.natoms[i]), cell, pbc, params.cutoff, params.k, ranks,
+                         keep_descriptors)
+    msg = refusal(est, where, params.cutoff, available, origin)
     return None if msg is None else f"{label}{msg}"
 
 
@@ -302,8 +306,8 @@ def input_problems(comm, campaign, sources, frames):
     Returns the same list on every rank.
     """
     meas = campaign.measures
-    par = dict(campaign.parameters.to_legacy(),
-               keep_descriptors=bool(meas.descriptors or meas.entropy or meas.diversity))
+    par = campaign.frame_request()
+    keep = bool(meas.descriptors or meas.entropy or meas.diversity)
     available, origin = available_memory(comm)
     out = []
     if comm.rank == 0:
@@ -312,27 +316,31 @@ def input_problems(comm, campaign, sources, frames):
             if src is not None and sel:
                 name = campaign.inputs[no].name
                 p = _problem_or_error(src, sel, par, comm.size, available, origin,
-                                      f"inputs[{no}] ({name}): ")
+                                      f"inputs[{no}] ({name}): ", keep)
                 if p:
                     out.append(p)
     return pcomm.bcast(out, comm, root=0)
 
 
-def _problem_or_error(src, sel, params, ranks, available, origin, label):
+def _problem_or_error(src, sel, params, ranks, available, origin, label,
+                      keep_descriptors=False):
     """:func:`source_problem` on rank 0, a header it cannot read reported as the problem
     (so the other ranks, waiting in the bcast, get it too)."""
     try:
-        return source_problem(src, sel, params, ranks, available, origin, label)
+        return source_problem(src, sel, params, ranks, available, origin, label,
+                              keep_descriptors)
     except (QuestsInputError, OSError) as exc:
         return f"{label}{exc}"
 
 
-def check_source(comm, src, sel, params, serial, label):
+def check_source(comm, src, sel, params, serial, label, keep_descriptors=False):
     """Raise QuestsInputError (on every rank) when the largest selected frame does not
-    fit.  ``serial``: frames computed on one rank each (small ASE frames)."""
+    fit.  ``params``: the frame request (its ``k`` and ``cutoff``); ``serial``: frames
+    computed on one rank each (small ASE frames); ``keep_descriptors``: every owned
+    atom's descriptors are kept (a reference, a data set's H and D)."""
     available, origin = available_memory(comm)
     msg = None
     if comm.rank == 0:
         msg = _problem_or_error(src, sel, params, 1 if serial else comm.size, available,
-                                origin, f"{label}: ")
+                                origin, f"{label}: ", keep_descriptors)
     pcomm.raise_if_any(QuestsInputError(msg) if msg else None, comm, prefix=False, root=0)

@@ -7,8 +7,8 @@ into a :class:`Campaign`; everything downstream reads attributes.  Sequences are
 :meth:`Campaign.as_dict` gives the normalised dict back (lists, plain dicts) exactly as
 validation produced it: the campaign fingerprint (:func:`quests_hpc.campaign.plan.
 campaign_fingerprint`) is computed over it, so results written before these classes
-existed are still recognised at resume.  ``to_legacy`` gives the dicts the frame, source
-and reference modules take.
+existed are still recognised at resume.  :meth:`Campaign.frame_request` gives the
+frame pipeline's typed request (:class:`~quests_hpc.parallel.frame_pipeline.FrameRequest`).
 """
 
 import dataclasses
@@ -57,10 +57,9 @@ class Source:
         """The path entries as a tuple (files or glob patterns)."""
         return self.path if isinstance(self.path, tuple) else (self.path,)
 
-    def to_legacy(self):
-        """The spec dict :class:`~quests_hpc.campaign.sources.InputSource` and
-        :func:`~quests_hpc.campaign.references.reference_descriptors` take."""
-        return _plain(self)
+    def type_map_plain(self):
+        """``type_map`` as the readers take it: a dict, a list or None."""
+        return _plain(self.type_map)
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,14 @@ class Parameters:
     bandwidth: tuple = (0.015,)
     threshold: float = 0.0
 
-    def to_legacy(self, balance="uniform"):
-        """The params dict of the frame pipeline: these plus the domain ``balance``."""
-        return dict(_plain(self), balance=balance)
+    def request(self, balance="uniform"):
+        """The frame pipeline's request with these parameters (dH against the references;
+        what else to compute is set with ``dataclasses.replace``)."""
+        from ..parallel.frame_pipeline import FrameRequest
+
+        return FrameRequest(k=int(self.k), cutoff=float(self.cutoff),
+                            bandwidths=tuple(float(h) for h in self.bandwidth),
+                            threshold=float(self.threshold), balance=balance)
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,9 @@ class Campaign:
         """The normalised campaign dict, as validation produced it."""
         return _plain(self)
 
-    def frame_params(self):
-        """The params dict of the frame pipeline (parameters and ``run.balance``)."""
-        return self.parameters.to_legacy(balance=self.run.balance)
+    def frame_request(self):
+        """The frame pipeline's request: the parameters and ``run.balance``."""
+        return self.parameters.request(balance=self.run.balance)
 
 
 def build(c):

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
 from ..parallel import measures
-from ..parallel.frame_pipeline import FrameRequest, run_frame
+from ..parallel.frame_pipeline import run_frame
 
 
 def _open(comm, spec, params):
@@ -27,23 +27,19 @@ def _open(comm, spec, params):
 
     src = InputSource(spec, comm)
     try:
-        sel = src.select(spec.get("frames", "all"))
+        sel = src.select(spec.frames)
         if not sel:
             raise QuestsInputError(f"{src.files[0]}: the frame selection "
-                                   f"{spec.get('frames')!r} selects no frame (the file holds "
+                                   f"{spec.frames!r} selects no frame (the file holds "
                                    f"{len(src)} complete frames)")
-        label = f"input {spec['name']}"
-        require_environments(src, sel, spec.get("frames", "all"), label)
+        label = f"input {spec.name}"
+        require_environments(src, sel, spec.frames, label)
         # before any descriptor (entropy keeps them all; overlap one chunk at a time)
-        check_source(comm, src, sel, dict(params, keep_descriptors=True), False, label)
+        check_source(comm, src, sel, params, False, label, keep_descriptors=True)
     except BaseException:
         src.close()
         raise
-    request = FrameRequest(k=int(params["k"]), cutoff=float(params["cutoff"]),
-                           bandwidths=tuple(params["bandwidth"]),
-                           threshold=float(params.get("threshold", 0.0)),
-                           balance=params.get("balance", "uniform"))
-    return src, sel, request
+    return src, sel, params
 
 
 def dataset_descriptors(comm, spec, params):
@@ -60,7 +56,7 @@ def dataset_descriptors(comm, spec, params):
         parts = [run_frame(comm, src, i, [], request).descriptors for i in sel]
     finally:
         src.close()
-    k = params["k"]
+    k = params.k
     x = np.concatenate(parts) if parts else np.empty((0, 2 * k - 1))
     return x, len(sel)
 
@@ -87,7 +83,7 @@ def entropy_of(comm, spec, params, out=print):
         ``log_n``, ``seconds``.
     """
     t0 = time.perf_counter()
-    hs = list(params["bandwidth"])
+    hs = list(params.bandwidths)
     x, nf = dataset_descriptors(comm, spec, params)
     H, D = measures.entropy_and_diversity(comm, x, hs)
     n = int(pcomm.allreduce(np.array([len(x)], np.int64), "sum", comm)[0])
@@ -95,8 +91,8 @@ def entropy_of(comm, spec, params, out=print):
            "diversity": np.atleast_1d(D).tolist(), "log_n": math.log(n),
            "seconds": time.perf_counter() - t0}
     if comm.rank == 0:
-        out(f"{spec['name']}: {n} environments from {nf} frame(s); k = {params['k']}, "
-            f"cutoff = {params['cutoff']} A; log n = {res['log_n']:.4f} nats")
+        out(f"{spec.name}: {n} environments from {nf} frame(s); k = {params.k}, "
+            f"cutoff = {params.cutoff} A; log n = {res['log_n']:.4f} nats")
         for h, e, d in zip(hs, res["entropy"], res["diversity"]):
             out(f"  h = {h:g} 1/A:  H = {e:.6f} nats   D = {d:.6f}")
         out(f"  ({res['seconds']:.2f} s on {comm.size} rank(s))")
@@ -115,8 +111,8 @@ def overlap_of(comm, test, reference, params, out=print):
     from .references import load_reference
 
     t0 = time.perf_counter()
-    hs = list(params["bandwidth"])
-    thr = float(params.get("threshold", 0.0))
+    hs = list(params.bandwidths)
+    thr = params.threshold
     ref, info = load_reference(comm, reference, params)
     try:
         dh, nf = dataset_dh(comm, test, ref, params)
@@ -131,7 +127,7 @@ def overlap_of(comm, test, reference, params, out=print):
            "overlap": [1 - int(v) / n for v in novel], "dh_mean": [b["mean"] for b in summary],
            "threshold": thr, "seconds": time.perf_counter() - t0}
     if comm.rank == 0:
-        out(f"{test['name']} ({n} environments, {nf} frame(s)) vs {reference['name']} "
+        out(f"{test.name} ({n} environments, {nf} frame(s)) vs {reference.name} "
             f"({res['n_reference']} environments); novel: dH > {thr:g}")
         for j, h in enumerate(hs):
             out(f"  h = {h:g} 1/A:  overlap = {res['overlap'][j]:.6f}   novelty = "

@@ -62,7 +62,7 @@ def _plan_input(comm, i, spec):
     """(source, frames, problems) of input ``i``."""
     from .sources import InputSource
 
-    src = InputSource(spec.to_legacy(), comm)
+    src = InputSource(spec, comm)
     sel = src.select(spec.frames)
     problems = []
     if not sel:

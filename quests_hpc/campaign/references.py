@@ -23,11 +23,13 @@ So the reference rows, and everything computed from them, do not depend on the n
 of ranks.  All functions are collective.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
-from ..parallel.frame_pipeline import FrameRequest, run_frame
+from ..parallel.frame_pipeline import run_frame
 from ..parallel.shared_reference import SharedReference
 from .sources import InputSource, detect_format
 
@@ -50,10 +52,10 @@ def load_reference(comm, spec, params, layout="auto", memory_gb=None):
     Parameters
     ----------
     comm : mpi4py communicator
-    spec : dict
-        A normalised ``references`` entry: ``name``, ``path``, ``frames``, ``format`` ...
-    params : dict
-        ``k``, ``cutoff``, ``balance``.
+    spec : quests_hpc.campaign.model.Source
+        The reference entry (``name``, ``path``, ``frames``, ``format`` ...).
+    params : quests_hpc.parallel.frame_pipeline.FrameRequest
+        ``k``, ``cutoff`` and ``balance`` are used.
     layout : {"auto", "shared", "sharded"}
     memory_gb : float, optional
         Memory per node the reference may take; above it ``"auto"`` shards.
@@ -65,15 +67,15 @@ def load_reference(comm, spec, params, layout="auto", memory_gb=None):
         ``n_environments``, ``n_frames``, ``format`` (same on every rank).
     """
     budget = None if memory_gb is None else int(float(memory_gb) * 1e9)
-    path = spec["path"][0] if isinstance(spec["path"], list) else spec["path"]
-    fmt = detect_format(path, spec.get("format", "auto"))
+    path = spec.paths[0]
+    fmt = detect_format(path, spec.format)
     if fmt == "descriptors":
         return _descriptor_reference(comm, spec, path, params, layout, budget)
-    src = InputSource(dict(spec, format=fmt), comm)
+    src = InputSource(replace(spec, format=fmt), comm)
     try:
         sel = _selected(src, spec)
         n = int(src.natoms[sel].sum())
-        width = 2 * int(params["k"]) - 1
+        width = 2 * params.k - 1
         chosen = SharedReference._choose(layout, n * width * 8, budget)
         rows, index = _local_rows(comm, src, sel, params, spec)
     finally:
@@ -88,12 +90,12 @@ def load_reference(comm, spec, params, layout="auto", memory_gb=None):
 
 def _selected(src, spec):
     """The selected frames of a reference (none, or none with atoms, is refused)."""
-    sel = src.select(spec.get("frames", "all"))
+    sel = src.select(spec.frames)
     if not sel:
-        raise QuestsInputError(f"reference {spec['name']}: {src.files[0]}: the frame selection "
-                               f"{spec.get('frames')!r} selects no frame (the file holds "
+        raise QuestsInputError(f"reference {spec.name}: {src.files[0]}: the frame selection "
+                               f"{spec.frames!r} selects no frame (the file holds "
                                f"{len(src)} complete frames)")
-    require_environments(src, sel, spec.get("frames", "all"), f"reference {spec['name']}")
+    require_environments(src, sel, spec.frames, f"reference {spec.name}")
     return sel
 
 
@@ -105,14 +107,13 @@ def _local_rows(comm, src, sel, params, spec):
     big = [i for i in sel if src.format == "lammps-dump" or src.natoms[i] >= PIPELINE_MIN_ATOMS
            and comm.size > 1]
     small = [i for i in sel if i not in set(big)]
-    label = f"reference {spec['name']}"
+    label = f"reference {spec.name}"
     for part, serial in ((big, False), (small, True)):  # before any descriptor
-        check_source(comm, src, part, dict(params, keep_descriptors=True), serial, label)
+        check_source(comm, src, part, params, serial, label, keep_descriptors=True)
     offsets = dict(zip(sel, np.concatenate([[0], np.cumsum(src.natoms[sel])[:-1]]).tolist()))
-    k = int(params["k"])
-    request = FrameRequest(k=k, cutoff=float(params["cutoff"]), bandwidths=(),
-                           balance=params.get("balance", "uniform"), delta_entropy=False,
-                           descriptors=True)
+    k = params.k
+    request = replace(params, bandwidths=(), delta_entropy=False, descriptors=True,
+                      entropy=False, positions=False)
     rows, index = [], []
     for i in big:  # distributed: this rank's block of the id-sorted frame
         out = run_frame(comm, src, i, [], request)
@@ -120,7 +121,7 @@ def _local_rows(comm, src, sel, params, spec):
         rows.append(out.descriptors)
         index.append(offsets[i] + first + np.arange(len(out.descriptors), dtype=np.int64))
     if small:
-        r, ix = _small_frames(comm, src, small, k, float(params["cutoff"]), offsets)
+        r, ix = _small_frames(comm, src, small, k, params.cutoff, offsets)
         rows.append(r)
         index.append(ix)
     if not rows:
@@ -161,8 +162,8 @@ def require_environments(src, sel, selection, label):
 def _descriptor_reference(comm, spec, path, params, layout, budget):
     """A descriptor file as a reference: read on rank 0 for the shared layout; in the
     sharded layout every rank reads its rows ``[r n/P, (r+1) n/P)`` of the file."""
-    k, cutoff = params["k"], params["cutoff"]
-    label = f"reference {spec['name']}"
+    k, cutoff = params.k, params.cutoff
+    label = f"reference {spec.name}"
     err, n = None, None
     if comm.rank == 0:  # the file's row count (no data read)
         try:

@@ -33,13 +33,14 @@ Stage times and memory: one :class:`quests_hpc.timing.StageTimer` per run.
 
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
 from ..parallel.comm import require_comm
-from ..parallel.frame_pipeline import FrameRequest, run_frame
+from ..parallel.frame_pipeline import run_frame
 from ..results import layout as L
 from ..results.writer import ResultsWriter
 from ..timing import StageTimer
@@ -111,7 +112,7 @@ def _load_references(comm, campaign, params, stages, say):
     run = campaign.run
     for spec in campaign.references:
         with stages("reference"):
-            ref, info = load_reference(comm, spec.to_legacy(), params, run.reference_layout,
+            ref, info = load_reference(comm, spec, params, run.reference_layout,
                                        run.reference_memory_gb)
             refs.append(ref)
         infos.append(info)
@@ -138,7 +139,7 @@ def _run_locked(comm, campaign, overwrite, out):
     """:func:`run_campaign` once the output is locked (collective)."""
     say = _say(comm, out)
     stages = StageTimer()
-    params = campaign.frame_params()
+    params = campaign.frame_request()
     path = campaign.output.path
     with stages("setup"):
         st = P.setup(comm, campaign, overwrite, [])
@@ -283,12 +284,9 @@ def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages):
     t0 = time.perf_counter()
     with stages("hash"):
         digest = P.frame_hash(comm, src, fp.source_index)
-    request = FrameRequest(
-        k=int(params["k"]), cutoff=float(params["cutoff"]),
-        bandwidths=tuple(params["bandwidth"]), threshold=float(params["threshold"]),
-        balance=params.get("balance", "uniform"), delta_entropy=bool(want["delta_entropy"]),
-        descriptors=bool(want["descriptors"]), entropy=bool(want["entropy"] or want["diversity"]),
-        positions=bool(meas.positions))
+    request = replace(
+        params, delta_entropy=bool(want["delta_entropy"]), descriptors=bool(want["descriptors"]),
+        entropy=bool(want["entropy"] or want["diversity"]), positions=bool(meas.positions))
     # lead: pipeline call
     fo = run_frame(comm, src, fp.source_index, refs, request)
     if fo.natoms != fp.natoms:

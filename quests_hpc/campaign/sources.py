@@ -61,6 +61,9 @@ def detect_format(path, declared="auto"):
 class InputSource:
     """One input (a file, a glob or a list of files) opened for the campaign (collective).
 
+    Built from a :class:`~quests_hpc.campaign.model.Source` (an input or reference entry)
+    and the communicator.
+
     Attributes
     ----------
     name : str
@@ -76,16 +79,16 @@ class InputSource:
 
     def __init__(self, spec, comm):
         self.comm = comm
-        self.name = spec["name"]
-        paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+        self.name = spec.name
+        paths = list(spec.paths)
         for p in paths:  # before anything opens it: opening a FIFO waits for a writer
             if not (any(c in str(p) for c in "*?[") and not os.path.exists(p)):
                 problem = regular_file_problem(p)
                 if problem:
                     raise QuestsInputError(f"{p}: {problem}")
-        self.format = detect_format(paths[0], spec.get("format", "auto"))
-        self.type_map = spec.get("type_map")
-        self.ase_format = spec.get("ase_format")
+        self.format = detect_format(paths[0], spec.format)
+        self.type_map = spec.type_map_plain()
+        self.ase_format = spec.ase_format
         self._dump = None
         self._atoms = None
         if self.format == "lammps-dump":

@@ -10,6 +10,7 @@ from campaign_data import LAMMPS_DATA, REFERENCE, basic_campaign
 from quests_hpc.campaign.model import Input, LearningCurve, Measures, Parameters, Reference
 from quests_hpc.campaign.plan import campaign_fingerprint
 from quests_hpc.campaign.schema import load_campaign, validate, validate_parameters, validate_source
+from quests_hpc.parallel.frame_pipeline import FrameRequest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 D = os.path.abspath(LAMMPS_DATA)
@@ -80,13 +81,13 @@ def test_the_campaign_is_typed_frozen_and_round_trips(tmp_path):
     inp = c.inputs[0]
     assert isinstance(inp, Input) and inp.frames == "0,1"
     assert inp.path == (D + "/cu_atom.lammpstrj", D + "/cu_element.lammpstrj") == inp.paths
-    assert inp.to_legacy() == {"name": "cu_atom", "path": list(inp.path), "frames": "0,1",
-                               "format": "auto", "ase_format": None, "type_map": None}
+    assert inp.type_map_plain() is None and ref.type_map_plain() == {1: "Cu", 2: "Ni"}
+    assert type(ref.type_map_plain()) is dict  # what the readers take
     assert c.references[0].paths == (REFERENCE,)
     assert c.measures == Measures(delta_entropy=True, overlap=True)
     assert (c.source, c.base_dir, c.yaml) == ("s.yaml", str(tmp_path), "text")
-    assert c.frame_params() == {"k": 32, "cutoff": 5.0, "bandwidth": [0.015],
-                                "threshold": 0.0, "balance": "uniform"}
+    assert c.frame_request() == FrameRequest(k=32, cutoff=5.0, bandwidths=(0.015,),
+                                             threshold=0.0, balance="uniform")
     d = c.as_dict()
     assert d["inputs"][0]["path"] == list(inp.path) and d["references"][0]["type_map"] == {
         1: "Cu", 2: "Ni"}
@@ -106,8 +107,7 @@ def test_one_off_entries_are_the_same_objects(tmp_path):
     assert isinstance(i, Input) and i.name == "cu_atom"
     p = validate_parameters({"k": 8, "bandwidth": [0.01, 0.02]})
     assert p == Parameters(k=8, bandwidth=(0.01, 0.02))
-    assert p.to_legacy() == {"k": 8, "cutoff": 5.0, "bandwidth": [0.01, 0.02],
-                             "threshold": 0.0, "balance": "uniform"}
+    assert p.request() == FrameRequest(k=8, cutoff=5.0, bandwidths=(0.01, 0.02))
 
 
 def test_run_and_check_require_a_communicator(tmp_path):

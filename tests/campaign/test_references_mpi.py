@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 
 from quests_hpc import information
+from quests_hpc.campaign.model import Reference
 from quests_hpc.descriptors import descriptors_from_arrays
+from quests_hpc.parallel.frame_pipeline import FrameRequest
 
 MPI = pytest.importorskip("mpi4py.MPI")
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "lammps")
-PARAMS = {"k": 32, "cutoff": 5.0, "balance": "uniform"}
+PARAMS = FrameRequest(k=32, cutoff=5.0, bandwidths=())
 SPECS = [
     # frames 1-4 (frame 0 is a perfect lattice: equal distances, ties broken by order)
-    {"name": "cu", "path": os.path.join(DATA, "cu_unsorted.lammpstrj"), "frames": "1:",
-     "format": "auto"},
-    {"name": "mixed", "path": os.path.join(DATA, "reference_mixed.extxyz"), "frames": "all",
-     "format": "auto"},
+    Reference(name="cu", path=os.path.join(DATA, "cu_unsorted.lammpstrj"), frames="1:"),
+    Reference(name="mixed", path=os.path.join(DATA, "reference_mixed.extxyz")),
 ]
 
 
@@ -35,15 +35,15 @@ def _serial_rows(spec):
 
     from quests_hpc.io import read_lammps_dump
 
-    if spec["path"].endswith(".lammpstrj"):
-        frames = read_lammps_dump(spec["path"], spec["frames"])
+    if spec.path.endswith(".lammpstrj"):
+        frames = read_lammps_dump(spec.path, spec.frames)
         return np.concatenate([descriptors_from_arrays(f.positions, f.cell, f.pbc) for f in frames])
     return np.concatenate([descriptors_from_arrays(a.get_positions(), a.cell.array, a.pbc)
-                           for a in read(spec["path"], ":")])
+                           for a in read(spec.path, ":")])
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("spec", SPECS, ids=[s["name"] for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_sharded_reference_is_a_contiguous_block_and_never_gathered(spec, monkeypatch):
     from quests_hpc.campaign import references
     from quests_hpc.parallel import comm as pcomm
@@ -74,7 +74,7 @@ def test_sharded_reference_is_a_contiguous_block_and_never_gathered(spec, monkey
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("spec", SPECS, ids=[s["name"] for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_shared_reference_rows_in_frame_and_id_order(spec):
     from quests_hpc.campaign.references import load_reference
 
@@ -115,7 +115,7 @@ def test_sharded_descriptor_file_is_read_in_slices(mpi_tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(ioref, "read_descriptors", sliced)
         m.setattr(reader, "load_descriptors", real)
-        dspec = {"name": "desc", "path": path, "frames": "all", "format": "auto"}
+        dspec = Reference(name="desc", path=path)
         ref, info = references.load_reference(comm, dspec, PARAMS, "auto",
                                               want.nbytes / 4 / 1e9)
     ref.free()
