@@ -204,12 +204,6 @@ def _report(comm, campaign, stages, imbalance, computed, skipped, say):
         say(timing_table(records, stages.total(), imbalance[0]))
 
 
-def _want(meas):
-    """What the frame computation returns (the ``want`` dict of compute_frame)."""
-    return {"delta_entropy": meas.delta_entropy, "descriptors": meas.descriptors,
-            "entropy": meas.entropy, "diversity": meas.diversity}
-
-
 def _compute(comm, w, campaign, st, refs, params, stages, out, need_lc):
     """Every frame not complete, the overlap table, the learning curve, the root flag
     (collective); returns the atom imbalance of every computed frame."""
@@ -225,7 +219,7 @@ def _compute(comm, w, campaign, st, refs, params, stages, out, need_lc):
         if fp.name in done:
             continue
         wall, imb = _do_frame(comm, w, fi, fp, st.sources[fp.input_no], refs, params,
-                              _want(meas), meas, stages)
+                              meas, stages)
         imbalance.append(imb)
         prog.frame_done(fp.name, fp.natoms, wall)
     prog.close()
@@ -279,14 +273,14 @@ class _Stream:
         return self.out is _print and sys.stdout.isatty()
 
 
-def _do_frame(comm, w, fi, fp, src, refs, params, want, meas, stages):
+def _do_frame(comm, w, fi, fp, src, refs, params, meas, stages):
     """Compute and write one frame; returns (wall seconds, atom imbalance)."""
     t0 = time.perf_counter()
     with stages("hash"):
         digest = P.frame_hash(comm, src, fp.source_index)
     request = replace(
-        params, delta_entropy=bool(want["delta_entropy"]), descriptors=bool(want["descriptors"]),
-        entropy=bool(want["entropy"] or want["diversity"]), positions=bool(meas.positions))
+        params, delta_entropy=bool(meas.delta_entropy), descriptors=bool(meas.descriptors),
+        entropy=bool(meas.entropy or meas.diversity), positions=bool(meas.positions))
     # lead: pipeline call
     fo = run_frame(comm, src, fp.source_index, refs, request)
     if fo.natoms != fp.natoms:
