@@ -127,13 +127,6 @@ def _exp_neg(a):
     return p * scale if a > EXP_MIN_ARG else 0.0
 
 
-@nb.njit(fastmath=_EXACT_FLAGS, nogil=True, cache=True)
-def exp_neg_array(a, out):
-    """Fill ``out`` with ``exp(a)`` (``a <= 0``; 0 below -708). Used by the tests."""
-    for i in range(a.size):
-        out[i] = _exp_neg(a[i])
-
-
 @nb.njit(fastmath=_FAST, cache=True)
 def _row_sqdist(g, i, hyi, hx, nyi, nx):
     """Row ``i`` of ``g`` (dot products of centred rows) -> squared distances, in place.

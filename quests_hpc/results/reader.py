@@ -142,12 +142,6 @@ def load_descriptors(path, k=None, cutoff=None, rows=None):
     return x, {"k": fk, "cutoff": fc, "frames": names, "n": total}
 
 
-def _fmt(v, width=10):
-    if isinstance(v, (float, np.floating)):
-        return f"{v:>{width}.4g}"
-    return f"{v!s:>{width}}"
-
-
 def _holder(path):
     """Who holds the output lock of ``path`` (another process), or None."""
     import os
