@@ -31,6 +31,7 @@ from .fields import (
     choice_field,
     float_field,
     int_field,
+    numbers,
     out_path_field,
     paths_field,
 )
@@ -48,10 +49,7 @@ _column.type_name = "reference name or column index"
 
 
 def _temperature(v, ctx):
-    vals = v if isinstance(v, list) else [v]
-    if not vals:
-        raise Bad("must be a number or a list of numbers (K)")
-    out = [float_field(0.0)(x, ctx) for x in vals]
+    out = numbers(v, ctx, "must be a number or a list of numbers (K)")
     return out if isinstance(v, list) else out[0]
 
 

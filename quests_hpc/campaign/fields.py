@@ -120,11 +120,17 @@ def name_field(v, ctx):
 name_field.type_name = "name"
 
 
-def bandwidths_field(v, ctx):
+def numbers(v, ctx, empty):
+    """A number or a non-empty list of numbers >= 0, as floats (always a list);
+    ``empty``: the message for an empty list."""
     vals = v if isinstance(v, list) else [v]
     if not vals:
-        raise Bad("must name at least one bandwidth")
-    out = [float_field(0.0)(x, ctx) for x in vals]
+        raise Bad(empty)
+    return [float_field(0.0)(x, ctx) for x in vals]
+
+
+def bandwidths_field(v, ctx):
+    out = numbers(v, ctx, "must name at least one bandwidth")
     for h in out:
         if not MIN_BANDWIDTH <= h <= MAX_BANDWIDTH:
             raise Bad(f"must be within [{MIN_BANDWIDTH:g}, {MAX_BANDWIDTH:g}] 1/A, got {h:g} "
