@@ -261,13 +261,23 @@ def chunked_sums(comm, env, references, request, timer, keep):
     dh = np.empty((n, len(refs) * nh)) if refs else None
     desc = np.empty((n, env.width)) if keep else None
     buf = np.empty((min(size, n), env.width))
+    def add(r, ref, rows, d):
+        dh[rows, r * nh:(r + 1) * nh] = np.atleast_2d(-ref.log_kernel_sum(d, hs)).T
+
     for c in range(n_chunks):
-        with timer("descriptors"), collective_errors(comm):
-            rows, d = env.chunk(c, size, out=buf)
-        with timer("kernel_sums"):
+        # what can fail on one rank alone (coincident atoms, a bandwidth too small for
+        # these descriptors) fails every rank before the next collective
+        with collective_errors(comm):
+            with timer("descriptors"):
+                rows, d = env.chunk(c, size, out=buf)
+            with timer("kernel_sums"):
+                for r, ref in enumerate(refs):
+                    if ref.layout != "sharded":
+                        add(r, ref, rows, d)
+        with timer("kernel_sums"):  # ring passes: collective, checked on every rank inside
             for r, ref in enumerate(refs):
-                part = np.atleast_2d(-ref.log_kernel_sum(d, hs))  # (n_h, m)
-                dh[rows, r * nh:(r + 1) * nh] = part.T
+                if ref.layout == "sharded":
+                    add(r, ref, rows, d)
         if keep:
             desc[rows] = d
     return dh, desc
@@ -376,7 +386,7 @@ def id_order_owners(comm, ids, natoms):
     ext = pcomm.allreduce(np.array([mn, -mx], dtype=np.int64), "min", comm)
     gmin, gmax = int(ext[0]), -int(ext[1])
     bounds = pcomm.even_bounds(natoms, size)
-    if size == 1 or not len(ids) and natoms == 0:
+    if size == 1 or natoms == 0:
         return np.zeros(len(ids), dtype=np.int64)
     if gmax - gmin + 1 == natoms:
         return np.searchsorted(bounds[1:-1] + gmin, ids, side="right").astype(np.int64)

@@ -106,6 +106,7 @@ def _ring(comm, y, cur, rows, h, *, spare, home=False, owned=True, **kwargs):
     nxt = None
     t = row_type(np.float64, (cur.shape[1],))
     src = rank
+    error = None
     try:
         for step in range(size):
             shift = step < size - 1 or home
@@ -116,17 +117,22 @@ def _ring(comm, y, cur, rows, h, *, spare, home=False, owned=True, **kwargs):
                 reqs = [comm.Irecv([nxt, rows[prev], t], source=(rank - 1) % size, tag=_RING_TAG),
                         comm.Isend([cur, rows[src], t], dest=(rank + 1) % size, tag=_RING_TAG)]
             try:
-                part = _log_sum_block(y, cur[: rows[src]], h, **kwargs)
+                if error is None:  # after a failure the blocks still travel, unused
+                    acc = np.logaddexp(acc, _log_sum_block(y, cur[: rows[src]], h, **kwargs))
+            except Exception as exc:  # noqa: BLE001 -- raised on every rank after the ring
+                error = exc
             finally:
                 if reqs:
                     MPI.Request.Waitall(reqs)
-            acc = np.logaddexp(acc, part)
             if shift:
                 cur, nxt = nxt, (cur if owned else None)
                 owned = True
                 src = (src - 1) % size
     finally:
         t.Free()
+    # a block that fails on one rank (e.g. a bandwidth too small for its rows) fails every
+    # rank here, once every message of the ring has been matched
+    raise_if_any(error, comm)
     return acc, cur
 
 

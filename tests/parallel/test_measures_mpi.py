@@ -386,3 +386,19 @@ def test_bad_reference_on_root_or_one_shard_fails_every_rank():
             SharedReference.from_shards(comm, wide, layout="sharded")
     with SharedReference.from_shards(comm, np.ones((2, 3)), layout="sharded") as R:  # still fine
         assert R.n == 2 * comm.size and R.local.shape == (2, 3)
+
+
+@pytest.mark.mpi
+def test_a_ring_pass_failing_on_one_rank_fails_every_rank():
+    """The last rank's test rows are far from a tiny reference: for h = 1e-152 their
+    exponents overflow there only.  Every rank must raise after the ring, none may hang."""
+    from quests_hpc.errors import QuestsInputError
+    from quests_hpc.parallel.shared_reference import ring_log_kernel_sum
+
+    comm = MPI.COMM_WORLD
+    rng = np.random.default_rng(comm.rank)
+    x = rng.random((5, 3)) * 1e-4
+    y = x.copy() if comm.rank < comm.size - 1 else rng.random((4, 3))
+    with pytest.raises(QuestsInputError, match="too small for these descriptors"):
+        ring_log_kernel_sum(comm, y, x, 1e-152)
+    comm.Barrier()  # every rank got here: nobody is left inside the ring
