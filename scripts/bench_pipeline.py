@@ -338,7 +338,9 @@ def main(argv=None):
     args = parse(argv)
     if args.worker:
         return worker(args)
-    if args.write_dump:
+    if args.write_dump and os.path.exists(args.write_dump):
+        print(f"{args.write_dump} exists: read as it is (never replaced)")
+    elif args.write_dump:
         t0 = time.perf_counter()
         n = write_dump(args.write_dump, args.atoms, args.seed)
         print(f"wrote {n:,} atoms to {args.write_dump} in {time.perf_counter() - t0:.1f} s")

@@ -39,11 +39,16 @@ REF_NOISE = 0.15
 
 
 def write_dump(path, cells, seed=1, chunk=1 << 20):
-    """Write the ``cells^3`` displaced BCC frame as one LAMMPS dump; returns atom count."""
+    """Write the ``cells^3`` displaced BCC frame as one LAMMPS dump; returns atom count.
+
+    Never replaces a file: an existing ``path`` (or another run's ``path.partial``) is
+    refused with :class:`FileExistsError`; the dump is written aside and renamed."""
     total = 2 * cells ** 3
     length = cells * A_TA
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} exists; refusing to replace it")
     tmp = path + ".partial"
-    with open(tmp, "w") as f:
+    with open(tmp, "x") as f:
         f.write(f"ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n{total}\n")
         f.write("ITEM: BOX BOUNDS pp pp pp\n" + f"0 {length!r}\n" * 3)
         f.write("ITEM: ATOMS id type x y z\n")
@@ -51,7 +56,8 @@ def write_dump(path, cells, seed=1, chunk=1 << 20):
             ids, pos, _ = bcc_share(cells, lo, min(total, lo + chunk), seed)
             np.savetxt(f, np.column_stack([ids, np.ones(len(ids)), pos]),
                        fmt="%d %d %.10g %.10g %.10g")
-    os.replace(tmp, path)
+    os.link(tmp, path)  # fails if path appeared meanwhile: never replaces it
+    os.unlink(tmp)
     return total
 
 
