@@ -574,6 +574,9 @@ def _fail_serial(exc):
 def _fail(comm, exc):
     """Report ``exc`` and decide the exit status without hanging (see the module doc).
 
+    ``comm`` is the :func:`~quests_hpc.parallel.comm.error_channel` made at start-up, never
+    the communicator the command's collectives run on.
+
     All ranks failing together (the usual case: errors are shared collectively) -> one
     message from rank 0 and a clean exit.  Otherwise -> the failing rank prints its
     message with its rank number and aborts every rank.
@@ -608,14 +611,17 @@ def main(argv=None):
                 return _status(args.func(args))
             from mpi4py import MPI
 
+            from .parallel.comm import error_channel
+
             comm = MPI.COMM_WORLD
+            errors = error_channel(comm)
     except (Exception, KeyboardInterrupt) as exc:
         return _fail_serial(exc)
     try:
         with _plain_warnings():
             return _status(args.func(args, comm))
     except (Exception, KeyboardInterrupt) as exc:
-        return _fail(comm, exc)
+        return _fail(errors, exc)
 
 
 def _status(status):

@@ -322,10 +322,9 @@ run: {{progress: lines}}
     assert diff_results(tmp_path / "golden.h5", tmp_path / "killed.h5", atol=1e-12) == []
 
 
-@needs_mpiexec
-def test_error_on_one_rank_only_aborts_all_within_seconds(tmp_path):
-    """An error raised on rank 1 alone (rank 0 waits in a collective) ends the job with the
-    error's exit status and a message naming the rank, instead of hanging."""
+def _one_rank_fails(tmp_path, waiting):
+    """Run 2 ranks: rank 1 fails alone through the CLI's error path while rank 0 sits in
+    ``waiting`` (a collective of the application on COMM_WORLD)."""
     script = tmp_path / "one_rank.py"
     script.write_text(
         "import sys\n"
@@ -334,9 +333,11 @@ def test_error_on_one_rank_only_aborts_all_within_seconds(tmp_path):
         "from quests_hpc.errors import QuestsInputError\n"
         "cli.ERROR_SYNC_SECONDS = 2.0\n"
         "comm = MPI.COMM_WORLD\n"
+        "from quests_hpc.parallel.comm import error_channel\n"
+        "errors = error_channel(comm)\n"
         "if comm.rank == 1:\n"
-        "    sys.exit(cli._fail(comm, QuestsInputError('only rank 1 saw this')))\n"
-        "comm.Barrier()\n")
+        "    sys.exit(cli._fail(errors, QuestsInputError('only rank 1 saw this')))\n"
+        f"{waiting}\n")
     t0 = time.monotonic()
     # env from os.environ (Python's start-up copy), not the C environment inherited by
     # default: after this pytest process initialised MPI as a singleton, Open MPI has put
@@ -344,8 +345,22 @@ def test_error_on_one_rank_only_aborts_all_within_seconds(tmp_path):
     r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True,
                        text=True, timeout=60, env=dict(os.environ))
     assert time.monotonic() - t0 < 30
+    return r
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("waiting", ["comm.Barrier()", "comm.Ibarrier().Wait()",
+                                     "comm.allreduce(1)"])
+def test_error_on_one_rank_only_aborts_all_within_seconds(tmp_path, waiting):
+    """An error raised on rank 1 alone (rank 0 waits in a collective) ends the job with the
+    error's exit status and a message naming the rank, instead of hanging.  The error
+    sync runs on a communicator of its own: a collective of the application that rank 0
+    waits in (a non-blocking barrier above all) can never complete it, which would leave
+    rank 1 thinking every rank failed and the message unprinted."""
+    r = _one_rank_fails(tmp_path, waiting)
     assert r.returncode == 2
     assert "[rank 1] quests-hpc: error: only rank 1 saw this" in r.stderr
+    assert "other ranks did not fail with it: aborting all ranks" in r.stderr
 
 
 def test_clusters_export_plot_commands_on_a_results_file(tmp_path, capsys):

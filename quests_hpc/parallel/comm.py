@@ -148,6 +148,21 @@ def exscan_sum(value, comm):
     return int(counts[:comm.Get_rank()].sum())
 
 
+def error_channel(comm):
+    """A communicator of its own for :func:`barrier_or_abort` after an error.
+
+    Collective: every rank calls it at start-up, before any rank can fail.  Collectives
+    match by order on a communicator, whatever their kind, so an error sync on the
+    application's communicator could complete against a barrier (or a non-blocking
+    collective) that a rank still working is waiting in: the failing rank would then take
+    it for "every rank failed" and return without its message, and the others would go on.
+    On a duplicate nothing of the application can match it.
+    """
+    if not is_parallel(require_comm(comm, "error_channel")):
+        return comm
+    return comm.Dup()
+
+
 def barrier_or_abort(comm, seconds, code, on_timeout=None):
     """Wait (a non-blocking barrier, polled) until every rank arrives here; if they do not
     within ``seconds``, call ``on_timeout()`` and abort every rank with exit ``code``.
