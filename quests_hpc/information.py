@@ -54,6 +54,7 @@ import numpy as np
 
 from . import threads as _threads
 from ._kernel_sums import row_hashes, rows_update, rows_update_truncated, sym_update
+from ._kernel_sums_f32 import U32, rows_update32, sym_update32
 from .errors import QuestsInputError
 
 DEFAULT_BANDWIDTH = 0.015
@@ -64,6 +65,13 @@ DEFAULT_BLOCK = (128, 1024)
 
 #: Default block edge of the symmetric sums (:func:`entropy`, :func:`diversity`).
 DEFAULT_SYM_BLOCK = 384
+
+#: Arithmetic of the kernel sums: ``"float64"`` (the default, exact to rounding) or
+#: ``"float32"`` (about twice as fast; error bounded by :func:`float32_error_bound`).
+PRECISIONS = ("float64", "float32")
+
+#: Largest descriptor magnitude accepted in float32 (its square must stay finite).
+FLOAT32_MAX_ABS = 1e18
 
 
 # --------------------------------------------------------------------------- checks
@@ -182,6 +190,54 @@ def _hashes(a):
     return out
 
 
+def _precision(precision, *arrays):
+    """The working dtype of ``precision``; float32 refuses descriptors whose squares
+    would overflow it."""
+    if precision not in PRECISIONS:
+        raise QuestsInputError(
+            f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    if precision == "float64":
+        return np.float64
+    for a in arrays:
+        big = float(np.abs(a).max())
+        if big > FLOAT32_MAX_ABS:
+            raise QuestsInputError(
+                f"descriptor values up to {big:.3g} do not fit precision 'float32' (at most "
+                f"{FLOAT32_MAX_ABS:g}): use precision 'float64'")
+    return np.float32
+
+
+def _norms(c, dtype):
+    """Squared row norms of ``c``, summed in float64 and rounded to ``dtype``."""
+    return np.einsum("ij,ij->i", c, c, dtype=np.float64).astype(dtype, copy=False)
+
+
+def _centred(a, mu, dtype):
+    """``a - mu`` rounded to ``dtype`` and its squared row norms (:func:`_norms`)."""
+    c = np.subtract(a, mu).astype(dtype, copy=False)
+    return c, _norms(c, dtype)
+
+
+def _cs32(cs, hs, dtype):
+    """``cs`` in float32 for the float32 kernels (``None`` in float64); refuses a bandwidth
+    whose ``1 / (2 h^2)`` overflows float32."""
+    if dtype is not np.float32:
+        return None
+    with np.errstate(over="ignore"):
+        cs32 = cs.astype(np.float32)
+    if not np.isfinite(cs32).all():
+        raise QuestsInputError(
+            f"bandwidth h = {float(hs.min())!r} is too small for precision 'float32' "
+            "(1/(2 h^2) overflows it; h must be above 1e-19): use precision 'float64'")
+    return cs32
+
+
+def _near32(d):
+    """Relative rounding noise bound of a float32 squared distance of d-vectors: an
+    identical pair's ``|y|^2 + |x|^2 - 2 y.x`` stays below ``near * (|y|^2 + |x|^2)``."""
+    return np.float32(4 * (d + 4) * U32)
+
+
 # --------------------------------------------------------------------------- threads
 
 
@@ -241,7 +297,7 @@ def _run_static(n_tasks, make_worker, nt):
 
 
 def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
-                   return_dropped=False):
+                   return_dropped=False, precision="float64"):
     """Log of the Gaussian kernel sum ``log S(y_i) = log sum_j exp(-|y_i - x_j|^2 / 2h^2)``.
 
     Accurate and finite for every row: where all terms underflow (``S < 1e-308``) the
@@ -274,6 +330,12 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     return_dropped : bool
         With ``d_max``: also return ``n_dropped``, the number of reference points left
         out per row (int64, shape (n_y,)), for the bound above.
+    precision : {"float64", "float32"}
+        Arithmetic of the distances, exponentials and block sums (the running sums and
+        the log are float64 either way).  ``"float32"`` is about twice as fast, and
+        ``|log_s_float32 - log_s_float64|`` stays below :func:`float32_error_bound` for
+        every row, also where every term underflows (finite, not -inf).  ``d_max`` needs
+        float64.
 
     Returns
     -------
@@ -295,8 +357,11 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     bi, bj = _block_shape(block_size, DEFAULT_BLOCK)
     dmax2 = _d_max(d_max)
     truncate = bool(np.isfinite(dmax2))
+    dtype = _precision(precision, y, x)
+    if truncate and dtype is np.float32:
+        raise QuestsInputError("d_max (truncated sums) needs precision 'float64'")
     cs = -0.5 / hs**2
-    M, S, dmin, nkept = _row_block_sums(y, x, hs, cs, bi, bj, dmax2, truncate)
+    M, S, dmin, nkept = _row_block_sums(y, x, hs, cs, (bi, bj), dmax2, truncate, dtype)
 
     with np.errstate(divide="ignore"):
         log_s = np.log(S, out=S)  # in place: memory stays 2 * n_states * n_h * n_y
@@ -309,7 +374,7 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     return (out, n_dropped) if return_dropped else out
 
 
-def _row_block_sums(y, x, hs, cs, bi, bj, dmax2, truncate):
+def _row_block_sums(y, x, hs, cs, block, dmax2, truncate, dtype):
     """Shifted kernel sums ``M``, ``S`` (``log S = log(S) + M``) of ``log_kernel_sum``.
 
     Also the truncation state: per row the smallest squared distance ``dmin`` and the
@@ -317,14 +382,13 @@ def _row_block_sums(y, x, hs, cs, bi, bj, dmax2, truncate):
     """
     n_y, n_x, n_h = y.shape[0], x.shape[0], hs.size
     mu = x.mean(axis=0)  # centring: see _kernel_sums (accuracy of |y|^2 + |x|^2 - 2 y.x)
-    xc = x - mu
-    nx = np.einsum("ij,ij->i", xc, xc)
+    xc, nx = _centred(x, mu, dtype)
     _exponent_range(cs, hs, y, y is x, mu, nx)
     hx = _hashes(x)
     hy = hx if y is x else _hashes(y)
     nt = _threads.get_num_threads()
 
-    bj = min(bj, n_x)
+    bi, bj = block[0], min(block[1], n_x)
     row_starts = range(0, n_y, bi)
     col_starts = range(0, n_x, bj)
     # Every row block has exactly ``bi`` rows (the last one padded with zero rows) and one
@@ -338,18 +402,19 @@ def _row_block_sums(y, x, hs, cs, bi, bj, dmax2, truncate):
     dmin = np.full((1, n_tr), np.inf)
     nkept = np.zeros((1, n_tr), dtype=np.int64)
     d = y.shape[1]
+    cs32, near = _cs32(cs, hs, dtype), _near32(d)
 
     def make_worker(t):
-        buf = np.empty(bi * bj)
-        yb = np.zeros((bi, d))
+        buf = np.empty(bi * bj, dtype=dtype)
+        yb = np.zeros((bi, d), dtype=dtype)
 
         def work(task):
             i0 = row_starts[task]
             i1 = min(i0 + bi, n_y)
             m = i1 - i0
-            np.subtract(y[i0:i1], mu, out=yb[:m])
+            np.subtract(y[i0:i1], mu, out=yb[:m], casting="same_kind")
             yb[m:] = 0.0
-            nyb = np.einsum("ij,ij->i", yb[:m], yb[:m])
+            nyb = _norms(yb[:m], dtype)
             for j0 in col_starts:
                 j1 = min(j0 + bj, n_x)
                 g = buf[:bi * (j1 - j0)].reshape(bi, j1 - j0)
@@ -357,6 +422,8 @@ def _row_block_sums(y, x, hs, cs, bi, bj, dmax2, truncate):
                 if truncate:
                     rows_update_truncated(g[:m], hy, hx, i0, j0, nyb, nx, cs, dmax2, M[0],
                                           S[0], dmin[0], nkept[0])
+                elif dtype is np.float32:
+                    rows_update32(g[:m], hy, hx, i0, j0, nyb, nx, cs32, cs, near, M[0], S[0])
                 else:
                     rows_update(g[:m], hy, hx, i0, j0, nyb, nx, cs, M[0], S[0])
         return work
@@ -380,7 +447,7 @@ def _keep_nearest(log_s, cs, dmin, nkept, n_x):
     return n_x - nkept
 
 
-def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
+def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None, precision="float64"):
     """``log S(x_i)`` of every row of ``x`` against ``x`` itself (self term included).
 
     Uses the symmetry of the kernel: only the blocks ``i <= j`` are computed, each term
@@ -393,6 +460,9 @@ def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
     block_size : int, optional
         Block edge (default ``DEFAULT_SYM_BLOCK``); memory ``threads * (b^2 + n_h * n) * 8``
         bytes.
+    precision : {"float64", "float32"}
+        As in :func:`log_kernel_sum` (error bound: :func:`float32_error_bound` of ``x``
+        against itself).
 
     Returns
     -------
@@ -400,13 +470,13 @@ def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
     """
     hs, scalar = _bandwidths(h)
     x = _descriptors(x, "x")
+    dtype = _precision(precision, x)
     if isinstance(block_size, (tuple, list)):
         raise QuestsInputError(f"block_size must be one integer here, got {block_size!r}")
     b = _block_shape(block_size, (DEFAULT_SYM_BLOCK,) * 2)[0]
     cs = -0.5 / hs**2
     n = x.shape[0]
-    xc = x - x.mean(axis=0)
-    nx = np.einsum("ij,ij->i", xc, xc)
+    xc, nx = _centred(x, x.mean(axis=0), dtype)
     hx = _hashes(x)
     nt = _threads.get_num_threads()
     b = max(1, min(b, -(-n // max(1, 2 * nt))))
@@ -416,9 +486,11 @@ def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
     pairs += [(i, i) for i in range(len(starts))]
     n_acc = min(nt, len(pairs))
     acc = np.zeros((n_acc, hs.size, n))
+    cs32, near = _cs32(cs, hs, dtype), _near32(x.shape[1])
 
     def make_worker(t):
-        buf = np.empty(b * b)
+        buf = np.empty(b * b, dtype=dtype)
+        col = np.empty(b, dtype=np.float32)
 
         def work(task):
             bi, bj = pairs[task]
@@ -426,13 +498,59 @@ def self_log_kernel_sum(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
             i1, j1 = min(i0 + b, n), min(j0 + b, n)
             g = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
             np.matmul(xc[i0:i1], xc[j0:j1].T, out=g)
-            sym_update(g, hx, i0, j0, nx, cs, acc[t])
+            if dtype is np.float32:
+                sym_update32(g, hx, i0, j0, nx, cs32, near, col, acc[t])
+            else:
+                sym_update(g, hx, i0, j0, nx, cs, acc[t])
         return work
 
     # static assignment: every thread sums the same tasks in the same order on every run
     _run_static(len(pairs), make_worker, nt)
     log_s = np.log(acc.sum(axis=0))
     return log_s[0] if scalar else log_s
+
+
+def float32_error_bound(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None):
+    """Bound on ``|log_s_float32 - log_s_float64|`` (= ``|dH_float32 - dH_float64|``) per row.
+
+    Derived in ``docs/precision.md``.  With ``u = 2^-24``, ``d`` the descriptor length,
+    ``mu`` the mean of ``x`` (both sets are centred on it), ``a_i = |y_i - mu|`` and
+    ``R = max_j |x_j - mu|``::
+
+        bound_i = (d u / 2 + 6 u) (a_i + R)^2 / (2 h^2)     # the distance: rounding of the
+                                                          # centred rows, product, norms
+                  + 300 u                                 # the exponent (|c d2| <= 87)
+                  + 8 u                                   # float32 exp
+                  + (b - 1) u / (1 - (b - 1) u)           # a block's float32 sum of b terms
+                  + 2e-18 n_x + 1e-14                     # dropped underflow, float64 part
+
+    The first term dominates: about ``1.2e-4 (a_i + R)^2 / h^2`` for d = 63, so centred
+    descriptors (``a_i + R`` of order 0.1-1 for real environments) give 1e-4 to 1e-2 at
+    h = 0.015.  For :func:`entropy` the bound of H is the mean of the rows' bounds of
+    ``x`` against itself, for :func:`diversity` their maximum.
+
+    Parameters
+    ----------
+    y, x, h, block_size
+        As in :func:`log_kernel_sum` (``block_size`` sets ``b``, the reference rows of
+        one block).
+
+    Returns
+    -------
+    ndarray, shape (n_y,) for a scalar ``h``, (n_h, n_y) for a sequence.
+    """
+    hs, scalar = _bandwidths(h)
+    y = _descriptors(y, "y")
+    x = _descriptors(x, "x")
+    _same_width(y, x)
+    b = min(_block_shape(block_size, DEFAULT_BLOCK)[1], x.shape[0])
+    mu = x.mean(axis=0)
+    r = math.sqrt(float(np.einsum("ij,ij->i", x - mu, x - mu).max()))
+    a = np.sqrt(np.einsum("ij,ij->i", y - mu, y - mu))
+    d, u = y.shape[1], U32
+    rest = 300 * u + 8 * u + (b - 1) * u / (1 - (b - 1) * u) + 2e-18 * x.shape[0] + 1e-14
+    bound = (d * u / 2 + 6 * u) * (a + r)[None, :] ** 2 * (0.5 / hs**2)[:, None] + rest
+    return bound[0] if scalar else bound
 
 
 # --------------------------------------------------------------------------- measures
@@ -470,7 +588,8 @@ def diversity_from_log_sums(log_s):
     return float(d) if np.ndim(d) == 0 else d
 
 
-def delta_entropy(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None):
+def delta_entropy(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
+                  precision="float64"):
     """Differential entropy ``dH(y_i | X) = -log S(y_i)`` of every test row.
 
     ``dH > 0``: ``y_i`` is novel with respect to ``x`` (extrapolation); ``dH <= 0``:
@@ -485,18 +604,19 @@ def delta_entropy(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None):
         Reference descriptors.
     h : float or sequence of float
         Bandwidth(s) (default 0.015).
-    block_size, d_max
+    block_size, d_max, precision
         See :func:`log_kernel_sum` (``d_max`` truncation is off by default; with it,
-        dH is an overestimate with the bound stated there).
+        dH is an overestimate with the bound stated there; ``precision="float32"``: about
+        twice as fast, within :func:`float32_error_bound` of float64).
 
     Returns
     -------
     ndarray, shape (n_y,) for a scalar ``h``, (n_h, n_y) for a sequence.
     """
-    return -log_kernel_sum(y, x, h, block_size=block_size, d_max=d_max)
+    return -log_kernel_sum(y, x, h, block_size=block_size, d_max=d_max, precision=precision)
 
 
-def entropy(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
+def entropy(x, h=DEFAULT_BANDWIDTH, *, block_size=None, precision="float64"):
     """Information entropy ``H(X) = -(1/n) sum_i log(S(X_i) / n)`` in nats.
 
     ``0 <= H <= log n``; 0 when all environments are identical.
@@ -505,40 +625,42 @@ def entropy(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
     ----------
     x : array_like, shape (n, d)
     h : float or sequence of float
-    block_size : int, optional
+    block_size, precision
         See :func:`self_log_kernel_sum`.
 
     Returns
     -------
     float, or ndarray of shape (n_h,) for a sequence of bandwidths.
     """
-    return entropy_from_log_sums(self_log_kernel_sum(x, h, block_size=block_size))
+    return entropy_from_log_sums(self_log_kernel_sum(x, h, block_size=block_size,
+                                                     precision=precision))
 
 
-def diversity(x, h=DEFAULT_BANDWIDTH, *, block_size=None):
+def diversity(x, h=DEFAULT_BANDWIDTH, *, block_size=None, precision="float64"):
     """Diversity ``D(X) = log sum_i 1 / S(X_i)``.
 
     Parameters and return as :func:`entropy`.
     """
-    return diversity_from_log_sums(self_log_kernel_sum(x, h, block_size=block_size))
+    return diversity_from_log_sums(self_log_kernel_sum(x, h, block_size=block_size,
+                                                       precision=precision))
 
 
-def novelty(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None):
+def novelty(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None, precision="float64"):
     """Fraction of the test rows ``y`` that are novel (``dH(y_i | x) > 0``).
 
     Returns a float, or an ndarray of shape (n_h,) for a sequence of bandwidths.
     Arguments as :func:`delta_entropy`.
     """
-    dh = delta_entropy(y, x, h, block_size=block_size, d_max=d_max)
+    dh = delta_entropy(y, x, h, block_size=block_size, d_max=d_max, precision=precision)
     frac = np.mean(dh > 0, axis=-1)
     return float(frac) if np.ndim(frac) == 0 else frac
 
 
-def overlap(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None):
+def overlap(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None, precision="float64"):
     """Fraction of the test rows ``y`` covered by ``x`` (``dH(y_i | x) <= 0``).
 
     ``overlap = 1 - novelty``.  Arguments and return as :func:`novelty`.
     """
-    dh = delta_entropy(y, x, h, block_size=block_size, d_max=d_max)
+    dh = delta_entropy(y, x, h, block_size=block_size, d_max=d_max, precision=precision)
     frac = np.mean(dh <= 0, axis=-1)
     return float(frac) if np.ndim(frac) == 0 else frac
