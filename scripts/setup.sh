@@ -15,6 +15,9 @@
 # MPICH wheel from PyPI is installed into the venv, which brings .venv/bin/mpiexec.
 # Force one or the other with QUESTS_HPC_MPI=pypi or QUESTS_HPC_MPI=system.
 #
+# Last, every Numba kernel is compiled into the cache (one line with its time;
+# QUESTS_HPC_WARM_CACHE=0 skips it; docs/compile-cache.md).
+#
 # QUESTS_HPC_VENV=DIR puts the venv elsewhere (default .venv; scripts/run_tests.sh and the
 # job scripts read the same variable).
 set -euo pipefail
@@ -73,6 +76,14 @@ WRAP
     echo "setup: MPI = the machine's own ($sys_mpiexec; $VENV/bin/mpiexec hands over to it)"
 fi
 pip install "${cflags[@]}" -e ".$extras"
+
+# Numba's compile cache (docs/compile-cache.md): every kernel of every command compiled
+# now, once, so that the first job only loads them ("setup: compiled Numba kernels in N s").
+# The cache is per CPU type: QUESTS_HPC_WARM_CACHE=0 skips this (e.g. on a login node whose
+# CPU differs from the compute nodes'; the first job there compiles instead).
+if [ "${QUESTS_HPC_WARM_CACHE:-1}" != 0 ]; then
+    "$VENV/bin/python" -m quests_hpc.campaign.warmup setup
+fi
 
 # What was resolved: the versions this venv runs (compare with constraints.txt).
 print_versions "$VENV/bin/python" "setup: done"

@@ -8,7 +8,8 @@ parallel run, ``MPI.COMM_SELF`` for a serial one).  Steps:
    refused before anything is touched; then the output's lock
    (:mod:`quests_hpc.results.lock`) is taken and held until the end (a second run on the
    same output is refused at once, naming the holder);
-1. threads per rank and the Numba warm-up (:mod:`quests_hpc.parallel.runtime`);
+1. *compile*: threads per rank and every Numba kernel the run uses, compiled or loaded
+   from the cache (:mod:`.warmup`), its own stage in the table;
 2. *plan* (:mod:`.plan`): open every input (frame indices), apply the frame selections,
    fingerprint the campaign and the input / reference files, inspect an existing output
    file (:func:`quests_hpc.results.restart.inspect_output`); complete frames of an input
@@ -141,6 +142,12 @@ def _run_locked(comm, campaign, overwrite, out):
     stages = StageTimer()
     params = campaign.frame_request()
     path = campaign.output.path
+    with stages("compile"):  # every kernel of the run: later stages compile nothing
+        from ..parallel.runtime import configure_threads
+        from .warmup import compile_for
+
+        configure_threads(comm, campaign.run.threads)
+        compile_for(comm, campaign.analysis)
     with stages("setup"):
         st = P.setup(comm, campaign, overwrite, [])
     done = set(st.decision.complete)

@@ -102,6 +102,42 @@ def _warm_kernels(callables):
         fn()
 
 
+#: Tiny LAMMPS dumps that take every path of the text reader a run uses: orthogonal
+#: box with Cartesian positions (wrapped in place), triclinic box with scaled positions.
+_DUMPS = {
+    "ortho.lammpstrj": ("ITEM: BOX BOUNDS pp pp pp\n0 4\n0 4\n0 4\n", "x y z"),
+    "tri.lammpstrj": ("ITEM: BOX BOUNDS xy xz yz pp pp pp\n0 4.5 0.5\n0 4 0\n0 4 0\n",
+                      "xs ys zs"),
+}
+
+
+def _read_dumps():
+    """Read a tiny dump of each kind (the text parser and wrapping kernels); sort dense
+    and sparse ids (the id-order kernels)."""
+    import tempfile
+
+    from ..io.lammps_dump import read_lammps_dump
+
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory(prefix="quests-hpc-warm-") as d:
+        for name, (box, cols) in _DUMPS.items():
+            pos = rng.random((8, 3)) * (4.0 if cols == "x y z" else 1.0)
+            pos[0] += 4.5 if cols == "x y z" else 1.25  # one atom outside the box
+            rows = "".join(f"{i} 1 {p[0]:.6f} {p[1]:.6f} {p[2]:.6f}\n"
+                           for i, p in zip(rng.permutation(8) + 1, pos))
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write(f"ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n8\n{box}"
+                        f"ITEM: ATOMS id type {cols}\n{rows}")
+            read_lammps_dump(path, 0, cache=False)
+    from ..io.id_order import local_id_range, sort_by_id
+
+    perm = rng.permutation(8).astype(np.int64) + 1
+    for ids in (perm, perm * 3):  # dense and sparse ids, as the parallel reader sorts them
+        local_id_range(ids)
+        sort_by_id({"ids": ids, "pos": pos.copy(), "types": np.ones(8, np.int32)})
+
+
 def default_warmups(size=1):
     """Tiny calls that compile every Numba kernel a pipeline run uses, by signature.
 
@@ -134,7 +170,7 @@ def default_warmups(size=1):
             d = (np.arange(4) % size).astype(rank_dtype(size))
             partition_rows(d, row_view(a), size)
 
-    calls = [descriptors, halo, redistribute]
+    calls = [descriptors, halo, redistribute, _read_dumps]
     try:
         from .. import information
 
@@ -145,15 +181,29 @@ def default_warmups(size=1):
     return calls
 
 
-def warm_up(comm, callables=None):
+#: Names of the warm-up groups this process has run (see :func:`warm_up`).
+_WARMED = set()
+
+
+def warm_up(comm, callables=None, name=None):
     """Compile or cache-load every kernel without N-fold compiles (collective).
 
     World rank 0 runs ``callables`` first (compiling and writing Numba's cache); then the
     first rank of every other node (loading the cache where the file system is shared,
     compiling into a node-local cache otherwise); then every remaining rank, which only
     loads from the cache.  Barriers separate the three waves.
+
+    ``name`` names the group, or a tuple of the groups ``callables`` cover (default:
+    ``"default"`` for :func:`default_warmups`, None for explicit ``callables``): when this
+    process has run every one of them already, nothing is done (every rank of a job runs
+    the same groups, so all skip together).  Returns True when the calls ran.
     """
     require_comm(comm, "warm_up")
+    if callables is None:
+        name = name or "default"
+    names = (name,) if isinstance(name, str) else tuple(name or ())
+    if names and _WARMED.issuperset(names):
+        return False
     callables = default_warmups(comm.size) if callables is None else callables
     nc = node_comm(comm)
     try:
@@ -171,6 +221,8 @@ def warm_up(comm, callables=None):
         comm.Barrier()
     finally:
         nc.Free()
+    _WARMED.update(names)
+    return True
 
 
 def initialize(comm, threads=None, warm=True, excepthook=True):

@@ -1,0 +1,103 @@
+"""The ``compile`` stage: every Numba kernel a run uses, compiled or loaded from the cache.
+
+Numba compiles a kernel the first time it is called with a new signature (seconds per
+kernel) and keeps the machine code in its cache (``cache=True``; see
+docs/compile-cache.md).  :func:`run_warmups` lists tiny calls that reach every kernel of a
+command's run -- the frame pipeline's (:func:`quests_hpc.parallel.runtime.default_warmups`:
+reader, descriptors, halo, redistribution, kernel sums) and, only when the campaign's
+``analysis`` section asks for them, the cluster and export kernels -- so that
+:func:`compile_for` (collective: the rank-0-first waves of
+:func:`~quests_hpc.parallel.runtime.warm_up`) runs them before any other stage, and later
+stages contain no compile time.
+
+``python -m quests_hpc.campaign.warmup`` (what ``scripts/setup.sh`` runs) compiles every
+kernel of every command into the cache and prints one line with the seconds it took.
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+#: FCC Cu lattice constant (A) of the tiny warm-up structures.
+_A = 3.615
+
+
+def _fcc(n=2):
+    g = np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    return (g[:, None, :] + basis[None]).reshape(-1, 3) * _A, np.eye(3) * n * _A
+
+
+def _clusters():
+    """Clusters (and their biconnected parts) of a tiny FCC crystal, serially."""
+    from mpi4py import MPI
+
+    from ..analysis.clusters import find_clusters
+
+    pos, cell = _fcc(2)
+    ids = np.arange(1, len(pos) + 1, dtype=np.int64)
+    dh = np.where(np.arange(len(pos)) % 3 == 0, 1.0, -1.0)
+    find_clusters(ids, pos, dh, cell, True, comm=MPI.COMM_SELF, threshold=0.0, r_edge=3.0,
+                  biconnected_max_size=len(pos))
+
+
+def _export():
+    """A tiny frame written as a LAMMPS dump and as extended XYZ (the row formatters)."""
+    from mpi4py import MPI
+
+    from ..export import export_frame
+
+    pos, cell = _fcc(1)
+    ids = np.arange(1, len(pos) + 1, dtype=np.int64)
+    cols = {"dH": np.linspace(-1.0, 1.0, len(pos)), "cluster": np.arange(len(pos))}
+    with tempfile.TemporaryDirectory(prefix="quests-hpc-warm-") as d:
+        for name in ("f.lammpstrj.gz", "f.xyz"):
+            export_frame(os.path.join(d, name), ids, pos, cell, True, columns=cols,
+                         types=np.ones(len(pos), np.int32), elements=["Cu"], comm=MPI.COMM_SELF)
+
+
+def analysis_kinds(analysis):
+    """The analyses of a campaign's ``analysis`` section that run Numba kernels."""
+    a = analysis or {}
+    return [k for k in ("clusters", "export") if a.get(k) is not None]
+
+
+def run_warmups(size, kinds=()):
+    """Warm-up calls for a run on ``size`` ranks with the analyses ``kinds``
+    (``"clusters"``, ``"export"``): the pipeline's, then each analysis's."""
+    from ..parallel.runtime import default_warmups
+
+    extra = {"clusters": _clusters, "export": _export}
+    return default_warmups(size) + [extra[k] for k in kinds]
+
+
+def compile_for(comm, analysis=None):
+    """Compile or cache-load every kernel of a run with this ``analysis`` section
+    (collective; a group already warmed by this process is skipped)."""
+    from ..parallel.runtime import warm_up
+
+    kinds = analysis_kinds(analysis)
+    # covers the planning step's own warm-up ("default") too: that one is then skipped
+    warm_up(comm, run_warmups(comm.size, kinds), name=("default", "+".join(["run", *kinds])))
+
+
+def main(argv=None):
+    """Compile every kernel of every command into Numba's cache (serial); print the time
+    as ``LABEL: compiled Numba kernels in N s`` (LABEL: the first argument, default
+    ``quests-hpc``)."""
+    from mpi4py import MPI
+
+    from ..parallel.runtime import warm_up
+
+    t0 = time.perf_counter()
+    warm_up(MPI.COMM_SELF, run_warmups(1, ("clusters", "export")))
+    prefix = (argv if argv is not None else sys.argv[1:])[:1] or ["quests-hpc"]
+    print(f"{prefix[0]}: compiled Numba kernels in {time.perf_counter() - t0:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
