@@ -32,16 +32,23 @@ def _fcc(n=2):
 
 
 def _clusters():
-    """Clusters (and their biconnected parts) of a tiny FCC crystal, serially."""
+    """Clusters (with and without their biconnected parts) of a tiny FCC crystal,
+    serially; the edge kernels also on a sparse cloud (the sparse cell-list path)."""
     from mpi4py import MPI
 
     from ..analysis.clusters import find_clusters
+    from ..analysis.edges import local_components, local_edges
 
     pos, cell = _fcc(2)
     ids = np.arange(1, len(pos) + 1, dtype=np.int64)
     dh = np.where(np.arange(len(pos)) % 3 == 0, 1.0, -1.0)
-    find_clusters(ids, pos, dh, cell, True, comm=MPI.COMM_SELF, threshold=0.0, r_edge=3.0,
-                  biconnected_max_size=len(pos))
+    for bicon in (len(pos), None):
+        find_clusters(ids, pos, dh, cell, True, comm=MPI.COMM_SELF, threshold=0.0,
+                      r_edge=3.0, biconnected_max_size=bicon)
+    sparse = np.vstack([pos[:4], pos[:4] + 80.0])  # a grid of > 8 n cells
+    for pts in (pos, sparse):
+        local_edges(pts, len(pts) // 2, 3.0)
+        local_components(pts, len(pts) // 2, ids[:len(pts) // 2], 3.0)
 
 
 def _export():

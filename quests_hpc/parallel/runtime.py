@@ -103,11 +103,14 @@ def _warm_kernels(callables):
 
 
 #: Tiny LAMMPS dumps that take every path of the text reader a run uses: orthogonal
-#: box with Cartesian positions (wrapped in place), triclinic box with scaled positions.
+#: box with Cartesian positions (wrapped in place), triclinic box with scaled and with
+#: Cartesian positions.
 _DUMPS = {
     "ortho.lammpstrj": ("ITEM: BOX BOUNDS pp pp pp\n0 4\n0 4\n0 4\n", "x y z"),
     "tri.lammpstrj": ("ITEM: BOX BOUNDS xy xz yz pp pp pp\n0 4.5 0.5\n0 4 0\n0 4 0\n",
                       "xs ys zs"),
+    "tri-xyz.lammpstrj": ("ITEM: BOX BOUNDS xy xz yz pp pp pp\n0 4.5 0.5\n0 4 0\n0 4 0\n",
+                          "x y z"),
 }
 
 
@@ -136,6 +139,18 @@ def _read_dumps():
     for ids in (perm, perm * 3):  # dense and sparse ids, as the parallel reader sorts them
         local_id_range(ids)
         sort_by_id({"ids": ids, "pos": pos.copy(), "types": np.ones(8, np.int32)})
+
+
+def _route():
+    """The routing kernels of a frame read by several ranks (not reached on one rank):
+    rows grouped by owner rank, received ids placed."""
+    from ..io import _kernels as K
+    from .routing import _partition
+
+    ids = np.arange(8, 0, -1, dtype=np.int64)
+    cols = {"ids": ids, "pos": np.zeros((8, 3)), "types": np.ones(8, np.int32)}
+    _partition(cols, 1, 1, 8, np.array([5], np.int64), 2)
+    K.place_ids(ids[:4].copy(), 5, np.zeros(4, np.int64))
 
 
 def default_warmups(size=1):
@@ -170,7 +185,7 @@ def default_warmups(size=1):
             d = (np.arange(4) % size).astype(rank_dtype(size))
             partition_rows(d, row_view(a), size)
 
-    calls = [descriptors, halo, redistribute, _read_dumps]
+    calls = [descriptors, halo, redistribute, _read_dumps, _route]
     try:
         from .. import information
 
