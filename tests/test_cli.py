@@ -101,6 +101,39 @@ def test_descriptors_dh_info_and_descriptor_reference(data, tmp_path, capsys):
     assert "frames complete: 3/3" in out and "overlap table" in out and "md_000003" in out
 
 
+def test_precision_float32_through_dh_and_entropy(data, tmp_path, capsys):
+    """--precision float32: dH within the float32 bound of the library's float64, stored
+    with the campaign (so a float64 run never resumes into the file), H printed alike."""
+    from ase.io import read
+
+    from quests_hpc import get_descriptors, information
+    from quests_hpc.descriptors import descriptors_from_arrays
+
+    out = tmp_path / "f32.h5"
+    assert main(["dh", data / "md.lammpstrj", "--reference", REFERENCE, "--frames", "2",
+                 "--precision", "float32", "-o", out, "--positions", "--threads", "1"]) == 0
+    x = get_descriptors(read(REFERENCE))
+    with h5py.File(out, "r") as f:
+        assert "precision: float32" in f.attrs["campaign_yaml"]
+        fr = read_frame(f, "md_000002")
+    y = descriptors_from_arrays(fr["position"], fr["attrs"]["cell"], fr["attrs"]["pbc"])
+    err = np.abs(fr["delta_entropy"] - information.delta_entropy(y, x, 0.015))
+    assert (err <= information.float32_error_bound(y, x, 0.015)).all() and err.max() > 1e-9
+    capsys.readouterr()
+    r = main(["dh", data / "md.lammpstrj", "--reference", REFERENCE, "--frames", "2",
+              "-o", out, "--positions", "--threads", "1"])
+    assert r == 2 and "different campaign" in capsys.readouterr().err
+    assert main(["entropy", data / "md.lammpstrj", "--frames", "0", "--precision", "float32",
+                 "--threads", "1"]) == 0
+    h32 = float(re.search(r"H = ([0-9.]+) nats", capsys.readouterr().out).group(1))
+    from quests_hpc.io import read_lammps_dump
+
+    f0 = read_lammps_dump(str(data / "md.lammpstrj"), "0:1")[0]
+    x0 = descriptors_from_arrays(f0.positions, f0.cell, f0.pbc)
+    bound = information.float32_error_bound(x0, x0, 0.015, block_size=(384, 384)).mean()
+    assert abs(h32 - information.entropy(x0, 0.015)) <= bound + 1e-6  # H printed to 1e-6
+
+
 def test_entropy_and_overlap_match_library(data, capsys):
     from ase.io import read
 

@@ -157,7 +157,7 @@ def _local_rows(comm, reference, idx):
     return reference.local[part]
 
 
-def learning_curve(comm, reference, sizes, repeats, seed, bandwidths):
+def learning_curve(comm, reference, sizes, repeats, seed, bandwidths, precision="float64"):
     """Entropy of random subsets of a shared reference (collective).
 
     Parameters
@@ -170,6 +170,7 @@ def learning_curve(comm, reference, sizes, repeats, seed, bandwidths):
         Subsets per size (drawn without replacement, independently).
     seed : int
     bandwidths : list of float
+    precision : {"float64", "float32"}
 
     Returns
     -------
@@ -188,7 +189,8 @@ def learning_curve(comm, reference, sizes, repeats, seed, bandwidths):
         for r in range(int(repeats)):
             idx = np.sort(rng.choice(n, int(size), replace=False))
             rows = _local_rows(comm, reference, idx)
-            out[:, j, r] = np.atleast_1d(measures.entropy(comm, rows, list(bandwidths)))
+            out[:, j, r] = np.atleast_1d(measures.entropy(comm, rows, list(bandwidths),
+                                                                precision=precision))
     return out
 
 

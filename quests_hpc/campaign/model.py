@@ -80,6 +80,7 @@ class Parameters:
     cutoff: float = 5.0
     bandwidth: tuple = (0.015,)
     threshold: float = 0.0
+    precision: str = "float64"
 
     def request(self, balance="uniform"):
         """The frame pipeline's request with these parameters (dH against the references;
@@ -88,7 +89,8 @@ class Parameters:
 
         return FrameRequest(k=int(self.k), cutoff=float(self.cutoff),
                             bandwidths=tuple(float(h) for h in self.bandwidth),
-                            threshold=float(self.threshold), balance=balance)
+                            threshold=float(self.threshold), balance=balance,
+                            precision=str(self.precision))
 
 
 @dataclass(frozen=True)

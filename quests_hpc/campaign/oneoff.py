@@ -85,7 +85,7 @@ def entropy_of(comm, spec, params, out=print):
     t0 = time.perf_counter()
     hs = list(params.bandwidths)
     x, nf = dataset_descriptors(comm, spec, params)
-    H, D = measures.entropy_and_diversity(comm, x, hs)
+    H, D = measures.entropy_and_diversity(comm, x, hs, precision=params.precision)
     n = int(pcomm.allreduce(np.array([len(x)], np.int64), "sum", comm)[0])
     res = {"n": n, "n_frames": nf, "bandwidths": hs, "entropy": np.atleast_1d(H).tolist(),
            "diversity": np.atleast_1d(D).tolist(), "log_n": math.log(n),

@@ -164,7 +164,7 @@ def overlap_table(comm, w, frames, campaign):
     w.flush()
 
 
-def write_learning_curve(comm, w, ref, lc, hs):
+def write_learning_curve(comm, w, ref, lc, hs, precision="float64"):
     """Entropy of random subsets and the asymptote fit, written and marked (collective).
 
     ``lc`` the campaign's :class:`~quests_hpc.campaign.model.LearningCurve`, ``hs`` the
@@ -176,7 +176,7 @@ def write_learning_curve(comm, w, ref, lc, hs):
     if comm.rank == 0:
         sizes = [int(s) for s in w.file[L.learning_curve_path("sizes")][()]]
     sizes = pcomm.bcast(sizes, comm, root=0)
-    e = learning_curve(comm, ref, sizes, lc.repeats, lc.seed, list(hs))
+    e = learning_curve(comm, ref, sizes, lc.repeats, lc.seed, list(hs), precision)
     s = summarize(sizes, e, fit=lc.fit, drop=lc.drop)
     w.write_values([(L.learning_curve_path("entropy"), Ellipsis, e)]
                    + [(L.learning_curve_path(k), Ellipsis, v) for k, v in s.items()])

@@ -43,6 +43,10 @@ def campaign_fingerprint(campaign):
     """
     core = {k: v for k, v in campaign.as_dict().items()
             if k not in NOT_FINGERPRINTED and k not in ("yaml", "base_dir", "source")}
+    params = core.get("parameters")
+    if isinstance(params, dict) and params.get("precision") == "float64":
+        # the default is left out: results written before the key existed still resume
+        core["parameters"] = {k: v for k, v in params.items() if k != "precision"}
     return R.fingerprint(_basenames(core))
 
 

@@ -240,7 +240,7 @@ def _compute(comm, w, campaign, st, refs, params, stages, out, need_lc):
             lc = meas.learning_curve
             names = [r.name for r in campaign.references]
             O.write_learning_curve(comm, w, refs[names.index(lc.dataset)], lc,
-                                   campaign.parameters.bandwidth)
+                                   campaign.parameters.bandwidth, campaign.parameters.precision)
     w.set_attrs("/", {"complete": True})
     w.flush()
     return imbalance

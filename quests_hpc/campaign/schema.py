@@ -20,6 +20,7 @@ import yaml
 
 from .analysis_section import ANALYSIS, analysis_problems
 from ..errors import QuestsInputError
+from ..information import PRECISIONS
 from .fields import (
     BACKENDS,
     BALANCE,
@@ -135,6 +136,10 @@ SCHEMA = {
         "bandwidth": (bandwidths_field, [0.015], f"kernel bandwidth(s) h (1/Angstrom), each in "
                       f"[{MIN_BANDWIDTH:g}, {MAX_BANDWIDTH:g}]"),
         "threshold": (float_field(), 0.0, "an environment is novel when dH > threshold"),
+        "precision": (choice_field(PRECISIONS), "float64", "arithmetic of the kernel sums: "
+                      "float64, or float32 (about 2x faster; |dH32 - dH64| <= "
+                      "(d/2 + 6) 2^-24 (|y - mu| + max|x - mu|)^2 / (2 h^2) + 1e-4 per atom, "
+                      "mu the reference mean, d = 2k - 1: docs/precision.md)"),
     }, {}, "descriptor and kernel parameters"),
     "references": ([SOURCE], [], "reference (training) sets: dH is computed against each"),
     "inputs": ([SOURCE], REQUIRED, "the data: LAMMPS dumps or ASE-readable files"),

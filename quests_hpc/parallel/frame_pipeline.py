@@ -64,6 +64,8 @@ class FrameRequest:
         positions and types in id order.
     chunk_atoms : int
         Owned atoms per chunk.
+    precision : {"float64", "float32"}
+        Arithmetic of the kernel sums (:func:`quests_hpc.information.log_kernel_sum`).
     dims : tuple of 3 int or None
         Subdomains per axis (None: chosen).
     """
@@ -79,6 +81,7 @@ class FrameRequest:
     positions: bool = False
     chunk_atoms: int = CHUNK_ATOMS
     dims: tuple = None
+    precision: str = "float64"
 
 
 @dataclass
@@ -262,7 +265,8 @@ def chunked_sums(comm, env, references, request, timer, keep):
     desc = np.empty((n, env.width)) if keep else None
     buf = np.empty((min(size, n), env.width))
     def add(r, ref, rows, d):
-        dh[rows, r * nh:(r + 1) * nh] = np.atleast_2d(-ref.log_kernel_sum(d, hs)).T
+        dh[rows, r * nh:(r + 1) * nh] = np.atleast_2d(
+            -ref.log_kernel_sum(d, hs, precision=request.precision)).T
 
     for c in range(n_chunks):
         # what can fail on one rank alone (coincident atoms, a bandwidth too small for
@@ -344,7 +348,8 @@ def _run(comm, source, index, references, request, timer):
         out.dh_summary = sums if comm.rank == 0 else None
     if request.entropy:
         with timer("entropy"):
-            H, D = measures.entropy_and_diversity(comm, desc, list(request.bandwidths))
+            H, D = measures.entropy_and_diversity(comm, desc, list(request.bandwidths),
+                                                  precision=request.precision)
         out.entropy, out.diversity = np.atleast_1d(H), np.atleast_1d(D)
     with timer("id_order"):
         names, arrays = _outgoing(owned, dh, desc if request.descriptors else None,

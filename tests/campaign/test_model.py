@@ -120,3 +120,23 @@ def test_run_and_check_require_a_communicator(tmp_path):
     with pytest.raises(TypeError, match="pass MPI.COMM_SELF"):
         check_inputs(c, None)
     assert sorted(os.listdir(tmp_path)) == ["campaign.yaml", "md.lammpstrj"]
+
+
+def test_precision_enters_the_fingerprint_and_the_request_only_when_not_float64(tmp_path):
+    raw, fp = GOLDEN_RAW[0]
+    params = dict(raw.get("parameters", {}))
+    same = validate(dict(raw, parameters=dict(params, precision="float64")), str(tmp_path))
+    f32 = validate(dict(raw, parameters=dict(params, precision="float32")), str(tmp_path))
+    assert campaign_fingerprint(same) == fp
+    assert campaign_fingerprint(f32) != fp
+    assert f32.parameters.precision == "float32" and same.parameters.precision == "float64"
+    assert f32.parameters.request().precision == "float32"
+
+
+def test_a_bad_precision_is_named_with_its_key(tmp_path):
+    from quests_hpc.campaign.schema import CampaignError
+
+    raw, _ = GOLDEN_RAW[0]
+    with pytest.raises(CampaignError) as ei:
+        validate(dict(raw, parameters={"precision": "float16"}), str(tmp_path))
+    assert "parameters.precision" in str(ei.value) and "float64, float32" in str(ei.value)

@@ -62,7 +62,8 @@ def _compare(frame, layout="auto", ref=None, **request):
     errors = None
     if comm.rank == 0:
         serial = descriptors_from_arrays(frame["positions"], frame["cell"], frame["pbc"])
-        dh = information.delta_entropy(serial, ref, list(H))  # (n_h, n)
+        dh = information.delta_entropy(serial, ref, list(H),  # (n_h, n)
+                                       precision=request.get("precision", "float64"))
         n = len(frame["ids"])
         even = [(n * (r + 1)) // comm.size - (n * r) // comm.size for r in range(comm.size)]
         errors = {
@@ -100,6 +101,48 @@ def test_orthogonal_frame_is_bitwise_identical_in_any_chunking():
         errors, _ = _compare(frame, chunk_atoms=chunk)
         _check(errors)
         assert errors["bitwise"], chunk
+
+
+@pytest.mark.mpi
+def test_float32_frame_is_bitwise_the_serial_float32_in_any_chunking():
+    """precision float32, shared reference: dH bitwise the serial float32 one on any rank
+    count (rows are summed alike in any batch), and within the float32 bound of float64."""
+    frame = mpi_frames.orthogonal(seed=5)
+    for chunk in (37, 1 << 16):
+        errors, _ = _compare(frame, layout="shared", precision="float32", chunk_atoms=chunk)
+        _check(errors)
+        assert errors["bitwise"], chunk
+    ref = mpi_frames.reference_descriptors()
+    got, _, _ = _run(frame, ref, "shared")
+    got32, _, _ = _run(frame, ref, "shared", precision="float32")
+    ok = None
+    if MPI.COMM_WORLD.rank == 0:
+        serial = descriptors_from_arrays(frame["positions"], frame["cell"], frame["pbc"])
+        bound = information.float32_error_bound(serial, ref, list(H)).T
+        err = np.abs(got32["dh"] - got["dh"])
+        ok = bool((err <= bound).all() and err.max() > 1e-9)
+    assert MPI.COMM_WORLD.bcast(ok, root=0)
+
+
+@pytest.mark.mpi
+def test_float32_sharded_reference_within_the_bound_of_each_shard():
+    """A sharded reference: every shard is centred on its own mean, so float32 dH is
+    within the largest of the shards' bounds of float64 (not bitwise across rank counts)."""
+    from quests_hpc.parallel.comm import even_bounds
+
+    comm = MPI.COMM_WORLD
+    frame = mpi_frames.orthogonal(seed=6)
+    ref = mpi_frames.reference_descriptors()
+    got, _, _ = _run(frame, ref, "sharded", precision="float32")
+    ok = None
+    if comm.rank == 0:
+        serial = descriptors_from_arrays(frame["positions"], frame["cell"], frame["pbc"])
+        dh = information.delta_entropy(serial, ref, list(H)).T
+        cuts = even_bounds(len(ref), comm.size)
+        bound = np.max([information.float32_error_bound(serial, ref[a:b], list(H)).T
+                        for a, b in zip(cuts[:-1], cuts[1:]) if b > a], axis=0)
+        ok = bool((np.abs(got["dh"] - dh) <= bound).all())
+    assert comm.bcast(ok, root=0)
 
 
 @pytest.mark.mpi
