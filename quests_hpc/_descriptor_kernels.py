@@ -57,6 +57,97 @@ def _insert_nearest(best_d2, best_j, count, k, d2, j):
     return count
 
 
+@njit
+def _Hood(cap):
+    """Scratch of a bin's neighbourhood: coordinates, sorted indices, squared distances,
+    the candidates' distances and indices, the point count."""
+    return (np.empty(cap), np.empty(cap), np.empty(cap), np.empty(cap, dtype=np.int64),
+            np.empty(cap), np.empty(cap), np.empty(cap, dtype=np.int64), np.zeros(1, np.int64))
+
+
+@njit
+def _gather_hood(hood, points, neigh_b, start, stop):
+    """Copy the points of the (up to) 27 bins ``neigh_b`` into ``hood`` (contiguous, in
+    the scan order: bins as listed, points in bin order); grows it when needed."""
+    total = 0
+    for s in range(27):
+        nb = neigh_b[s]
+        if nb < 0:
+            break
+        total += stop[nb] - start[nb]
+    if total + 1 > hood[0].shape[0]:
+        hood = _Hood(2 * total + 1)
+    hx, hy, hz, hj = hood[0], hood[1], hood[2], hood[3]
+    m = 0
+    for s in range(27):
+        nb = neigh_b[s]
+        if nb < 0:
+            break
+        for j in range(start[nb], stop[nb]):
+            hx[m] = points[j, 0]
+            hy[m] = points[j, 1]
+            hz[m] = points[j, 2]
+            hj[m] = j
+            m += 1
+    hood[7][0] = m
+    return hood
+
+
+@njit
+def _nearest(hood, px, py, pz, p, rc2, k, best_d2, best_j):
+    """The k nearest points of ``hood`` within ``sqrt(rc2)`` of (px, py, pz), point ``p``
+    excluded, ascending; ties keep the scan order.  Returns (count, clash): ``clash`` is
+    the last point in scan order at distance 0 (-1 if none).
+
+    Branch-free where it counts: all distances in one vectorised loop, the candidates
+    compacted with a conditional increment; then insertion into the sorted k nearest
+    (measured faster than placing each candidate at its rank, an O(m^2) count that
+    vectorises poorly at m ~ 50).
+    """
+    hx, hy, hz, hj, hd2, cd2, cj = hood[0], hood[1], hood[2], hood[3], hood[4], hood[5], hood[6]
+    n = hood[7][0]
+    for q in range(n):
+        dx = hx[q] - px
+        dy = hy[q] - py
+        dz = hz[q] - pz
+        hd2[q] = dx * dx + dy * dy + dz * dz
+    m = 0
+    for q in range(n):
+        cd2[m] = hd2[q]
+        cj[m] = hj[q]
+        m += 1 if (hd2[q] <= rc2 and hj[q] != p) else 0
+    clash = -1
+    for a in range(m):
+        if cd2[a] == 0.0:
+            clash = cj[a]
+    count = 0
+    for a in range(m):
+        count = _insert_nearest(best_d2, best_j, count, k, cd2[a], cj[a])
+    return count, clash
+
+
+#: The usual k (SPEC: 32): its column sort has a compile-time row length (unrolled).
+_K_FIXED = 32
+
+
+@njit(inline="always")
+def _compare_rows(lo_row, hi_row, n):
+    """One comparator on ``n`` columns: ``lo, hi = min, max`` element by element."""
+    for r in range(n):
+        x = lo_row[r]
+        y = hi_row[r]
+        lo_row[r] = x if x < y else y
+        hi_row[r] = y if x < y else x
+
+
+@njit
+def _sort_columns_fixed(mat, network):
+    """The sorting network on every column of a full ``_K_FIXED``-row block (a loop of
+    known length that LLVM unrolls into whole vectors)."""
+    for c2 in range(network.shape[0]):
+        _compare_rows(mat[network[c2, 0]], mat[network[c2, 1]], _K_FIXED)
+
+
 def sorting_network(n):
     """Comparators ``(i, j)``, i < j, of Batcher's odd-even merge sort for n values.
 
@@ -81,7 +172,7 @@ def sorting_network(n):
     return np.array([(i, j) for i, j in pairs if j < n], dtype=np.int64).reshape(-1, 2)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def descriptor_kernel(
     points, centres, dest, bin_of_point, start, stop, neigh, network, k, cutoff, out, clash
 ):
@@ -116,35 +207,29 @@ def descriptor_kernel(
     for c in prange(nchunks):
         best_d2 = np.empty(k)
         best_j = np.empty(k, dtype=np.int64)
-        disp = np.empty((k, 3))
+        dxs = np.empty(k)
+        dys = np.empty(k)
+        dzs = np.empty(k)
         sw = np.empty(k)
         mat = np.zeros((k, k))
+        hood = _Hood(512)
+        cur_bin = -1
         for t in range(c * _CHUNK, min(nc, (c + 1) * _CHUNK)):
             p = centres[t]
             row = dest[t]
-            px, py, pz = points[p, 0], points[p, 1], points[p, 2]
-            count = 0
-            clash[t] = -1
             b = bin_of_point[p]
-            for s in range(27):
-                nb = neigh[b, s]
-                if nb < 0:
-                    break
-                for j in range(start[nb], stop[nb]):
-                    dx = points[j, 0] - px
-                    dy = points[j, 1] - py
-                    dz = points[j, 2] - pz
-                    d2 = dx * dx + dy * dy + dz * dz
-                    if d2 <= rc2 and j != p:
-                        if d2 == 0.0:
-                            clash[t] = j
-                        count = _insert_nearest(best_d2, best_j, count, k, d2, j)
+            if b != cur_bin:  # centres come in bin order: one gather per bin
+                hood = _gather_hood(hood, points, neigh[b], start, stop)
+                cur_bin = b
+            count, clash[t] = _nearest(hood, points[p, 0], points[p, 1], points[p, 2], p,
+                                       rc2, k, best_d2, best_j)
+            px, py, pz = points[p, 0], points[p, 1], points[p, 2]
             # Radial part X1 (descending w(r)/r), zero-padded to k.
             for a in range(count):
                 j = best_j[a]
-                disp[a, 0] = points[j, 0] - px
-                disp[a, 1] = points[j, 1] - py
-                disp[a, 2] = points[j, 2] - pz
+                dxs[a] = points[j, 0] - px
+                dys[a] = points[j, 1] - py
+                dzs[a] = points[j, 2] - pz
                 r = np.sqrt(best_d2[a])
                 u = 1.0 - best_d2[a] / rc2
                 w = u * u
@@ -161,24 +246,25 @@ def descriptor_kernel(
             for a in range(k):
                 for b2 in range(k):
                     mat[a, b2] = 0.0
+            # Every row in full (both triangles, one vectorised loop per row; the values
+            # are bitwise those of the upper triangle: x_a - x_b = -(x_b - x_a) exactly):
+            # r = 0 (the diagonal, or two neighbours at one place) gives 0.  Measured:
+            # faster than the upper triangle mirrored into the lower one (strided stores).
             for a in range(count):
-                for b2 in range(a + 1, count):
-                    ex = disp[a, 0] - disp[b2, 0]
-                    ey = disp[a, 1] - disp[b2, 1]
-                    ez = disp[a, 2] - disp[b2, 2]
+                xa, ya, za, swa = dxs[a], dys[a], dzs[a], sw[a]
+                mrow = mat[a]
+                for b2 in range(count):
+                    ex = xa - dxs[b2]
+                    ey = ya - dys[b2]
+                    ez = za - dzs[b2]
                     rjl = np.sqrt(ex * ex + ey * ey + ez * ez)
-                    v = sw[a] * sw[b2] / rjl if rjl > 0.0 else 0.0
-                    mat[a, b2] = v
-                    mat[b2, a] = v
-            if count > 1:
+                    v = swa * sw[b2] / rjl
+                    mrow[b2] = v if rjl > 0.0 else 0.0
+            if k == _K_FIXED and count > 1:  # columns >= count are zeros: unchanged
+                _sort_columns_fixed(mat, network)
+            elif count > 1:
                 for c2 in range(network.shape[0]):
-                    lo_row = mat[network[c2, 0]]
-                    hi_row = mat[network[c2, 1]]
-                    for r in range(count):
-                        x = lo_row[r]
-                        y = hi_row[r]
-                        lo_row[r] = x if x < y else y
-                        hi_row[r] = y if x < y else x
+                    _compare_rows(mat[network[c2, 0]], mat[network[c2, 1]], count)
             for n in range(k - 1):
                 srow = mat[k - 1 - n]
                 total = 0.0
