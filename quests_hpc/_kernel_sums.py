@@ -166,47 +166,72 @@ def _combine(M, S, h, r, m_new, s_new):
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def _row_min(g, i, nyi, nx, hyi, hx, dmax2):
-    """Smallest squared distance of row ``i`` of the block that is ``<= dmax2`` (``inf``
-    if none); ``nx``, ``hx`` start at the block's first column.
+def _row_d2(g, i, nyi, nx, hyi, hx, drow):
+    """Squared distances of row ``i`` of the block into ``drow`` (for the rare paths that
+    read them more than once: the log-space sum, truncation)."""
+    for j in range(g.shape[1]):
+        drow[j] = _d2(g[i, j], nyi, nx[j], hyi, hx[j])
+
+
+@nb.njit(fastmath=_FAST, nogil=True, cache=True)
+def _row_min(drow, dmax2):
+    """Smallest ``drow[j]`` that is ``<= dmax2`` (``inf`` if none).
 
     Eight independent accumulators: LLVM does not vectorise a plain min reduction here
     (1 ns per element, latency-bound); this runs at about 0.2 ns.
     """
-    n = g.shape[1]
-    acc = np.full(8, np.inf)
+    n = drow.shape[0]
+    inf = np.inf
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = inf
     j = 0
     while j + 8 <= n:
-        for u in range(8):
-            v = _d2(g[i, j + u], nyi, nx[j + u], hyi, hx[j + u])
-            acc[u] = v if (v < acc[u] and v <= dmax2) else acc[u]
+        v0 = drow[j]
+        v1 = drow[j + 1]
+        v2 = drow[j + 2]
+        v3 = drow[j + 3]
+        v4 = drow[j + 4]
+        v5 = drow[j + 5]
+        v6 = drow[j + 6]
+        v7 = drow[j + 7]
+        a0 = v0 if (v0 < a0 and v0 <= dmax2) else a0
+        a1 = v1 if (v1 < a1 and v1 <= dmax2) else a1
+        a2 = v2 if (v2 < a2 and v2 <= dmax2) else a2
+        a3 = v3 if (v3 < a3 and v3 <= dmax2) else a3
+        a4 = v4 if (v4 < a4 and v4 <= dmax2) else a4
+        a5 = v5 if (v5 < a5 and v5 <= dmax2) else a5
+        a6 = v6 if (v6 < a6 and v6 <= dmax2) else a6
+        a7 = v7 if (v7 < a7 and v7 <= dmax2) else a7
         j += 8
-    m = acc.min()
+    m = min(min(min(a0, a1), min(a2, a3)), min(min(a4, a5), min(a6, a7)))
     while j < n:
-        v = _d2(g[i, j], nyi, nx[j], hyi, hx[j])
+        v = drow[j]
         m = v if (v < m and v <= dmax2) else m
         j += 1
     return m
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def _shifted_row_sum(g, i, nyi, nx, hyi, hx, c, dmax2):
-    """Log-space row sum: ``(shift, s)`` with ``sum_{d2 <= dmax2} exp(c d2) = exp(shift) s``.
+def _shifted_row_sum(drow, c, dmax2):
+    """Log-space row sum: ``(shift, s)`` with ``sum_{d2 <= dmax2} exp(c d2) = exp(shift) s``
+    over the squared distances ``drow``.
 
     ``shift = c * min(d2)`` over the kept terms, so ``s >= 1``; ``(0, 0)`` if none is kept.
     """
-    bj = g.shape[1]
-    m = _row_min(g, i, nyi, nx, hyi, hx, dmax2)
+    m = _row_min(drow, dmax2)
     if m == np.inf:
         return 0.0, 0.0
     shift = c * m
     s = 0.0
     # c * (d2 - m), not c * d2 - shift: a fused multiply-add of the latter is off by up to
     # ulp(shift), which for |shift| > 1e16 makes exp() of the nearest term 0 or inf
-    for j in range(bj):
-        v = _d2(g[i, j], nyi, nx[j], hyi, hx[j])
-        e = _exp_neg(c * (v - m))
-        s += e if v <= dmax2 else 0.0
+    if dmax2 == np.inf:
+        for j in range(drow.shape[0]):
+            s += _exp_neg(c * (drow[j] - m))
+    else:
+        for j in range(drow.shape[0]):
+            v = drow[j]
+            e = _exp_neg(c * (v - m))
+            s += e if v <= dmax2 else 0.0
     return shift, s
 
 
@@ -234,10 +259,12 @@ def rows_update(g, hy, hx, i0, j0, nyb, nx, cs, M, S):
     nh = cs.shape[0]
     nxs = nx[j0:j0 + bj]
     hxs = hx[j0:j0 + bj]
+    drow = np.empty(bj)
     for i in range(bi):
         r = i0 + i
         nyi = nyb[i]
         hyi = hy[r]
+        stored = False
         for h in range(nh):
             c = cs[h]
             s = 0.0
@@ -245,7 +272,10 @@ def rows_update(g, hy, hx, i0, j0, nyb, nx, cs, M, S):
                 s += _exp_neg(c * _d2(g[i, j], nyi, nxs[j], hyi, hxs[j]))
             shift = 0.0
             if s < TINY:
-                shift, s = _shifted_row_sum(g, i, nyi, nxs, hyi, hxs, c, np.inf)
+                if not stored:
+                    _row_d2(g, i, nyi, nxs, hyi, hxs, drow)
+                    stored = True
+                shift, s = _shifted_row_sum(drow, c, np.inf)
             _combine(M, S, h, r, shift, s)
 
 
@@ -267,14 +297,14 @@ def rows_update_truncated(g, hy, hx, i0, j0, nyb, nx, cs, dmax2, M, S, dmin, nke
     nh = cs.shape[0]
     nxs = nx[j0:j0 + bj]
     hxs = hx[j0:j0 + bj]
+    drow = np.empty(bj)
     for i in range(bi):
         r = i0 + i
-        nyi = nyb[i]
-        hyi = hy[r]
-        dmin[r] = min(dmin[r], _row_min(g, i, nyi, nxs, hyi, hxs, np.inf))
+        _row_d2(g, i, nyb[i], nxs, hy[r], hxs, drow)
+        dmin[r] = min(dmin[r], _row_min(drow, np.inf))
         cnt = 0
         for j in range(bj):
-            cnt += 1 if _d2(g[i, j], nyi, nxs[j], hyi, hxs[j]) <= dmax2 else 0
+            cnt += 1 if drow[j] <= dmax2 else 0
         nkept[r] += cnt
         if cnt == 0:
             continue
@@ -282,12 +312,12 @@ def rows_update_truncated(g, hy, hx, i0, j0, nyb, nx, cs, dmax2, M, S, dmin, nke
             c = cs[h]
             s = 0.0
             for j in range(bj):
-                v = _d2(g[i, j], nyi, nxs[j], hyi, hxs[j])
+                v = drow[j]
                 e = _exp_neg(c * v)
                 s += e if v <= dmax2 else 0.0
             shift = 0.0
             if s < TINY:
-                shift, s = _shifted_row_sum(g, i, nyi, nxs, hyi, hxs, c, dmax2)
+                shift, s = _shifted_row_sum(drow, c, dmax2)
             _combine(M, S, h, r, shift, s)
 
 

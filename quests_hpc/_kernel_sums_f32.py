@@ -94,18 +94,40 @@ def _d2(gij, nyi, nxj, hyi, hxj, near):
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
-def _shifted_row_sum(g, i, nyi, nx, hyi, hx, c, near):
+def _shifted_row_sum(g, i, nyi, nx, hyi, hx, c, near, drow):
     """Log-space float32 row sum: ``(m, s)`` with ``sum_j exp(c d2_j) = exp(c m) s``,
-    ``m = min d2`` (so ``s >= 1``)."""
+    ``m = min d2`` (so ``s >= 1``); ``drow`` is scratch for the row's distances."""
     bj = g.shape[1]
-    m = _INF
     for j in range(bj):
-        v = _d2(g[i, j], nyi, nx[j], hyi, hx[j], near)
-        m = v if v < m else m
+        drow[j] = _d2(g[i, j], nyi, nx[j], hyi, hx[j], near)
+    m = _row_min(drow)
     s = _ZERO
     for j in range(bj):
-        s += _exp_neg32(c * (_d2(g[i, j], nyi, nx[j], hyi, hx[j], near) - m))
+        s += _exp_neg32(c * (drow[j] - m))
     return m, s
+
+
+@nb.njit(fastmath=_FAST, nogil=True, cache=True)
+def _row_min(drow):
+    """Smallest value of ``drow`` (eight accumulators: a plain min loop does not vectorise)."""
+    n = drow.shape[0]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _INF
+    j = 0
+    while j + 8 <= n:
+        a0 = min(a0, drow[j])
+        a1 = min(a1, drow[j + 1])
+        a2 = min(a2, drow[j + 2])
+        a3 = min(a3, drow[j + 3])
+        a4 = min(a4, drow[j + 4])
+        a5 = min(a5, drow[j + 5])
+        a6 = min(a6, drow[j + 6])
+        a7 = min(a7, drow[j + 7])
+        j += 8
+    m = min(min(min(a0, a1), min(a2, a3)), min(min(a4, a5), min(a6, a7)))
+    while j < n:
+        m = min(m, drow[j])
+        j += 1
+    return m
 
 
 @nb.njit(fastmath=_FAST, nogil=True, cache=True)
@@ -120,6 +142,7 @@ def rows_update32(g, hy, hx, i0, j0, nyb, nx, cs, cs64, near, M, S):
     nh = cs.shape[0]
     nxs = nx[j0:j0 + bj]
     hxs = hx[j0:j0 + bj]
+    drow = np.empty(bj, dtype=np.float32)
     for i in range(bi):
         r = i0 + i
         nyi = nyb[i]
@@ -131,7 +154,7 @@ def rows_update32(g, hy, hx, i0, j0, nyb, nx, cs, cs64, near, M, S):
                 s += _exp_neg32(c * _d2(g[i, j], nyi, nxs[j], hyi, hxs[j], near))
             shift = 0.0
             if s < TINY32:
-                m, s = _shifted_row_sum(g, i, nyi, nxs, hyi, hxs, c, near)
+                m, s = _shifted_row_sum(g, i, nyi, nxs, hyi, hxs, c, near, drow)
                 shift = cs64[h] * np.float64(m)
             _combine(M, S, h, r, shift, np.float64(s))
 

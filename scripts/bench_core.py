@@ -20,19 +20,29 @@ f  novel    dH of 100,000 environments of random (ideal-gas-like) Cu positions a
             FCC density against the 10,000 FCC ones: about half of the rows have
             S < 1e-250 (upstream: +inf), which ours sums on its log-space path
 d  entropy  H of 20,000 environments (h = 0.015)
-e  matmul   this machine's float64 matrix-multiply rate (the same shapes as the kernel
-            sums), and the fraction of it that cases c and d reach, counting
-            2 * n_y * n_x * d flops for the distance product (n^2 d for H: half the
-            pairs, as symmetry is used)
+e  matmul   this machine's float64 and float32 matrix-multiply rates, measured in the
+            same run: the whole product of case c's shape (100,000 x 63 @ 63 x 10,000, as
+            ``y @ x.T`` computes it) on 1 and ``--threads`` threads, and the kernel sums'
+            block shape (128 x 63 @ 63 x 1024) on one thread; and the fraction of them
+            that cases c and d reach, counting 2 * n_y * n_x * d flops for the distance
+            product (n^2 d for H: half the pairs, as symmetry is used)
+
+Implementations (columns): ``upstream`` (PyPI quests), ``ours`` (this tree, float64),
+``f32`` (this tree, ``precision="float32"``: its speed-up over ``ours`` and its largest
+error against ``ours`` beside the float32 bound), and with ``--old TREE`` ``old`` (the
+same calls on the code of another checkout, e.g. ``git worktree add /tmp/old <commit>``:
+the speed-up of this tree over it in the same run).
 
 Usage::
 
     .venv/bin/python scripts/bench_core.py                 # everything, 2 threads
     .venv/bin/python scripts/bench_core.py --quick         # small sizes, smoke run
     .venv/bin/python scripts/bench_core.py --only dh --repeat 5
+    .venv/bin/python scripts/bench_core.py --old /tmp/old --threads 2   # against a commit
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -113,7 +123,7 @@ def child(spec):
     import numba
     numba.set_num_threads(spec["threads"])
     impl, case, repeat = spec["impl"], spec["case"], spec["repeat"]
-    if impl == "ours":
+    if impl in ("ours", "old", "f32"):
         import quests_hpc.information as qi
         from quests_hpc import threads as qthreads
         qthreads.set_num_threads(spec["threads"])
@@ -123,7 +133,7 @@ def child(spec):
     res = {}
     if case in ("desc", "cluster"):
         atoms = (fcc_atoms(spec["rep"], 1) if case == "desc" else cluster_atoms(spec["n"]))
-        fn = ours_descriptors() if impl == "ours" else up_desc
+        fn = up_desc if impl == "upstream" else ours_descriptors()
         fn([fcc_atoms(2, 9)] if case == "desc" else [cluster_atoms(200)])  # compile / load
         base = _rss_mb()
         t, ts, out = _timed(lambda: fn([atoms], k=32, cutoff=5.0), repeat)
@@ -131,7 +141,9 @@ def child(spec):
     elif case in ("dh", "novel"):
         y = np.load(spec["y"])
         x = np.load(spec["x"])
-        f = qi.delta_entropy if impl == "ours" else qe.delta_entropy
+        f = qe.delta_entropy if impl == "upstream" else qi.delta_entropy
+        if impl == "f32":
+            f = functools.partial(qi.delta_entropy, precision="float32")
         f(y[:50], x[:50], H)
         base = _rss_mb()
         with np.errstate(divide="ignore"):
@@ -139,7 +151,9 @@ def child(spec):
         res.update(size=f"{len(y)} x {len(x)}", flops=2.0 * len(y) * len(x) * y.shape[1])
     elif case == "entropy":
         x = np.load(spec["x"])
-        f = qi.entropy if impl == "ours" else qe.entropy
+        f = qe.entropy if impl == "upstream" else qi.entropy
+        if impl == "f32":
+            f = functools.partial(qi.entropy, precision="float32")
         f(x[:50], H)
         base = _rss_mb()
         t, ts, out = _timed(lambda: np.atleast_1d(f(x, H)), repeat)
@@ -157,6 +171,8 @@ def run_child(spec, threads):
                 "MKL_NUM_THREADS", "QUESTS_HPC_NUM_THREADS"):
         env[var] = str(threads)
     spec = dict(spec, threads=threads)
+    if spec["impl"] == "old":
+        env["PYTHONPATH"] = spec["tree"]  # its quests_hpc first
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
                        env=env, capture_output=True, text=True, check=False)
     for line in p.stdout.splitlines():
@@ -169,28 +185,31 @@ def run_child(spec, threads):
 # ----------------------------------------------------------------------------- matmul
 
 
-def matmul_rate(threads, repeat=7):
-    """float64 GFLOP/s of the kernel sums' BLAS shapes (1 thread per product) and of a
-    large product on ``threads`` BLAS threads."""
+def matmul_rate(threads, n_test, n_ref, repeat=5):
+    """GFLOP/s of float64 and float32 products measured now: the kernel sums' block shape
+    on one thread, and the whole product of case c's shape (``y @ x.T``, 2 n_y n_x d
+    flops) on 1 and ``threads`` BLAS threads."""
     from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(0)
     out = {}
-    for label, (m, n, nthr) in {"128x63 @ 63x1024, 1 thread": (128, 1024, 1),
-                                "384x63 @ 63x384, 1 thread": (384, 384, 1),
-                                f"4096x63 @ 63x10000, {threads} threads": (4096, 10000,
-                                                                          threads)}.items():
-        a, b = rng.random((m, 63)), rng.random((n, 63))
-        c = np.empty((m, n))
-        inner = max(1, int(4e9 / (2 * m * n * 63)))
-        with threadpool_limits(limits=nthr, user_api="blas"):
-            np.matmul(a, b.T, out=c)
-            ts = []
-            for _ in range(repeat):
-                t = time.perf_counter()
-                for _ in range(inner):
-                    np.matmul(a, b.T, out=c)
-                ts.append((time.perf_counter() - t) / inner)
-        out[label] = 2.0 * m * n * 63 / float(np.median(ts)) / 1e9
+    for dtype in ("float64", "float32"):
+        shapes = {f"{dtype} block 128x63 @ 63x1024, 1 thread": (128, 1024, 1)}
+        for t in sorted({1, threads}):
+            shapes[f"{dtype} whole product, {t} thread(s)"] = (n_test, n_ref, t)
+        for label, (m, n, nthr) in shapes.items():
+            a, b = rng.random((m, 63)).astype(dtype), rng.random((n, 63)).astype(dtype)
+            c = np.empty((m, n), dtype=dtype)
+            inner = max(1, int(4e9 / (2 * m * n * 63)))
+            with threadpool_limits(limits=nthr, user_api="blas"):
+                np.matmul(a, b.T, out=c)
+                ts = []
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    for _ in range(inner):
+                        np.matmul(a, b.T, out=c)
+                    ts.append((time.perf_counter() - t0) / inner)
+            out[label] = 2.0 * m * n * 63 / float(np.median(ts)) / 1e9
+            del c
     return out
 
 
@@ -211,6 +230,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--upstream-full-cluster", action="store_true",
                     help="run upstream on the full-size cluster too (O(N^2) memory)")
+    ap.add_argument("--old", metavar="TREE", help="also run a checkout of another commit "
+                    "(the same calls; the speed-up over it is printed)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -225,6 +246,15 @@ def main():
     get_desc = ours_descriptors()
     print(f"# bench_core: threads={nt} repeat={args.repeat} quick={args.quick} "
           f"python={sys.version.split()[0]} numpy={np.__version__}", flush=True)
+
+    def impls(spec, f32=False):
+        """The implementations a case runs: upstream, ours (+ f32) (+ old)."""
+        out = dict(upstream=spec, ours=spec)
+        if f32:
+            out["f32"] = spec
+        if args.old:
+            out["old"] = dict(spec, tree=os.path.abspath(args.old))
+        return out
 
     def compare(name, size, threads, specs, note=""):
         r = {}
@@ -241,7 +271,14 @@ def main():
             # dH > 700 means S < 1e-304: upstream's plain sum is subnormal (few digits) or 0
             fin = np.isfinite(b) & ((b < 700) if name.startswith(("c", "f")) else True)
             diff = float(np.max(np.abs(a[fin] - b[fin]))) if a.shape == b.shape else None
-        rows.append(dict(name=name, size=size, threads=threads, note=note, r=r, diff=diff))
+        extra = {}
+        for impl in ("f32", "old"):
+            if r.get(impl) and r.get("ours"):
+                a = np.load(os.path.join(tmp, f"{name}_ours_{threads}.npy"))
+                b = np.load(os.path.join(tmp, f"{name}_{impl}_{threads}.npy"))
+                extra[impl] = float(np.max(np.abs(a - b)))
+        rows.append(dict(name=name, size=size, threads=threads, note=note, r=r, diff=diff,
+                         extra=extra))
         u, o = r.get("upstream"), r.get("ours")
         print(f"  done {name} threads={threads}: upstream {fmt(u and u['time'])} s, "
               f"ours {fmt(o and o['time'])} s", flush=True)
@@ -252,8 +289,7 @@ def main():
         else:
             spec = dict(case="desc", rep=P["fcc_rep"])
             for t in sorted({1, nt}):
-                compare("a descriptors FCC", 4 * P["fcc_rep"] ** 3, t,
-                        dict(upstream=spec, ours=spec))
+                compare("a descriptors FCC", 4 * P["fcc_rep"] ** 3, t, impls(spec))
     if "cluster" in only:
         if get_desc is None:
             print("SKIP b (cluster): quests_hpc.get_descriptors is not importable yet")
@@ -300,56 +336,82 @@ def main():
               f"({time.perf_counter() - t0:.1f} s)", flush=True)
         if "dh" in only:
             spec = dict(case="dh", y=os.path.join(tmp, "y.npy"), x=os.path.join(tmp, "x.npy"))
-            compare("c dH", f"{len(y)} x {len(x)}", nt, dict(upstream=spec, ours=spec))
+            for t in sorted({1, nt}):
+                compare("c dH", f"{len(y)} x {len(x)}", t, impls(spec, f32=True))
         if "entropy" in only:
             spec = dict(case="entropy", x=os.path.join(tmp, "xe.npy"))
-            compare("d H", P["n_ent"], nt, dict(upstream=spec, ours=spec))
+            compare("d H", P["n_ent"], nt, impls(spec, f32=True))
         if "novel" in only:
             spec = dict(case="novel", y=os.path.join(tmp, "yb.npy"),
                         x=os.path.join(tmp, "x.npy"))
-            compare("f dH gas vs FCC", f"{len(y)} x {len(x)}", nt,
-                    dict(upstream=spec, ours=spec),
+            compare("f dH gas vs FCC", f"{len(y)} x {len(x)}", nt, impls(spec, f32=True),
                     note="max|diff| over rows with upstream dH < 700")
-    rates = matmul_rate(nt) if "matmul" in only else {}
+    rates = matmul_rate(nt, P["n_test"], P["n_ref"]) if "matmul" in only else {}
+    bounds = {}
+    if only & {"dh", "novel"}:
+        from quests_hpc.information import float32_error_bound
+        for name, f in (("c dH", "y.npy"), ("f dH gas vs FCC", "yb.npy")):
+            if os.path.exists(os.path.join(tmp, f)):
+                bounds[name] = float(float32_error_bound(np.load(os.path.join(tmp, f)), x,
+                                                         H).min())
 
-    # ------------------------------------------------------------------ table
+    report(rows, rates, bounds, nt)
+
+
+def report(rows, rates, bounds, nt):
+    """The table of every case and implementation, then the matmul fractions."""
     print()
     hdr = (f"{'case':22s} {'size':>16s} {'thr':>3s} {'upstream s':>10s} {'ours s':>8s} "
-           f"{'ratio':>6s} {'up peak MB':>10s} {'ours peak MB':>12s} {'base MB':>9s} "
-           f"{'max|diff|':>9s}  note")
+           f"{'up/ours':>7s} {'old s':>7s} {'old/ours':>8s} {'f32 s':>7s} {'ours/f32':>8s} "
+           f"{'peak MB up/ours':>15s} {'max|diff|':>9s}  note")
     print(hdr)
     print("-" * len(hdr))
     for row in rows:
-        u, o = row["r"].get("upstream"), row["r"].get("ours")
-        ratio = u["time"] / o["time"] if u and o else None
-        base = "/".join(fmt(v and v["base_mb"], "{:.0f}") for v in (u, o))
+        r = row["r"]
+        u, o, od, f = (r.get(k) for k in ("upstream", "ours", "old", "f32"))
+
+        def ratio(a, b):
+            return fmt(a["time"] / b["time"], "{:.2f}x") if a and b else "-"
+        peaks = "/".join(fmt(v and v["peak_mb"], "{:.0f}") for v in (u, o))
         print(f"{row['name']:22s} {row['size']!s:>16s} {row['threads']:>3d} "
-              f"{fmt(u and u['time']):>10s} {fmt(o and o['time']):>8s} {fmt(ratio, '{:.1f}x'):>6s} "
-              f"{fmt(u and u['peak_mb'], '{:.0f}'):>10s} {fmt(o and o['peak_mb'], '{:.0f}'):>12s} "
-              f"{base:>9s} {fmt(row['diff'], '{:.1e}'):>9s}  {row['note']}")
+              f"{fmt(u and u['time']):>10s} {fmt(o and o['time']):>8s} {ratio(u, o):>7s} "
+              f"{fmt(od and od['time']):>7s} {ratio(od, o):>8s} {fmt(f and f['time']):>7s} "
+              f"{ratio(o, f):>8s} {peaks:>15s} {fmt(row['diff'], '{:.1e}'):>9s}  {row['note']}")
+        for impl, d in row.get("extra", {}).items():
+            note = (f" (float32 bound, smallest over rows: {bounds[row['name']]:.1e})"
+                    if impl == "f32" and row["name"] in bounds else "")
+            print(f"{'':22s}   max|{impl} - ours| = {d:.2e}{note}")
     print("(times: median of --repeat runs after a warm-up call; peak MB: ru_maxrss of the "
-          "child process, base MB: its RSS after imports and warm-up, upstream/ours)")
+          "child process; max|diff|: ours against upstream)")
     if rates:
-        print()
-        for k, v in rates.items():
-            print(f"e matmul float64 {k:38s} {v:7.1f} GFLOP/s")
-        per_core = max(rates[k] for k in rates if "1 thread" in k)
-        multi = [v for k, v in rates.items() if "1 thread" not in k][0]
-        for row in rows:
-            o = row["r"].get("ours")
-            if o and "flops" in o:
-                rate = o["flops"] / o["time"] / 1e9
-                print(f"e {row['name']:6s} ours: {rate:6.1f} GFLOP/s (distance product) = "
-                      f"{100 * rate / (per_core * row['threads']):.0f}% of {row['threads']} x "
-                      f"the 1-thread matmul rate ({per_core:.1f} GFLOP/s per core), "
-                      f"{100 * rate / multi:.0f}% of the {nt}-thread product's rate")
-        print("(the first fraction assumes every core is free; on a busy machine the "
-              f"{nt}-thread product line shows what was left)")
+        matmul_fractions(rows, rates, nt)
     for row in rows:
         for impl, v in row["r"].items():
             if v:
                 print(f"  raw {row['name']} {impl} t={row['threads']}: wall {v['times']} s, "
                       f"cpu {v['cpu']} s")
+
+
+def matmul_fractions(rows, rates, nt):
+    """Each dH / H row's distance-product rate against the same-run matmul rates."""
+    print()
+    for k, v in rates.items():
+        print(f"e matmul {k:52s} {v:7.1f} GFLOP/s")
+    for row in rows:
+        for impl, dtype in (("ours", "float64"), ("f32", "float32"), ("old", "float64")):
+            o = row["r"].get(impl)
+            if not (o and "flops" in o):
+                continue
+            t = row["threads"]
+            rate = o["flops"] / o["time"] / 1e9
+            whole = rates.get(f"{dtype} whole product, {t} thread(s)")
+            block = rates[f"{dtype} block 128x63 @ 63x1024, 1 thread"] * t
+            print(f"e {row['name']:6s} {impl:4s} t={t}: {rate:6.1f} GFLOP/s (distance product) = "
+                  + (f"{100 * rate / whole:.0f}% of the same-shape {dtype} product on {t} "
+                     f"thread(s), " if whole else "")
+                  + f"{100 * rate / block:.0f}% of {t} x the 1-thread {dtype} block product")
+    print("(the whole product: y @ x.T of case c's shape, as a user would compute it; the "
+          "block product: the shape the kernel sums multiply, in cache)")
 
 
 if __name__ == "__main__":
