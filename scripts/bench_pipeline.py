@@ -18,11 +18,20 @@ parallel dump read), ``halo``, ``descriptors``, ``kernel_sums`` (dH of every ato
 against the reference, chunk by chunk), ``id_order`` (results back to id order); also
 the peak memory of each rank and the speed-up against the first configuration.
 
+A configuration ``RANKSxTHREADS`` may carry a tag: ``:f32`` runs it with
+``precision="float32"``, ``:old`` runs the checkout given by ``--old`` (e.g. ``git worktree
+add /tmp/old <commit>``) instead of this tree, so one invocation measures the change side
+by side, in interleaved rounds.  Every job also times, on all ranks at once and after the
+frame, the matrix products of the kernel sums' shapes in the job's precision (the block,
+128 x 63 @ 63 x 1024 on one thread, and 8192 x 63 @ 63 x n_ref on the rank's threads),
+and the report gives the kernel sums' distance-product rate as a fraction of both.
+
 Usage (the driver launches one ``mpiexec`` per configuration, RANKSxTHREADS)::
 
     .venv/bin/python scripts/bench_pipeline.py                        # 4 M atoms, 1x1 1x2 2x1
     .venv/bin/python scripts/bench_pipeline.py --atoms 500000 --repeat 3
     .venv/bin/python scripts/bench_pipeline.py --configs 2x1 --json out.json
+    .venv/bin/python scripts/bench_pipeline.py --configs 2x1:old 2x1 2x1:f32 --rounds 3 --old /tmp/old
     .venv/bin/python scripts/bench_pipeline.py --write-dump /tmp/ta4m.lammpstrj --dump /tmp/ta4m.lammpstrj
 """
 
@@ -121,8 +130,9 @@ def worker(args):
     del ref
     t_ref = time.perf_counter() - t0
     runs = []
+    extra = {} if args.precision == "float64" else {"precision": args.precision}
     request = FrameRequest(k=32, cutoff=5.0, bandwidths=(args.h,), dims=args.dims,
-                           balance=args.balance)
+                           balance=args.balance, **extra)
     gen = None
     if args.dump is None:
         t0 = time.perf_counter()
@@ -150,20 +160,57 @@ def worker(args):
         del res
         comm.Barrier()
     peak = comm.gather(peak_memory_bytes())
+    rates = comm.gather(matmul_rates(comm, threads, R.n, args.precision))
     R.free()
     if comm.rank == 0:
         out = dict(ranks=comm.size, threads=threads, atoms=runs[0]["n_atoms"], ref=R.n,
                    layout=R.layout, warm_up_s=t_warm, reference_s=t_ref, peak_memory=peak,
+                   matmul=rates, precision=args.precision,
                    runs=[{k: r[k] for k in ("timings_max", "timings_min", "cpu", "atoms", "ghosts",
                                             "imbalance", "dims", "peak_memory", "dh")}
                          for r in runs])
         print("BENCH-JSON " + json.dumps(out, default=float), flush=True)
 
 
+def matmul_rates(comm, threads, n_ref, precision, repeat=5):
+    """GFLOP/s of this rank's products of the kernel sums' shapes, timed while every rank
+    runs them (collective): ``block`` 128 x 63 @ 63 x 1024 on one BLAS thread (times the
+    rank's threads: the kernel sums run that many blocks at once), ``whole`` 8192 x 63 @
+    63 x n_ref on the rank's threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    dt = np.float32 if precision == "float32" else np.float64
+    rng = np.random.default_rng(comm.rank)
+    out = {}
+    for label, (m, n, nthr) in {"block": (128, 1024, 1), "whole": (8192, n_ref, threads)}.items():
+        a, b = rng.random((m, 63)).astype(dt), rng.random((n, 63)).astype(dt)
+        inner = max(1, int(2e9 / (2 * m * n * 63)))
+        copies = threads if label == "block" else 1
+
+        def loop(_, a=a, b=b, m=m, n=n, inner=inner):
+            c = np.empty((m, n), dtype=dt)
+            for _ in range(inner):
+                np.matmul(a, b.T, out=c)
+
+        with threadpool_limits(limits=nthr, user_api="blas"), \
+                ThreadPoolExecutor(max_workers=copies) as ex:
+            list(ex.map(loop, range(copies)))  # warm
+            ts = []
+            for _ in range(repeat):
+                comm.Barrier()
+                t0 = time.perf_counter()
+                list(ex.map(loop, range(copies)))
+                ts.append(time.perf_counter() - t0)
+        out[label] = copies * inner * 2.0 * m * n * 63 / float(np.median(ts)) / 1e9
+    return out
+
+
 # ----------------------------------------------------------------------------- driver
 
 
-def run_config(args, ranks, threads):
+def run_config(args, ranks, threads, tag=""):
     here = os.path.abspath(__file__)
     venv_bin = os.path.dirname(sys.executable)
     mpiexec = os.path.join(venv_bin, "mpiexec")
@@ -172,7 +219,8 @@ def run_config(args, ranks, threads):
     cmd = ["timeout", str(args.timeout), mpiexec, "-n", str(ranks), sys.executable, here,
            "--worker", "--threads", str(threads), "--atoms", str(args.atoms), "--ref",
            str(args.ref), "--h", str(args.h), "--repeat", str(args.repeat), "--seed",
-           str(args.seed), "--balance", args.balance, "--layout", args.layout]
+           str(args.seed), "--balance", args.balance, "--layout", args.layout,
+           "--precision", "float32" if tag == "f32" else args.precision]
     if args.dims:
         cmd += ["--dims", *map(str, args.dims)]
     if args.dump:
@@ -180,14 +228,20 @@ def run_config(args, ranks, threads):
     if args.memory_budget is not None:
         cmd += ["--memory-budget", str(args.memory_budget)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    if tag == "old":
+        if not args.old:
+            raise SystemExit("configuration tag :old needs --old TREE")
+        env["PYTHONPATH"] = os.path.abspath(args.old)  # its quests_hpc first
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("BENCH-JSON ")]
     if p.returncode != 0 or not lines:
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
-        raise SystemExit(f"configuration {ranks}x{threads} failed (exit {p.returncode})")
+        raise SystemExit(f"configuration {ranks}x{threads}{tag and ':' + tag} failed "
+                         f"(exit {p.returncode})")
     out = json.loads(lines[-1][len("BENCH-JSON "):])
+    out["tag"] = tag
     out["job_wall_s"] = wall
     return out
 
@@ -209,11 +263,17 @@ def job_total(res, stat=median_stage):
     return sum(stat(res, s) or 0.0 for s in STAGES[1:])
 
 
+def config_name(job):
+    """``RANKSxTHREADS`` with the job's tag (``:f32``, ``:old``)."""
+    tag = job.get("tag", "")
+    return f"{job['ranks']}x{job['threads']}" + (f":{tag}" if tag else "")
+
+
 def merge_rounds(jobs):
     """Group jobs by configuration (first-seen order); runs and rounds pooled."""
     groups = {}
     for job in jobs:
-        name = f"{job['ranks']}x{job['threads']}"
+        name = config_name(job)
         g = groups.setdefault(name, dict(job, runs=[], jobs=[], peak_memory=None))
         g["runs"] += job["runs"]
         g["jobs"].append(job)
@@ -253,9 +313,8 @@ def report(results):
             ratios = []
             for r in rounds:
                 b = [j for j in results if j.get("round", 0) == r and
-                     f"{j['ranks']}x{j['threads']}" == names[0]]
-                c = [j for j in results if j.get("round", 0) == r and
-                     f"{j['ranks']}x{j['threads']}" == name]
+                     config_name(j) == names[0]]
+                c = [j for j in results if j.get("round", 0) == r and config_name(j) == name]
                 if b and c:
                     ratios.append(job_total(b[0]) / job_total(c[0]))
             print(f"  {name}: " + ", ".join(f"{x:.2f}" for x in ratios) +
@@ -276,9 +335,28 @@ def report(results):
         print(f"{name}: dH mean {d['mean']:.12f}, novel {d['n_novel']:,} of {d['n']:,} "
               f"({100 * d['novelty']:.2f} %){'' if same else ' (varies between runs!)'}, "
               f"ghosts {g['runs'][0]['ghosts']}, dims {g['runs'][0]['dims']}")
+    matmul_fractions(groups)
     best = min(groups.values(), key=job_total)
     extrapolate(best, "wall", median_stage)
     extrapolate(best, "CPU", lambda r, s: median_cpu_sum(r, s) / (r["ranks"] * r["threads"]))
+
+
+def matmul_fractions(groups):
+    """Kernel sums' distance-product rate per core against the same job's matmul rates."""
+    print("\nKernel sums against the matrix products timed in the same job (per core, "
+          "median over ranks):")
+    for name, g in groups.items():
+        rates = [r for j in g["jobs"] for r in j.get("matmul") or []]
+        ks = median_stage(g, "kernel_sums")
+        if not rates or not ks:
+            continue
+        cores = g["ranks"] * g["threads"]
+        rate = 2 * 63 * g["atoms"] * g["ref"] / ks / cores / 1e9
+        block = statistics.median(r["block"] for r in rates) / g["threads"]
+        whole = statistics.median(r["whole"] for r in rates) / g["threads"]
+        print(f"  {name}: {rate:.1f} GFLOP/s per core = {100 * rate / block:.0f}% of the "
+              f"block product ({block:.1f}), {100 * rate / whole:.0f}% of the 8192-row "
+              f"product ({whole:.1f}) [{g.get('precision', 'float64')}]")
 
 
 def median_cpu_sum(res, stage):
@@ -300,7 +378,7 @@ def extrapolate(res, label, stage_time):
     pair_rate = n * m / ks / cores
     desc_rate = n / de / cores
     est = PAPER["atoms"] / n * (ks * PAPER["ref"] / m + de + rest)
-    print(f"\nFrom {label} times of {res['ranks']}x{res['threads']}: kernel sums "
+    print(f"\nFrom {label} times of {config_name(res)}: kernel sums "
           f"{pair_rate:.3g} test-reference pairs/s per core ({2 * 63 * pair_rate / 1e9:.1f} "
           f"GFLOP/s per core in the distance product), descriptors {desc_rate:,.0f} atoms/s "
           f"per core.  Paper's workload (dH of {PAPER['atoms']:,} atoms against "
@@ -328,6 +406,10 @@ def parse(argv=None):
     p.add_argument("--dump", help="read this LAMMPS dump (last frame) instead of generating")
     p.add_argument("--write-dump", help="write the synthetic frame to this dump first")
     p.add_argument("--timeout", type=int, default=3000, help="seconds per configuration")
+    p.add_argument("--precision", default="float64", choices=["float64", "float32"],
+                   help="precision of the untagged configurations")
+    p.add_argument("--old", metavar="TREE", help="checkout run by the configurations "
+                   "tagged :old")
     p.add_argument("--json", help="write all results to this file")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
@@ -347,10 +429,11 @@ def main(argv=None):
     results = []
     for rnd in range(args.rounds):
         for cfg in args.configs:
-            ranks, threads = (int(v) for v in cfg.lower().split("x"))
-            print(f"round {rnd + 1}/{args.rounds}: {ranks} rank(s) x {threads} thread(s) ...",
-                  flush=True)
-            job = run_config(args, ranks, threads)
+            shape, _, tag = cfg.lower().partition(":")
+            ranks, threads = (int(v) for v in shape.split("x"))
+            print(f"round {rnd + 1}/{args.rounds}: {ranks} rank(s) x {threads} thread(s) "
+                  f"{tag} ...", flush=True)
+            job = run_config(args, ranks, threads, tag)
             job["round"] = rnd
             results.append(job)
             if args.json:  # keep what is done if a later configuration fails
