@@ -71,26 +71,22 @@ _EXACT_FLAGS = {"nnan", "ninf", "nsz", "arcp", "contract"}
 _FAST = True
 
 
-@intrinsic
-def _i64_as_f64(typingctx, x):
-    """Reinterpret the bits of an int64 as a float64 (no conversion)."""
-    sig = types.float64(types.int64)
+def bitcast(src, dst, ir_type):
+    """A Numba intrinsic reinterpreting the bits of a ``src`` value as ``dst`` (same
+    width, no conversion; ``ir_type`` is ``dst`` in LLVM)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir_type)
 
-    return sig, codegen
+        return dst(src), codegen
+
+    return cast
 
 
-@intrinsic
-def _f64_as_i64(typingctx, x):
-    """Reinterpret the bits of a float64 as an int64 (no conversion)."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return sig, codegen
+_i64_as_f64 = bitcast(types.int64, types.float64, ir.DoubleType())
+_f64_as_i64 = bitcast(types.float64, types.int64, ir.IntType(64))
 
 
 @nb.njit(nogil=True, cache=True)

@@ -26,9 +26,8 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
 
-from ._kernel_sums import _FAST, _combine, compile_signatures
+from ._kernel_sums import _FAST, _combine, bitcast, compile_signatures
 
 _f = np.float32
 
@@ -55,15 +54,7 @@ _C0, _C1, _C2, _C3, _C4, _C5, _C6 = (_f(v) for v in (
 _EXACT_FLAGS = {"nnan", "ninf", "nsz", "arcp", "contract"}
 
 
-@intrinsic
-def _i32_as_f32(typingctx, x):
-    """Reinterpret the bits of an int32 as a float32 (no conversion)."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
+_i32_as_f32 = bitcast(types.int32, types.float32, ir.FloatType())
 
 
 @nb.njit(fastmath=_EXACT_FLAGS, cache=True)
