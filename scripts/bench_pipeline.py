@@ -319,6 +319,11 @@ def report(results):
                     ratios.append(job_total(b[0]) / job_total(c[0]))
             print(f"  {name}: " + ", ".join(f"{x:.2f}" for x in ratios) +
                   f"   median {statistics.median(ratios):.2f}")
+            for stage in ("descriptors", "kernel_sums"):
+                per = stage_ratios(results, names[0], name, rounds, stage)
+                if per:
+                    print(f"    {stage}: " + ", ".join(f"{x:.2f}" for x in per) +
+                          f"   median {statistics.median(per):.2f}")
     print("\nCPU seconds per stage (largest rank; all threads of a rank summed; median).  "
           "Wall times\nstretch on a loaded machine, CPU seconds less so.\n")
     print(f"{'config':>8} " + " ".join(f"{s:>11}" for s in STAGES[1:]) + f" {'total':>9}")
@@ -339,6 +344,18 @@ def report(results):
     best = min(groups.values(), key=job_total)
     extrapolate(best, "wall", median_stage)
     extrapolate(best, "CPU", lambda r, s: median_cpu_sum(r, s) / (r["ranks"] * r["threads"]))
+
+
+def stage_ratios(results, base, name, rounds, stage):
+    """Per round: the base configuration's max-over-ranks time of ``stage`` over ``name``'s
+    (medians over each job's runs)."""
+    out = []
+    for r in rounds:
+        b = [j for j in results if j.get("round", 0) == r and config_name(j) == base]
+        c = [j for j in results if j.get("round", 0) == r and config_name(j) == name]
+        if b and c and median_stage(b[0], stage) and median_stage(c[0], stage):
+            out.append(median_stage(b[0], stage) / median_stage(c[0], stage))
+    return out
 
 
 def matmul_fractions(groups):
