@@ -210,14 +210,16 @@ def warm_up(comm, callables=None, name=None):
 
     ``name`` names the group, or a tuple of the groups ``callables`` cover (default:
     ``"default"`` for :func:`default_warmups`, None for explicit ``callables``): when this
-    process has run every one of them already, nothing is done (every rank of a job runs
-    the same groups, so all skip together).  Returns True when the calls ran.
+    process has run every one of them already on every rank of ``comm`` (one allreduce),
+    nothing is done.  Returns True when the calls ran.
     """
     require_comm(comm, "warm_up")
     if callables is None:
         name = name or "default"
     names = (name,) if isinstance(name, str) else tuple(name or ())
-    if names and _WARMED.issuperset(names):
+    # skipped only when every rank of ``comm`` has run them (a rank that warmed up on
+    # another communicator before must not leave the others waiting at a barrier)
+    if names and comm.allreduce(int(_WARMED.issuperset(names)), op=MPI.MIN):
         return False
     callables = default_warmups(comm.size) if callables is None else callables
     nc = node_comm(comm)

@@ -170,6 +170,33 @@ def test_compile_cache_is_written_once_and_loaded_by_other_ranks(tmp_path):
         assert s["misses"] == 0 and s["hits"] >= stats[0]["misses"]
 
 
+def test_a_named_warm_up_runs_once_per_process():
+    from quests_hpc.parallel.runtime import warm_up
+
+    calls = []
+    assert warm_up(MPI.COMM_SELF, [lambda: calls.append(1)], name="test-once")
+    assert not warm_up(MPI.COMM_SELF, [lambda: calls.append(2)], name="test-once")
+    # a tuple: skipped only when every group in it has run
+    assert warm_up(MPI.COMM_SELF, [lambda: calls.append(3)], name=("test-once", "test-two"))
+    assert calls == [1, 3]
+
+
+@pytest.mark.mpi(min_size=2)
+def test_a_group_warmed_on_one_rank_only_runs_again_on_all():
+    """Rank 0 warmed a group on COMM_SELF; the same group over COMM_WORLD must run on every
+    rank (a rank skipping alone left the others waiting in the waves' barriers: the MPI
+    suite hung)."""
+    from quests_hpc.parallel.runtime import warm_up
+
+    comm = MPI.COMM_WORLD
+    calls = []
+    if comm.rank == 0:
+        warm_up(MPI.COMM_SELF, [lambda: calls.append("self")], name="test-one-rank")
+    assert warm_up(comm, [lambda: calls.append("world")], name="test-one-rank")
+    assert calls[-1] == "world"
+    assert not warm_up(comm, [lambda: calls.append("again")], name="test-one-rank")
+
+
 # ---------------------------------------------------------------------- the stage timer
 
 
