@@ -11,7 +11,8 @@ reader, descriptors, halo, redistribution, kernel sums) and, only when the campa
 stages contain no compile time.
 
 ``python -m quests_hpc.campaign.warmup`` (what ``scripts/setup.sh`` runs) compiles every
-kernel of every command into the cache and prints one line with the seconds it took.
+kernel of every command into the cache (in two processes where two cores are free) and
+prints one line with the seconds it took.
 """
 
 import os
@@ -91,18 +92,46 @@ def compile_for(comm, analysis=None):
     warm_up(comm, run_warmups(comm.size, kinds), name=("default", "+".join(["run", *kinds])))
 
 
+#: The set-up's warm-up in two processes (two cores: about half the time); kernels shared
+#: by several calls (``neighbour_bins``: descriptors and cluster edges) stay in one part,
+#: so no two processes write the same cache index at once.
+_SECOND_PART = ("redistribute", "_read_dumps", "_route")
+
+
+def _run_part(part):
+    for fn in run_warmups(1, ("clusters", "export")):
+        if (getattr(fn, "__name__", "") in _SECOND_PART) == (part == "b"):
+            fn()
+
+
 def main(argv=None):
-    """Compile every kernel of every command into Numba's cache (serial); print the time
-    as ``LABEL: compiled Numba kernels in N s`` (LABEL: the first argument, default
-    ``quests-hpc``)."""
-    from mpi4py import MPI
+    """Compile every kernel of every command into Numba's cache (serial, or in two
+    processes where two cores are free); print the time as ``LABEL: compiled Numba
+    kernels in N s`` (LABEL: the first argument, default ``quests-hpc``).
 
-    from ..parallel.runtime import warm_up
+    The kernel sums are compiled when this module's package is imported, before the
+    second process starts (it then loads them from the cache).
+    """
+    import subprocess
 
+    from ..parallel.runtime import cores_available
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--part"]:  # the second process
+        _run_part(args[1])
+        return 0
     t0 = time.perf_counter()
-    warm_up(MPI.COMM_SELF, run_warmups(1, ("clusters", "export")))
-    prefix = (argv if argv is not None else sys.argv[1:])[:1] or ["quests-hpc"]
-    print(f"{prefix[0]}: compiled Numba kernels in {time.perf_counter() - t0:.1f} s", flush=True)
+    child = None
+    if cores_available() > 1:
+        child = subprocess.Popen([sys.executable, "-m", "quests_hpc.campaign.warmup",
+                                  "--part", "b"])
+    _run_part("a")
+    if child is None:
+        _run_part("b")
+    elif child.wait() != 0:
+        raise SystemExit(f"quests-hpc: the warm-up's second process failed ({child.returncode})")
+    label = args[0] if args else "quests-hpc"
+    print(f"{label}: compiled Numba kernels in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
 
 
