@@ -15,6 +15,7 @@ Usage::
     .venv/bin/python scripts/make_paper_ta.py --cells 126 /tmp/ta4m.lammpstrj /tmp/ta_ref.xyz
     .venv/bin/python scripts/bench_paper.py /tmp/ta4m.lammpstrj /tmp/ta_ref.xyz --old /tmp/old
     .venv/bin/python scripts/bench_paper.py /tmp/ta32m.lammpstrj /tmp/ta_ref.xyz   # 32.4 M
+    .venv/bin/python scripts/bench_paper.py /tmp/ta32m.lammpstrj /tmp/ta_ref.xyz --precision float64 float32
 """
 
 import argparse
@@ -39,7 +40,7 @@ def natoms_of(dump):
     return int(head[head.index("ITEM: NUMBER OF ATOMS") + 1])
 
 
-def run(tree, dump, ref, ranks, out_dir, label, timeout):
+def run(tree, dump, ref, ranks, out_dir, label, timeout, precision="float64"):
     """One ``quests-hpc dh`` run on the code in ``tree``; returns its figures."""
     venv_bin = os.path.dirname(sys.executable)
     mpiexec = os.path.join(venv_bin, "mpiexec")
@@ -47,6 +48,8 @@ def run(tree, dump, ref, ranks, out_dir, label, timeout):
     cmd = ["timeout", str(timeout), mpiexec, "-n", str(ranks), "/usr/bin/time", "-f",
            "BENCH-RSS %M", sys.executable, "-m", "quests_hpc.cli", "dh", dump, "--reference",
            ref, "-o", out, "--progress", "lines"]
+    if precision != "float64":
+        cmd += ["--precision", precision]
     env = dict(os.environ, PYTHONPATH=tree, PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out_dir)
@@ -85,6 +88,8 @@ def main(argv=None):
     ap.add_argument("--out-dir", default=None, help="directory for the results (a new "
                     "temporary directory by default)")
     ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--precision", nargs="+", default=["float64"],
+                    choices=["float64", "float32"], help="run this tree once per precision")
     args = ap.parse_args(argv)
     dump, ref = os.path.abspath(args.dump), os.path.abspath(args.reference)
     out_dir = args.out_dir or tempfile.mkdtemp(prefix="bench_paper_")
@@ -97,10 +102,12 @@ def main(argv=None):
         runs.append(run(os.path.abspath(args.old), dump, ref, args.ranks, out_dir, "old",
                         args.timeout))
         report(runs[-1], n, args.ranks)
-    runs.append(run(REPO, dump, ref, args.ranks, out_dir, "new", args.timeout))
-    report(runs[-1], n, args.ranks)
+    for prec in args.precision:
+        label = "new" if prec == "float64" else f"new-{prec}"
+        runs.append(run(REPO, dump, ref, args.ranks, out_dir, label, args.timeout, prec))
+        report(runs[-1], n, args.ranks)
     if args.old:
-        old, new = runs
+        old, new = runs[:2]
         print(f"\nold / new: wall {old['wall'] / new['wall']:.2f}x, peak RSS per rank "
               f"{max(old['rss']) / max(new['rss']):.2f}x")
 
