@@ -55,6 +55,8 @@ def run(tree, dump, ref, ranks, out_dir, label, timeout, precision="float64"):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out_dir)
     wall = time.perf_counter() - t0
     text = p.stdout + p.stderr
+    with open(os.path.join(out_dir, f"{label}.log"), "w") as f:  # the whole output, kept
+        f.write(text)
     if p.returncode != 0:
         sys.stderr.write(text[-4000:])
         raise SystemExit(f"{label}: exit status {p.returncode}")
@@ -69,6 +71,10 @@ def report(res, n_atoms, ranks):
     owned = n_atoms / ranks
     limit = TARGET_BASE + TARGET_PER_ATOM * owned
     print(f"\n== {res['label']}: {res['command']}")
+    if len(res["rss"]) != ranks:  # the launcher lost a rank's /usr/bin/time line
+        print(f"wall {res['wall']:.1f} s; peak RSS lines of {len(res['rss'])} of {ranks} "
+              "ranks came back: see the stage table's peak column")
+        res["rss"] = res["rss"] or [0]
     print(f"wall {res['wall']:.1f} s;  peak RSS per rank: "
           + ", ".join(f"{r / MIB:.0f} MiB" for r in res["rss"])
           + f";  target 512 MiB + 250 B x {owned:,.0f} atoms = {limit / MIB:.0f} MiB per rank"
