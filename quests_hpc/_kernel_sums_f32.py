@@ -80,7 +80,7 @@ def _d2(gij, nyi, nxj, hyi, hxj, near):
     """float32 squared distance from a dot product (see ``_kernel_sums._d2``); ``near``
     is the relative rounding noise of float32 distances."""
     d = nyi + nxj - _TWO * gij
-    same = d <= near * (nyi + nxj) and hxj == hyi
+    same = (d <= near * (nyi + nxj)) & (hxj == hyi)  # no branch: vectorises
     return _ZERO if (same or d < _ZERO) else d
 
 
