@@ -57,7 +57,7 @@ def _insert_nearest(best_d2, best_j, count, k, d2, j):
     return count
 
 
-@njit
+@njit(cache=True)
 def _Hood(cap):
     """Scratch of a bin's neighbourhood: coordinates, sorted indices, squared distances,
     the candidates' distances and indices, the point count."""
@@ -65,7 +65,7 @@ def _Hood(cap):
             np.empty(cap), np.empty(cap), np.empty(cap, dtype=np.int64), np.zeros(1, np.int64))
 
 
-@njit
+@njit(cache=True)
 def _gather_hood(hood, points, neigh_b, start, stop):
     """Copy the points of the (up to) 27 bins ``neigh_b`` into ``hood`` (contiguous, in
     the scan order: bins as listed, points in bin order); grows it when needed."""
@@ -93,7 +93,7 @@ def _gather_hood(hood, points, neigh_b, start, stop):
     return hood
 
 
-@njit
+@njit(cache=True)
 def _nearest(hood, px, py, pz, p, rc2, k, best_d2, best_j):
     """The k nearest points of ``hood`` within ``sqrt(rc2)`` of (px, py, pz), point ``p``
     excluded, ascending; ties keep the scan order.  Returns (count, clash): ``clash`` is
@@ -130,7 +130,7 @@ def _nearest(hood, px, py, pz, p, rc2, k, best_d2, best_j):
 _K_FIXED = 32
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _compare_rows(lo_row, hi_row, n):
     """One comparator on ``n`` columns: ``lo, hi = min, max`` element by element."""
     for r in range(n):
@@ -140,7 +140,7 @@ def _compare_rows(lo_row, hi_row, n):
         hi_row[r] = y if x < y else x
 
 
-@njit
+@njit(cache=True)
 def _sort_columns_fixed(mat, network):
     """The sorting network on every column of a full ``_K_FIXED``-row block (a loop of
     known length that LLVM unrolls into whole vectors)."""

@@ -36,7 +36,7 @@ analysis:
 """
 
 #: ``quests-hpc ARGS`` with a log of every kernel compiled or loaded from the cache, and
-#: the innermost stage it happened in; each rank prints one line ``EVENTS [...]``.
+#: the innermost stage it happened in; rank 0 prints one line ``EVENTS [...]`` per rank.
 TRACER = """
     import contextlib, json, sys
     from numba.core import event as ev
@@ -79,7 +79,13 @@ TRACER = """
     from quests_hpc.cli import main
 
     rc = main(sys.argv[1:])
-    print("EVENTS " + json.dumps(log), flush=True)
+    # rank 0 prints every rank's line: a line printed by another rank at exit can reach
+    # the launcher's stdout glued to rank 0's output (seen once in CI under MPICH)
+    logs = MPI.COMM_WORLD.gather(log)
+    if MPI.COMM_WORLD.rank == 0:
+        for one in logs:
+            print()
+            print("EVENTS " + json.dumps(one), flush=True)
     sys.exit(rc)
 """
 

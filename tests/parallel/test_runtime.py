@@ -151,12 +151,15 @@ def test_compile_cache_is_written_once_and_loaded_by_other_ranks(tmp_path):
         from quests_hpc import _descriptor_kernels
         from quests_hpc.parallel import _halo_kernel
         warm_up(MPI.COMM_WORLD)
-        stats = {"misses": 0, "hits": 0}
+        stats = {"misses": 0, "hits": 0, "entry_misses": 0}
         for mod in (_descriptor_kernels, _halo_kernel):
-            for obj in vars(mod).values():
+            for name, obj in vars(mod).items():
                 if isinstance(obj, CPUDispatcher) and obj._cache is not None:
                     stats["misses"] += sum(obj.stats.cache_misses.values())
                     stats["hits"] += sum(obj.stats.cache_hits.values())
+                    if not name.startswith("_"):  # entry points: helpers are compiled
+                        # into their callers, and loading a caller does not load them
+                        stats["entry_misses"] += sum(obj.stats.cache_misses.values())
         allst = MPI.COMM_WORLD.gather(stats)
         if MPI.COMM_WORLD.rank == 0:
             print("STATS" + json.dumps(allst))
@@ -167,7 +170,7 @@ def test_compile_cache_is_written_once_and_loaded_by_other_ranks(tmp_path):
     stats = json.loads(p.stdout.split("STATS", 1)[1].splitlines()[0])
     assert stats[0]["misses"] > 0  # rank 0 compiled (cold cache)
     for s in stats[1:]:
-        assert s["misses"] == 0 and s["hits"] >= stats[0]["misses"]
+        assert s["misses"] == 0 and s["hits"] >= stats[0]["entry_misses"] > 0
 
 
 def test_a_named_warm_up_runs_once_per_process():
