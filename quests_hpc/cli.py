@@ -152,6 +152,9 @@ def build_parser():
     for add in (_parser_example, _parser_run, _parser_descriptors, _parser_dh, _parser_entropy,
                 _parser_overlap, _parser_info, _parser_plot, _parser_clusters, _parser_export):
         add(sub)
+    from .commands import add_parsers
+
+    add_parsers(sub)  # the data-set commands: one module each in quests_hpc.commands
     return parser
 
 

@@ -53,13 +53,16 @@ LAYERS = {
     "quests_hpc.export": 5,
     "quests_hpc.campaign": 6,
     "quests_hpc.analysis": 6,
+    "quests_hpc.dataset": 6,
     "quests_hpc.cli": 7,
+    "quests_hpc.commands": 7,
     "quests_hpc.example": 7,
     "quests_hpc": 7,  # the package __init__ only (the public API facade)
 }
 
 #: Imports within a layer that are still forbidden: (importer prefix, imported prefix).
-FORBIDDEN = [("quests_hpc.analysis", "quests_hpc.campaign")]
+FORBIDDEN = [("quests_hpc.analysis", "quests_hpc.campaign"),
+             ("quests_hpc.dataset", "quests_hpc.campaign")]
 
 #: Layers that must not import mpi4py.
 NO_MPI_BELOW = 3
