@@ -148,6 +148,37 @@ def exscan_sum(value, comm):
     return int(counts[:comm.Get_rank()].sum())
 
 
+def argmax_with_key(score, key, comm):
+    """The largest ``score`` over ranks, with its integer ``key`` and its rank (one
+    ``Allgather`` of ``1 + len(key)`` int64 per rank; every rank decides alike).
+
+    Ties go to the lowest ``key`` (lexicographic), then to the lowest rank, so the answer
+    does not depend on how items are spread over the ranks when keys are unique.  A rank
+    with nothing to offer passes ``-inf`` (NaN counts as ``-inf``).
+
+    Returns
+    -------
+    (float, tuple of int, int)
+        The best score, its key and the rank that holds it (``-inf``, the lowest key and
+        the lowest rank when every score is ``-inf``).
+    """
+    require_comm(comm, "argmax_with_key")
+    s = float(score)
+    row = np.empty(1 + len(key), dtype=np.int64)
+    row[0] = np.float64(-np.inf if s != s else s).view(np.int64)
+    row[1:] = np.asarray(key, dtype=np.int64)
+    if is_parallel(comm):
+        rows = np.empty((comm.size, len(row)), dtype=np.int64)
+        comm.Allgather(row, rows)
+    else:
+        rows = row[None, :]
+    scores = rows[:, 0].copy().view(np.float64)
+    best = np.flatnonzero(scores == scores.max())
+    keys = tuple(rows[best, j] for j in range(len(row) - 1, 0, -1))  # first key last
+    r = int(best[np.lexsort(keys)[0]]) if keys else int(best[0])
+    return float(scores[r]), tuple(int(v) for v in rows[r, 1:]), r
+
+
 def error_channel(comm):
     """A communicator of its own for :func:`barrier_or_abort` after an error.
 
