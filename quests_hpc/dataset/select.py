@@ -213,19 +213,43 @@ def check_output(comm, path):
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
 
 
+def extxyz_text(structures):
+    """Extended XYZ of the carved structures with every float at full precision (``repr``:
+    read back bit for bit, so the centre's descriptor survives the file; ASE's writer
+    keeps 8 decimals).  Columns: species, pos, quests_id, type, quests_centre."""
+    def value(v):
+        if isinstance(v, (bool, np.bool_)):
+            return "T" if v else "F"
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        if isinstance(v, (float, np.floating)):
+            return repr(float(v))
+        return '"' + str(v).replace('"', "'") + '"'
+
+    lines = []
+    for a in structures:
+        lattice = " ".join(repr(float(x)) for x in a.cell.array.reshape(-1))
+        info = " ".join(f"{k}={value(v)}" for k, v in a.info.items())
+        pbc = " ".join("T" if p else "F" for p in a.pbc)
+        lines.append(str(len(a)))
+        lines.append(f'Lattice="{lattice}" Properties=species:S:1:pos:R:3:quests_id:I:1:'
+                     f'type:I:1:quests_centre:L:1 {info} pbc="{pbc}"')
+        for s, (x, y, z), i, t, c in zip(a.get_chemical_symbols(), a.positions,
+                                         a.arrays["quests_id"], a.arrays["type"],
+                                         a.arrays["quests_centre"]):
+            lines.append(f"{s} {float(x)!r} {float(y)!r} {float(z)!r} {int(i)} {int(t)} "
+                         f"{'T' if c else 'F'}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def write_structures(comm, path, structures):
-    """Write the structures as extxyz from rank 0, aside then renamed (collective)."""
-    import io
-
-    from ase.io import write
-
+    """Write the structures as extxyz from rank 0, aside then renamed
+    (:func:`quests_hpc.export.write_parts`; collective)."""
     from ..export import write_parts
 
     body = np.empty(0, np.uint8)
     if comm.rank == 0:
-        buf = io.StringIO()
-        write(buf, structures, format="extxyz", parallel=False)  # ASE must not bcast
-        body = np.frombuffer(buf.getvalue().encode(), dtype=np.uint8)
+        body = np.frombuffer(extxyz_text(structures).encode(), dtype=np.uint8)
     write_parts(path, None, body, comm)
 
 
