@@ -122,9 +122,8 @@ def greedy(comm, c, h, max_picks, threshold):
             c.log_s[i] = np.inf  # chosen: never again
         x, pos, dh = pcomm.bcast(mine, comm, root=owner)
         picks.append({"frame": frame, "id": atom, "dh": dh, "novelty": best, "position": pos})
-        live = np.flatnonzero(np.isfinite(c.log_s))
-        if len(live):
-            c.log_s[live] = np.logaddexp(c.log_s[live], log_kernel_sum(c.desc[live], x[None], h))
+        if len(c.log_s):  # every row, no copy: a chosen row stays at +inf
+            c.log_s = np.logaddexp(c.log_s, log_kernel_sum(c.desc, x[None], h))
     return picks
 
 
