@@ -31,6 +31,7 @@ from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
 from ..parallel.frame_pipeline import run_frame
 from ..parallel.shared_reference import SharedReference
+from ..results.reader import descriptor_rows
 from .sources import InputSource, detect_format
 
 #: Frames of ASE references at least this large are computed by the frame pipeline.
@@ -167,7 +168,7 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
     err, n = None, None
     if comm.rank == 0:  # the file's row count (no data read)
         try:
-            _, n = _descriptor_file(path, k, cutoff, rows=slice(0, 0))
+            _, n = descriptor_rows(path, k, cutoff, rows=slice(0, 0))
             if n[0] == 0:
                 err = QuestsInputError(f"{label}: {path}: the descriptor file holds 0 "
                                        "environments; a reference needs at least one")
@@ -181,46 +182,18 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
     if chosen == "sharded":
         lo, hi = (int(v) for v in pcomm.even_bounds(n_rows, comm.size)[comm.rank:comm.rank + 2])
         try:
-            x, _ = _descriptor_file(path, k, cutoff, rows=slice(lo, hi))
+            x, _ = descriptor_rows(path, k, cutoff, rows=slice(lo, hi))
         except QuestsInputError as exc:
             err = QuestsInputError(f"{label}: {exc}")
         pcomm.raise_if_any(err, comm, prefix=False)
         return SharedReference.from_shards(comm, x, layout="sharded"), info
     if comm.rank == 0:
         try:
-            x, _ = _descriptor_file(path, k, cutoff)
+            x, _ = descriptor_rows(path, k, cutoff)
         except QuestsInputError as exc:
             err = QuestsInputError(f"{label}: {exc}")
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     return SharedReference.from_root(comm, x, root=0, layout="shared"), info
-
-
-def _descriptor_file(path, k, cutoff, rows=None):
-    """Rows of a descriptor file: a results file (``quests-hpc descriptors``) or the
-    descriptor-file format of :mod:`quests_hpc.io.reference`; ``k``/``cutoff`` checked.
-    ``rows``: a slice of the rows to read (all by default).
-
-    Returns ``(x, (n_rows, n_frames))``, ``n_rows`` those of the whole file.
-    """
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-    except OSError as exc:
-        raise QuestsInputError(f"{path}: unreadable HDF5 file ({exc})") from None
-    if fmt == "quests-hpc-descriptors":
-        from ..io.reference import descriptor_info, read_descriptors
-
-        n_rows = int(descriptor_info(path)["shape"][0])
-        x, _ = read_descriptors(path, k, cutoff, rows=rows)
-        with h5py.File(path, "r") as f:  # structures: the one small column of every row
-            n_struct = len(np.unique(f["structure"][()])) if "structure" in f else 1
-        return x, (n_rows, n_struct)
-    from ..results.reader import load_descriptors
-
-    x, meta = load_descriptors(path, k, cutoff, rows=rows)
-    return x, (meta["n"], len(meta["frames"]))
 
 
 def _small_frames(comm, src, frames, k, cutoff, offsets):

@@ -25,6 +25,7 @@ description)::
     /learning_curve/<column>          H of random subsets and the asymptote fit
     /analysis/clusters/<column>       the cluster analysis, one row per frame
     /analysis/nucleation/<column>     the CNT analysis, one row per frame
+    /generations/<column>             ``quests-hpc generations`` (a file of its own)
 
 Every path of the file is spelled here only: the constants and functions below
 (:data:`FRAMES`, :data:`SUMMARY_FRAMES`, :func:`frame_path`, :func:`analysis_path`, ...)
@@ -81,6 +82,10 @@ CLUSTERS_TABLE = "clusters"
 NUCLEATION_TABLE = "nucleation"
 #: Per-atom cluster labels of a frame (written by the cluster analysis).
 CLUSTER_DATASET = "cluster"
+#: Table of ``quests-hpc generations`` (one row per generation; the report's own file).
+GENERATIONS = "generations"
+#: ``quests-hpc compress``: the choice (one row per chosen structure) and the curve.
+COMPRESSION = "compression"
 
 
 def frame_name(input_name, index):
@@ -111,6 +116,17 @@ def learning_curve_path(column=None):
 def analysis_path(table, column=None):
     """``analysis/<table>`` (``clusters``, ``nucleation``) or one of its columns."""
     return f"{ANALYSIS}/{table}" + (f"/{column}" if column else "")
+
+
+def generations_path(column=None):
+    """``generations`` (the report across generations) or one of its columns."""
+    return GENERATIONS + (f"/{column}" if column else "")
+
+
+def compression_path(column=None):
+    """``compression`` (a compression report) or one of its datasets (``chosen/...``,
+    ``curve/...``)."""
+    return COMPRESSION + (f"/{column}" if column else "")
 
 
 @dataclass

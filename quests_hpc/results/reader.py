@@ -142,6 +142,32 @@ def load_descriptors(path, k=None, cutoff=None, rows=None):
     return x, {"k": fk, "cutoff": fc, "frames": names, "n": total}
 
 
+def descriptor_rows(path, k, cutoff, rows=None):
+    """Rows of a descriptor file: a results file (``quests-hpc descriptors``) or the
+    descriptor-file format of :mod:`quests_hpc.io.reference`; ``k``/``cutoff`` checked.
+    ``rows``: a slice of the rows to read (all by default).
+
+    Returns ``(x, (n_rows, n_frames))``, ``n_rows`` those of the whole file.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except OSError as exc:
+        raise QuestsInputError(f"{path}: unreadable HDF5 file ({exc})") from None
+    if fmt == "quests-hpc-descriptors":
+        from ..io.reference import descriptor_info, read_descriptors
+
+        n_rows = int(descriptor_info(path)["shape"][0])
+        x, _ = read_descriptors(path, k, cutoff, rows=rows)
+        with h5py.File(path, "r") as f:  # structures: the one small column of every row
+            n_struct = len(np.unique(f["structure"][()])) if "structure" in f else 1
+        return x, (n_rows, n_struct)
+    x, meta = load_descriptors(path, k, cutoff, rows=rows)
+    return x, (meta["n"], len(meta["frames"]))
+
+
 def _holder(path):
     """Who holds the output lock of ``path`` (another process), or None."""
     import os

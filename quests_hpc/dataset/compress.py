@@ -1,0 +1,268 @@
+"""Data-set compression: choose ``size`` structures of a distributed data set.
+
+The methods are upstream ``quests`` 2026.2.22's (SPEC.md "Dataset compression and
+selection"):
+
+``msc``
+    start with the structure of largest entropy ``H_s``; then repeatedly add the
+    structure of largest ``novelty + H_s``, the novelty being ``-min_x log S(x)`` over its
+    environments against the chosen ones (its least covered environment).
+``msc_conditional``
+    the same, ``S`` starting from the kernel sums against a reference set, and no first
+    pick by entropy: it picks what complements the reference.
+``fps``
+    farthest point sampling of structures, the distance of two structures being the
+    mean Euclidean distance over all pairs of their environments; start at largest ``H_s``.
+``mean_fps``
+    farthest point sampling on each structure's mean descriptor, from ``start``.
+``k_means``
+    k-means (k = size, k-means++ seeded by ``seed``) on the mean descriptors; one
+    structure per cluster, the one nearest its centre (every cluster: upstream drops
+    its last one).
+``random``
+    ``size`` structures drawn by ``numpy.random.default_rng(seed)``.
+
+Ties go to the lowest structure index (upstream's ``argmax`` over its list of remaining
+structures, kept in index order).  Where upstream's float64 kernel sums underflow to 0
+(novelty +inf for several structures: upstream then takes the first), ours are finite
+(log space) and the most novel one wins.
+
+Under MPI every structure lives whole on one rank (:mod:`.structures`); each step
+reduces one score per rank and broadcasts the chosen structure's environments from its
+owner, and every score is bitwise the same whatever the number of ranks, so the choice
+is too.  After the choice, one pass over the chosen structures in order
+(:func:`coverage_pass`) gives every method's novelty at the moment of each choice, the
+compression curve and the overlap (for msc it is the selection itself).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import QuestsInputError
+from ..parallel import comm as pcomm
+from .coverage import Coverage, PrefixMeasures
+
+METHODS = ("msc", "msc_conditional", "fps", "mean_fps", "k_means", "random")
+
+#: dH at or below which an environment counts as covered by the subset (upstream's).
+OVERLAP_EPS = 1e-5
+
+
+@dataclass
+class Compression:
+    """The chosen structures and what was measured along the way (same on every rank)."""
+
+    method: str
+    indices: list
+    novelty: np.ndarray
+    entropy: np.ndarray
+    curve_size: np.ndarray = field(default_factory=lambda: np.empty(0))
+    curve_entropy: np.ndarray = field(default_factory=lambda: np.empty(0))
+    curve_diversity: np.ndarray = field(default_factory=lambda: np.empty(0))
+    overlap: float = float("nan")
+    n_environments: int = 0
+    n_structures: int = 0
+    kept_environments: int = 0
+
+    @property
+    def H(self):
+        return float(self.curve_entropy[-1])
+
+    @property
+    def D(self):
+        return float(self.curve_diversity[-1])
+
+
+def resolve_size(size, n_structures, label="--size"):
+    """A number of structures from ``size`` (a count >= 1, or a fraction in (0, 1))."""
+    try:
+        v = float(size)
+    except (TypeError, ValueError):
+        raise QuestsInputError(f"{label}: expected a number of structures or a fraction "
+                               f"in (0, 1), got {size!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise QuestsInputError(f"{label}: expected a number of structures >= 1 or a "
+                               f"fraction in (0, 1), got {size!r}")
+    n = int(round(v * n_structures)) if v < 1 else int(v)
+    if v >= 1 and v != int(v):
+        raise QuestsInputError(f"{label}: a size >= 1 is a number of structures and must "
+                               f"be whole, got {size!r}")
+    if n < 1:
+        raise QuestsInputError(f"{label}: {size!r} of {n_structures} structures is 0 "
+                               "structures; choose at least one")
+    if n > n_structures:
+        raise QuestsInputError(f"{label}: {n} structures asked for, but the data set holds "
+                               f"only {n_structures}")
+    return n
+
+
+def global_argmax(comm, scores, lo):
+    """``(index, score)`` of the largest score over all ranks, ties to the lowest index
+    (``scores`` this rank's, its first structure being ``lo``; -inf marks taken ones)."""
+    i = int(np.argmax(scores)) if len(scores) else -1
+    v = float(scores[i]) if len(scores) else -np.inf
+    best = float(pcomm.allreduce(v, "max", comm))
+    mine = lo + i if (len(scores) and v == best) else np.iinfo(np.int64).max
+    return int(pcomm.allreduce(np.int64(mine), "min", comm)), best
+
+
+def _gather_entropies(comm, data):
+    """``H_s`` of every structure, on every rank (in structure order)."""
+    return np.concatenate(pcomm.allgather(np.asarray(data.entropies, float), comm))
+
+
+def _structure_of(comm, data, s):
+    """The environments of structure ``s`` on every rank (from its owner)."""
+    x = data.local(s) if data.lo <= s < data.hi else None
+    return pcomm.bcast(x, comm, root=data.owner(s))
+
+
+def coverage_pass(comm, data, order=None, size=None, reference_chunks=None):
+    """Fold chosen structures in one at a time; with ``order`` None choose them by msc.
+
+    Returns ``(indices, novelty, prefix, coverage)``: the novelty of each at the moment
+    it was chosen (against the reference, if any, and the earlier ones; +inf for a first
+    pick against nothing), the :class:`PrefixMeasures` and the final :class:`Coverage`.
+    """
+    cov = Coverage(data)
+    if reference_chunks is not None:
+        cov.fold_reference(reference_chunks)
+    prefix = PrefixMeasures(comm, cov)
+    taken = np.zeros(data.hi - data.lo, dtype=bool)
+    n = len(order) if order is not None else size
+    ent = None if order is not None else np.asarray(data.entropies, float)
+    chosen, novelty = [], []
+    for step in range(n):
+        nov = cov.novelty()
+        if order is not None:
+            s = int(order[step])
+        elif step == 0 and reference_chunks is None:
+            s, _ = global_argmax(comm, np.where(taken, -np.inf, ent), data.lo)
+        else:
+            s, _ = global_argmax(comm, np.where(taken, -np.inf, nov + ent), data.lo)
+        mine = data.lo <= s < data.hi
+        novelty.append(float(pcomm.bcast(nov[s - data.lo] if mine else None, comm,
+                                          root=data.owner(s))))
+        if mine:
+            taken[s - data.lo] = True
+        cov.fold(_structure_of(comm, data, s))
+        prefix.add(s)
+        chosen.append(s)
+    return chosen, np.array(novelty), prefix, cov
+
+
+def _mean_distances(y, starts, x):
+    """Mean Euclidean distance between ``x`` and each structure's rows of ``y``."""
+    out = np.empty(len(starts) - 1)
+    nx = np.einsum("ij,ij->i", x, x)
+    for a in range(len(starts) - 1):
+        ys = y[starts[a]:starts[a + 1]]
+        d2 = np.einsum("ij,ij->i", ys, ys)[:, None] + nx[None, :] - 2.0 * (ys @ x.T)
+        out[a] = np.sqrt(np.maximum(d2, 0.0)).mean()
+    return out
+
+
+def fps_order(comm, data, size):
+    """Structure-level farthest point sampling (see the module doc)."""
+    ent = np.asarray(data.entropies, float)
+    y = np.concatenate(data.x) if data.x else np.empty((0, 2 * data.k - 1))
+    starts = np.concatenate([[0], np.cumsum([len(x) for x in data.x])]).astype(np.int64)
+    dmin = np.full(len(data.x), np.inf)
+    taken = np.zeros(len(data.x), dtype=bool)
+    s, _ = global_argmax(comm, ent, data.lo)
+    order = [s]
+    while len(order) < size:
+        if data.lo <= s < data.hi:
+            taken[s - data.lo] = True
+        x = _structure_of(comm, data, s)
+        dmin = np.minimum(dmin, _mean_distances(y, starts, x))
+        s, _ = global_argmax(comm, np.where(taken, -np.inf, dmin), data.lo)
+        order.append(s)
+    return order
+
+
+def mean_descriptors(comm, data):
+    """Each structure's mean descriptor, every structure on every rank."""
+    width = 2 * data.k - 1
+    mine = np.array([x.mean(axis=0) for x in data.x]).reshape(-1, width)
+    return np.concatenate(pcomm.allgather(mine, comm))
+
+
+def mean_fps_order(means, size, start):
+    """Farthest point sampling on mean descriptors from ``start`` (upstream's loop)."""
+    order = [int(start)]
+    dmin = np.full(len(means), np.inf)
+    for _ in range(size - 1):
+        dmin = np.minimum(dmin, np.linalg.norm(means - means[order[-1]], axis=1))
+        dmin[order] = -np.inf
+        order.append(int(np.argmax(dmin)))
+    return order
+
+
+def random_order(n, size, seed):
+    """``size`` distinct structures drawn with ``numpy.random.default_rng(seed)``."""
+    return [int(i) for i in np.random.default_rng(seed).choice(n, size, replace=False)]
+
+
+def _order(comm, data, method, size, seed, start):
+    """The chosen structures of the methods that do not need kernel sums to choose."""
+    from .kmeans import kmeans_order
+
+    if method == "fps":
+        return fps_order(comm, data, size)
+    if method == "random":
+        return random_order(data.n_structures, size, seed)
+    means = mean_descriptors(comm, data)
+    if method == "k_means":
+        return kmeans_order(means, size, seed)
+    if start is None:  # upstream starts at random; ours at the largest entropy
+        start, _ = global_argmax(comm, np.asarray(data.entropies, float), data.lo)
+    if not 0 <= int(start) < data.n_structures:
+        raise QuestsInputError(f"--start: structure {start} does not exist (the data set "
+                               f"holds {data.n_structures})")
+    return mean_fps_order(means, size, start)
+
+
+def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=0,
+             start=None):
+    """Choose structures of the distributed data set ``data`` (collective).
+
+    Parameters
+    ----------
+    comm : mpi4py communicator
+    data : quests_hpc.dataset.structures.Dataset
+    method : one of :data:`METHODS`
+    size : int or float
+        A number of structures, or a fraction of them in (0, 1) (rounded).
+    reference_chunks : iterable of ndarray, optional
+        The reference set's rows in fixed chunks (:func:`.coverage.dataset_chunks`,
+        :func:`.coverage.file_chunks`); needed by, and only by, ``msc_conditional``.
+    seed : int
+        ``k_means`` and ``random``.
+    start : int, optional
+        ``mean_fps``'s first structure (default: the one of largest entropy).
+
+    Returns
+    -------
+    Compression
+    """
+    if method not in METHODS:
+        raise QuestsInputError(f"--method: unknown method {method!r}; expected one of "
+                               f"{', '.join(METHODS)}")
+    if (method == "msc_conditional") != (reference_chunks is not None):
+        raise QuestsInputError("--reference: msc_conditional needs a reference set, and "
+                               "only msc_conditional uses one" if method == "msc_conditional"
+                               else f"--reference: the method {method} does not use a "
+                               "reference set (msc_conditional does)")
+    n = resolve_size(size, data.n_structures)
+    order = None if method.startswith("msc") else _order(comm, data, method, n, seed, start)
+    chosen, novelty, prefix, cov = coverage_pass(comm, data, order, n, reference_chunks)
+    covered = int(pcomm.allreduce(np.int64(cov.overlap_count(OVERLAP_EPS)), "sum", comm))
+    ent = _gather_entropies(comm, data)
+    return Compression(
+        method=method, indices=chosen, novelty=novelty, entropy=ent[chosen],
+        curve_size=np.array(prefix.n), curve_entropy=np.array(prefix.entropy),
+        curve_diversity=np.array(prefix.diversity),
+        overlap=covered / data.n_environments, n_environments=data.n_environments,
+        n_structures=data.n_structures, kept_environments=int(data.counts[chosen].sum()))
