@@ -30,9 +30,9 @@ structures, kept in index order).  Where upstream's float64 kernel sums underflo
 Under MPI every structure lives whole on one rank (:mod:`.structures`); each step
 reduces one score per rank and broadcasts the chosen structure's environments from its
 owner, and every score is bitwise the same whatever the number of ranks, so the choice
-is too.  After the choice, one pass over the chosen structures in order
-(:func:`coverage_pass`) gives every method's novelty at the moment of each choice, the
-compression curve and the overlap (for msc it is the selection itself).
+is too.  msc is evaluated lazily (:mod:`.lazy_msc`: the same choice, far fewer kernel
+sums).  Then :mod:`.subset_report` gives every method's novelty at the moment of each
+choice, the compression curve and the overlap of the whole set with the subset.
 """
 
 from dataclasses import dataclass, field
@@ -41,12 +41,11 @@ import numpy as np
 
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
-from .coverage import Coverage, PrefixMeasures
+from .lazy_msc import lazy_msc
+from .reference_rows import reference_log_sums
+from .subset_report import subset_report
 
 METHODS = ("msc", "msc_conditional", "fps", "mean_fps", "k_means", "random")
-
-#: dH at or below which an environment counts as covered by the subset (upstream's).
-OVERLAP_EPS = 1e-5
 
 
 @dataclass
@@ -57,6 +56,7 @@ class Compression:
     indices: list
     novelty: np.ndarray
     entropy: np.ndarray
+    curve_picks: np.ndarray = field(default_factory=lambda: np.empty(0))
     curve_size: np.ndarray = field(default_factory=lambda: np.empty(0))
     curve_entropy: np.ndarray = field(default_factory=lambda: np.empty(0))
     curve_diversity: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -64,6 +64,7 @@ class Compression:
     n_environments: int = 0
     n_structures: int = 0
     kept_environments: int = 0
+    structure_folds: int = 0
 
     @property
     def H(self):
@@ -116,40 +117,6 @@ def _structure_of(comm, data, s):
     """The environments of structure ``s`` on every rank (from its owner)."""
     x = data.local(s) if data.lo <= s < data.hi else None
     return pcomm.bcast(x, comm, root=data.owner(s))
-
-
-def coverage_pass(comm, data, order=None, size=None, reference_chunks=None):
-    """Fold chosen structures in one at a time; with ``order`` None choose them by msc.
-
-    Returns ``(indices, novelty, prefix, coverage)``: the novelty of each at the moment
-    it was chosen (against the reference, if any, and the earlier ones; +inf for a first
-    pick against nothing), the :class:`PrefixMeasures` and the final :class:`Coverage`.
-    """
-    cov = Coverage(data)
-    if reference_chunks is not None:
-        cov.fold_reference(reference_chunks)
-    prefix = PrefixMeasures(comm, cov)
-    taken = np.zeros(data.hi - data.lo, dtype=bool)
-    n = len(order) if order is not None else size
-    ent = None if order is not None else np.asarray(data.entropies, float)
-    chosen, novelty = [], []
-    for step in range(n):
-        nov = cov.novelty()
-        if order is not None:
-            s = int(order[step])
-        elif step == 0 and reference_chunks is None:
-            s, _ = global_argmax(comm, np.where(taken, -np.inf, ent), data.lo)
-        else:
-            s, _ = global_argmax(comm, np.where(taken, -np.inf, nov + ent), data.lo)
-        mine = data.lo <= s < data.hi
-        novelty.append(float(pcomm.bcast(nov[s - data.lo] if mine else None, comm,
-                                          root=data.owner(s))))
-        if mine:
-            taken[s - data.lo] = True
-        cov.fold(_structure_of(comm, data, s))
-        prefix.add(s)
-        chosen.append(s)
-    return chosen, np.array(novelty), prefix, cov
 
 
 def _mean_distances(y, starts, x):
@@ -225,7 +192,7 @@ def _order(comm, data, method, size, seed, start):
 
 
 def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=0,
-             start=None):
+             start=None, overlap=True):
     """Choose structures of the distributed data set ``data`` (collective).
 
     Parameters
@@ -242,6 +209,9 @@ def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=
         ``k_means`` and ``random``.
     start : int, optional
         ``mean_fps``'s first structure (default: the one of largest entropy).
+    overlap : bool
+        Compute the overlap of the whole set with the subset (one kernel pass over every
+        environment against the subset; NaN when False).
 
     Returns
     -------
@@ -256,13 +226,20 @@ def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=
                                else f"--reference: the method {method} does not use a "
                                "reference set (msc_conditional does)")
     n = resolve_size(size, data.n_structures)
-    order = None if method.startswith("msc") else _order(comm, data, method, n, seed, start)
-    chosen, novelty, prefix, cov = coverage_pass(comm, data, order, n, reference_chunks)
-    covered = int(pcomm.allreduce(np.int64(cov.overlap_count(OVERLAP_EPS)), "sum", comm))
+    novelty, work = None, 0
+    if method.startswith("msc"):
+        log_ref = None if reference_chunks is None else reference_log_sums(data,
+                                                                           reference_chunks)
+        order, novelty, work = lazy_msc(comm, data, n, log_ref)
+    else:
+        order = _order(comm, data, method, n, seed, start)
+    rep = subset_report(comm, data, order, novelty, overlap)
     ent = _gather_entropies(comm, data)
+    work = int(pcomm.allreduce(np.int64(work), "sum", comm))
     return Compression(
-        method=method, indices=chosen, novelty=novelty, entropy=ent[chosen],
-        curve_size=np.array(prefix.n), curve_entropy=np.array(prefix.entropy),
-        curve_diversity=np.array(prefix.diversity),
-        overlap=covered / data.n_environments, n_environments=data.n_environments,
-        n_structures=data.n_structures, kept_environments=int(data.counts[chosen].sum()))
+        method=method, indices=order, novelty=rep.novelty, entropy=ent[order],
+        curve_picks=rep.curve_picks, curve_size=rep.curve_environments,
+        curve_entropy=rep.curve_entropy, curve_diversity=rep.curve_diversity,
+        overlap=rep.overlap, n_environments=data.n_environments,
+        n_structures=data.n_structures, kept_environments=int(data.counts[order].sum()),
+        structure_folds=work)

@@ -10,7 +10,7 @@
   (method, H, D, overlap, structures and environments kept) and the datasets
   ``chosen/{index,novelty,entropy,n_environments}`` and
   ``curve/{size,n_environments,entropy,diversity}`` (H and D of the first m chosen
-  structures, m = 1 .. size);
+  structures: m = 1 .. 32, then 16 sizes evenly spaced in log m up to all of them);
 * the compression curve as a picture (H and D of the subset against its size, like the
   paper's Fig. 2 for random subsets).
 
@@ -83,7 +83,7 @@ def write_report(path, result, data, options, mpi_size=1):
         with h5py.File(tmp, "w") as f:
             f.attrs.update(_root_attributes(data, mpi_size))
             g = f.create_group(L.compression_path())
-            g.attrs.update(method=r.method, entropy=r.H, diversity=r.D, overlap=r.overlap,
+            g.attrs.update(structure_folds=r.structure_folds, method=r.method, entropy=r.H, diversity=r.D, overlap=r.overlap,
                            overlap_eps=1e-5, n_structures=r.n_structures,
                            n_environments=r.n_environments, kept_structures=len(r.indices),
                            kept_environments=r.kept_environments,
@@ -95,7 +95,7 @@ def write_report(path, result, data, options, mpi_size=1):
             g["chosen/file"] = np.array([data.files[s] for s in r.indices],
                                         dtype=h5py.string_dtype())
             g["chosen/frame"] = np.array([data.frames[s] for s in r.indices], dtype=np.int64)
-            g["curve/size"] = np.arange(1, len(r.indices) + 1, dtype=np.int64)
+            g["curve/size"] = np.asarray(r.curve_picks, dtype=np.int64)
             g["curve/n_environments"] = np.asarray(r.curve_size, dtype=np.int64)
             g["curve/entropy"] = np.asarray(r.curve_entropy, dtype=np.float64)
             g["curve/diversity"] = np.asarray(r.curve_diversity, dtype=np.float64)
@@ -107,7 +107,7 @@ def curve_figure(result, title=None):
     from ..plotting import new_figure
 
     fig, ax = new_figure(6.4, 4.0)
-    m = np.arange(1, len(result.indices) + 1)
+    m = np.asarray(result.curve_picks)
     ax.plot(m, result.curve_entropy, "-", color="C0", label="entropy H")
     ax.plot(m, result.curve_diversity, "--", color="C1", label="diversity D")
     ax.set_xscale("log")

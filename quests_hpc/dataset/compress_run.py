@@ -17,7 +17,7 @@ from ..results.new_file import check_new
 from ..results.reader import descriptor_rows
 from . import compress_output as out
 from .compress import compress
-from .coverage import dataset_chunks, file_chunks
+from .reference_rows import dataset_chunks, file_chunks
 from .structures import expand_inputs, load_dataset, read_atoms
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

@@ -212,7 +212,8 @@ def load_dataset(comm, paths, *, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH, label="d
 
 def read_atoms(dataset, indices):
     """ASE ``Atoms`` of the structures ``indices`` (in that order), read anew from their
-    files (on the calling rank only: the writer's)."""
+    files (on the calling rank only: the writer's).  Dump frames keep their positions as
+    written (not wrapped) and every per-atom column."""
     from ..io.lammps_dump import LammpsDump
     from ..io.reference import read_structures
 
@@ -222,7 +223,7 @@ def read_atoms(dataset, indices):
     got = {}
     for f, ss in want.items():
         if dataset.formats[f] == "lammps-dump":
-            with LammpsDump(f) as d:
+            with LammpsDump(f, columns="all", wrap=False) as d:
                 for s in ss:
                     got[s] = d.read(dataset.frames[s]).to_ase()
         else:
