@@ -39,6 +39,10 @@ MIN_BANDWIDTH, MAX_BANDWIDTH = 1e-4, 10.0
 MAX_K = 512
 
 
+#: A schema default meaning "the key must be given" (:mod:`.schema`'s tables).
+REQUIRED = object()
+
+
 class Bad(Exception):
     """A value a checker rejects (the message says why)."""
 

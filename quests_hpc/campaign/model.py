@@ -136,6 +136,28 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Compress:
+    """An entry of ``compress``: one compression of a data set (paths absolute; ``report``
+    and ``plot`` None for their defaults beside ``output``, ``"none"`` for no file)."""
+
+    name: str
+    dataset: object
+    size: object
+    output: str
+    method: str = "msc"
+    reference: object = None
+    report: object = None
+    plot: object = None
+    seed: int = 0
+    start: object = None
+
+    @property
+    def paths(self):
+        """The dataset entries as a tuple (files or glob patterns)."""
+        return self.dataset if isinstance(self.dataset, tuple) else (self.dataset,)
+
+
+@dataclass(frozen=True)
 class Run:
     """``run``: execution settings (may change between restarts)."""
 
@@ -151,7 +173,9 @@ class Campaign:
     """A validated campaign.
 
     ``analysis`` is the ``analysis`` section as :mod:`quests_hpc.analysis.schema`
-    normalises it (its own object, passed on as is); ``source`` the YAML file (or a label
+    normalises it (its own object, passed on as is); ``compress`` a tuple of
+    :class:`Compress`; ``output.path`` is None for a campaign without inputs (it only
+    compresses, and writes no results file); ``source`` the YAML file (or a label
     for a campaign built by a command), ``base_dir`` what relative paths were resolved
     against, ``yaml`` the text stored with the results.
     """
@@ -165,6 +189,7 @@ class Campaign:
     output: Output
     run: Run
     analysis: object = None
+    compress: tuple = ()
     source: str = "campaign"
     base_dir: str = "."
     yaml: str = ""
@@ -189,7 +214,10 @@ def build(c):
         inputs=tuple(source_from(Input, r) for r in c["inputs"]),
         measures=Measures(**m, learning_curve=None if lc is None else LearningCurve(
             **{k: _frozen(v) for k, v in lc.items()})),
-        output=Output(**c["output"]), run=Run(**c["run"]), analysis=c.get("analysis"),
+        output=Output(**c["output"]) if c["output"] else Output(path=None),
+        run=Run(**c["run"]), analysis=c.get("analysis"),
+        compress=tuple(Compress(**{k: _frozen(v) for k, v in e.items()})
+                       for e in c.get("compress") or ()),
         source=c["source"], base_dir=c["base_dir"], yaml=c.get("yaml", ""))
 
 

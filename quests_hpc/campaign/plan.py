@@ -100,11 +100,15 @@ def plan_inputs(comm, campaign):
 
 
 def check_inputs(campaign, comm):
-    """Open every input and check its frame selection (``run --check``): raises
-    :class:`CampaignError` listing the problems, as a run would before any work."""
+    """Open every input and check its frame selection, and plan the compress section
+    (``run --check``): raises :class:`CampaignError` listing the problems, as a run would
+    before any work."""
+    from .compress_step import plan_compressions
+
     require_comm(comm, "check_inputs")
     sources, _, problems = plan_inputs(comm, campaign)
     close_sources(sources)
+    problems += plan_compressions(comm, campaign)[1]
     if problems:
         raise CampaignError(campaign.source, problems)
 

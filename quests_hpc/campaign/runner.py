@@ -27,7 +27,12 @@ parallel run, ``MPI.COMM_SELF`` for a serial one).  Steps:
    on rank 0;
 6. the overlap table and the learning curve (each marked complete when written), then
    the root ``complete`` flag (and the rename of an overwrite); the ``analysis``
-   section; a summary and the stage table (time and peak memory per stage) on rank 0.
+   section; the ``compress`` section (:mod:`.compress_step`: planned and checked with
+   step 2, before any work; a finished compression skipped); a summary and the stage
+   table (time and peak memory per stage) on rank 0.
+
+A campaign without inputs runs its ``compress`` section alone
+(:func:`.compress_step.run_compress_only`: no results file, no lock).
 
 Stage times and memory: one :class:`quests_hpc.timing.StageTimer` per run.
 """
@@ -45,6 +50,7 @@ from ..parallel.frame_pipeline import run_frame
 from ..results import layout as L
 from ..results.writer import ResultsWriter
 from ..timing import StageTimer
+from . import compress_step as C
 from . import output as O
 from . import plan as P
 from .schema import CampaignError
@@ -80,7 +86,9 @@ def run_campaign(campaign, comm, *, overwrite=False, out=_print):
     Returns
     -------
     dict
-        On every rank: ``path``, ``frames`` (total), ``computed``, ``skipped``.
+        On every rank: ``path``, ``frames`` (total), ``computed``, ``skipped``; with a
+        ``compress`` section also ``compress`` (``"computed"`` or ``"done"``, skipped, for
+        each entry).
 
     Raises
     ------
@@ -97,12 +105,15 @@ def run_campaign(campaign, comm, *, overwrite=False, out=_print):
     from ..results.lock import output_lock
 
     require_comm(comm, "run_campaign")
+    if not campaign.inputs:
+        return C.run_compress_only(comm, campaign, _say(comm, out))
+    tasks, problems = C.plan_compressions(comm, campaign)
     dir_problems = P.guard_output(comm, campaign)
     if dir_problems:  # no lock there: setup raises, listing these with every other problem
-        P.setup(comm, campaign, overwrite, dir_problems)
-        raise CampaignError(campaign.source, dir_problems)
+        P.setup(comm, campaign, overwrite, problems + dir_problems)
+        raise CampaignError(campaign.source, problems + dir_problems)
     with output_lock(campaign.output.path, comm, command=shlex.join(sys.argv)):
-        return _run_locked(comm, campaign, overwrite, out)
+        return _run_locked(comm, campaign, overwrite, out, (tasks, problems))
 
 
 def _load_references(comm, campaign, params, stages, say):
@@ -136,8 +147,9 @@ def _announce(comm, campaign, st, todo, say):
             f"{len(todo)} to compute")
 
 
-def _run_locked(comm, campaign, overwrite, out):
-    """:func:`run_campaign` once the output is locked (collective)."""
+def _run_locked(comm, campaign, overwrite, out, compress):
+    """:func:`run_campaign` once the output is locked (collective); ``compress``: the
+    planned compressions and their problems."""
     say = _say(comm, out)
     stages = StageTimer()
     params = campaign.frame_request()
@@ -148,8 +160,9 @@ def _run_locked(comm, campaign, overwrite, out):
 
         configure_threads(comm, campaign.run.threads)
         compile_for(comm, campaign.analysis)
+    tasks, problems = compress
     with stages("setup"):
-        st = P.setup(comm, campaign, overwrite, [])
+        st = P.setup(comm, campaign, overwrite, problems)
     done = set(st.decision.complete)
     todo = [fp for fp in st.frames if fp.name not in done]
     need_lc = (campaign.measures.learning_curve is not None
@@ -163,12 +176,23 @@ def _run_locked(comm, campaign, overwrite, out):
         P.close_sources(st.sources)
         O.finish(comm, st.target, path)
         _analyses(comm, campaign, stages, say)
+        _compressions(comm, campaign, tasks, stages, say, result)
         _report(comm, campaign, stages, [], 0, len(st.frames), say)
         return dict(result, computed=0, skipped=len(st.frames))
     imbalance = _compute_all(comm, campaign, st, params, stages, out, need_lc, say)
     _analyses(comm, campaign, stages, say)
+    _compressions(comm, campaign, tasks, stages, say, result)
     _report(comm, campaign, stages, imbalance, len(todo), len(done), say)
     return result
+
+
+def _compressions(comm, campaign, tasks, stages, say, result):
+    """The campaign's ``compress`` section after the frames (collective); each entry's
+    status goes to ``result["compress"]``."""
+    if not tasks:
+        return
+    with stages("compress"):
+        result["compress"] = C.run_compressions(comm, campaign, tasks, say)
 
 
 def _compute_all(comm, campaign, st, params, stages, out, need_lc, say):

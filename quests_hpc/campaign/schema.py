@@ -19,6 +19,7 @@ import re
 import yaml
 
 from .analysis_section import ANALYSIS, analysis_problems
+from .compress_section import COMPRESS, campaign_problems
 from ..errors import QuestsInputError
 from ..information import PRECISIONS
 from .fields import (
@@ -31,6 +32,7 @@ from .fields import (
     MAX_K,
     MIN_BANDWIDTH,
     NAME_RE,
+    REQUIRED,
     Bad,
     bandwidths_field,
     bool_field,
@@ -102,8 +104,6 @@ class CampaignError(QuestsInputError):
 # --------------------------------------------------------------------- the schema
 # key -> (checker, default, help).  A default of REQUIRED means the key must be given.
 
-REQUIRED = object()
-
 SOURCE = {
     "name": (name_field, None, "name used in group names and tables (default: the file's stem)"),
     "path": (paths_field, REQUIRED, "file, glob pattern (dump.*.lammpstrj) or list of files"),
@@ -142,7 +142,8 @@ SCHEMA = {
                       "mu the reference mean, d = 2k - 1: docs/precision.md)"),
     }, {}, "descriptor and kernel parameters"),
     "references": ([SOURCE], [], "reference (training) sets: dH is computed against each"),
-    "inputs": ([SOURCE], REQUIRED, "the data: LAMMPS dumps or ASE-readable files"),
+    "inputs": ([SOURCE], [], "required (unless the campaign only compresses): the data: "
+               "LAMMPS dumps or ASE-readable files"),
     "measures": ({
         "delta_entropy": (bool_field, None, "per-atom dH against every reference "
                           "(default: true when there are references)"),
@@ -161,7 +162,7 @@ SCHEMA = {
                     "0) or auto (mpio when h5py has MPI)"),
         "chunk_mb": (float_field(0.0), 64.0, "largest message / write piece (MiB)"),
         "fsync": (bool_field, True, "fsync after every frame before marking it complete"),
-    }, REQUIRED, "where the results go"),
+    }, None, "required with inputs: where the results go"),
     "run": ({
         "threads": (int_field(1), None, "Numba threads per rank (default: cores / ranks per node)"),
         "reference_layout": (choice_field(LAYOUTS), "auto", "shared (one copy per node) or "
@@ -179,9 +180,16 @@ SCHEMA = {
 SCHEMA["analysis"] = (ANALYSIS, {}, "after the frames: clusters, nucleation, pictures and "
                       "per-frame files for OVITO (quests_hpc.analysis)")
 
+# Compressions of data sets (quests_hpc.dataset.compress_run), each its own files: its
+# own table, in quests_hpc.campaign.compress_section.
+SCHEMA["compress"] = ([COMPRESS], [], "after the frames (or alone): choose the structures "
+                      "of a data set that keep most of its information, like `quests-hpc "
+                      "compress` (k, cutoff and the first bandwidth from `parameters`)")
+
 #: Sections that do not change results: left out of the campaign fingerprint.  The
-#: analysis section only reads the results file, so changing it never refuses a restart.
-NOT_FINGERPRINTED = ("run", "output", "description", "name", "analysis")
+#: analysis section only reads the results file, so changing it never refuses a restart;
+#: each compression writes files of its own, checked against its report at a rerun.
+NOT_FINGERPRINTED = ("run", "output", "description", "name", "analysis", "compress")
 
 
 # --------------------------------------------------------------------- validation
@@ -248,7 +256,8 @@ def _check_value(v, checker, path, ctx):
 
 
 def _check_source(v, schema, path, ctx):
-    if isinstance(v, (str, list)) and not (isinstance(v, list) and v and isinstance(v[0], dict)):
+    if "path" in schema and isinstance(v, (str, list)) and not (
+            isinstance(v, list) and v and isinstance(v[0], dict)):
         v = {"path": v}  # shorthand: just a file (or glob)
     out = _check_mapping(v, schema, path, ctx)
     if out and out.get("name") is None and out.get("path"):
@@ -381,6 +390,8 @@ def validate(raw, base_dir, source="campaign", lines=None, yaml=""):
     c["base_dir"] = base_dir
     c["yaml"] = yaml
     _cross_checks(c, ctx)
+    for path, msg in campaign_problems(raw, c):
+        ctx.problem(path, msg)
     if ctx["problems"]:
         raise CampaignError(source, ctx["problems"])
     return build(c)
@@ -391,8 +402,6 @@ def _cross_checks(c, ctx):
         ctx.problem(["analysis"], p)
     refs = [r for r in (c.get("references") or []) if r]
     ins = [r for r in (c.get("inputs") or []) if r]
-    if c.get("inputs") == []:
-        ctx.problem(["inputs"], "needs at least one input")
     for what, items in (("references", refs), ("inputs", ins)):
         names = [r.get("name") for r in items]
         for i, n in enumerate(names):
