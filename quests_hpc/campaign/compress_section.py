@@ -25,7 +25,7 @@ when the campaign starts, before any work (:mod:`.compress_step`).
 
 A campaign may consist of its ``compress`` section alone (no ``inputs``): it then writes
 no results file, and ``output``, ``references``, ``measures`` and ``analysis`` are
-refused as doing nothing.
+refused as doing nothing.  The user's reference: docs/campaign-compress.md.
 """
 
 import math

@@ -95,7 +95,8 @@ def _comparable(opts):
 def _extxyz_indices(path):
     from ase.io import read
 
-    return [a.info.get("quests_index") for a in read(path, index=":", format="extxyz")]
+    frames = read(path, index=":", format="extxyz", parallel=False)  # ASE must not bcast
+    return [a.info.get("quests_index") for a in frames]
 
 
 def finished_problem(report, output, expected, n_structures):

@@ -184,7 +184,8 @@ SCHEMA["analysis"] = (ANALYSIS, {}, "after the frames: clusters, nucleation, pic
 # own table, in quests_hpc.campaign.compress_section.
 SCHEMA["compress"] = ([COMPRESS], [], "after the frames (or alone): choose the structures "
                       "of a data set that keep most of its information, like `quests-hpc "
-                      "compress` (k, cutoff and the first bandwidth from `parameters`)")
+                      "compress` (k, cutoff and the first bandwidth from `parameters`; "
+                      "docs/campaign-compress.md)")
 
 #: Sections that do not change results: left out of the campaign fingerprint.  The
 #: analysis section only reads the results file, so changing it never refuses a restart;

@@ -58,7 +58,8 @@ def _chosen(report):
 def _extxyz_indices(path):
     from ase.io import read
 
-    return [a.info["quests_index"] for a in read(path, index=":", format="extxyz")]
+    frames = read(path, index=":", format="extxyz", parallel=False)
+    return [a.info["quests_index"] for a in frames]
 
 
 def _direct(d, name, **kw):
