@@ -35,6 +35,7 @@ sums).  Then :mod:`.subset_report` gives every method's novelty at the moment of
 choice, the compression curve and the overlap of the whole set with the subset.
 """
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,7 @@ class Compression:
     n_structures: int = 0
     kept_environments: int = 0
     structure_folds: int = 0
+    seconds: dict = field(default_factory=dict)
 
     @property
     def H(self):
@@ -227,12 +229,14 @@ def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=
                                "reference set (msc_conditional does)")
     n = resolve_size(size, data.n_structures)
     novelty, work = None, 0
+    t0 = time.perf_counter()
     if method.startswith("msc"):
         log_ref = None if reference_chunks is None else reference_log_sums(data,
                                                                            reference_chunks)
         order, novelty, work = lazy_msc(comm, data, n, log_ref)
     else:
         order = _order(comm, data, method, n, seed, start)
+    t1 = time.perf_counter()
     rep = subset_report(comm, data, order, novelty, overlap)
     ent = _gather_entropies(comm, data)
     work = int(pcomm.allreduce(np.int64(work), "sum", comm))
@@ -242,4 +246,4 @@ def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=
         curve_entropy=rep.curve_entropy, curve_diversity=rep.curve_diversity,
         overlap=rep.overlap, n_environments=data.n_environments,
         n_structures=data.n_structures, kept_environments=int(data.counts[order].sum()),
-        structure_folds=work)
+        structure_folds=work, seconds={"choose": t1 - t0, "report": time.perf_counter() - t1})

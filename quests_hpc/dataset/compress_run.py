@@ -90,10 +90,9 @@ def run_compression(comm, inputs, output, *, method="msc", size=0.5, reference=N
     if reference is not None:
         chunks, ref_size = reference_chunks(comm, reference, k, cutoff, h)
     seconds["read and describe"] = time.perf_counter() - t
-    t = time.perf_counter()
     result = compress(comm, data, method, size, reference_chunks=chunks, seed=seed,
                       start=start)
-    seconds["choose"] = time.perf_counter() - t
+    seconds.update(result.seconds)
     t = time.perf_counter()
     if comm.rank == 0:
         for line in out.report_lines(result, data):
@@ -102,7 +101,7 @@ def run_compression(comm, inputs, output, *, method="msc", size=0.5, reference=N
             log(f"  reference {reference}: {ref_size[0]} structures, {ref_size[1]} "
                 "environments")
     options = dict(method=method, size=size, seed=seed, start=start, reference=reference,
-                   inputs=[str(p) for p in data.files], k=k, cutoff=cutoff, bandwidth=h)
+                   inputs=list(dict.fromkeys(str(p) for p in data.files)), k=k, cutoff=cutoff, bandwidth=h)
     written = _write(comm, result, data, output, report, plot, options)
     seconds["write"] = time.perf_counter() - t
     if comm.rank == 0:

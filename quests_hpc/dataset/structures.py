@@ -26,6 +26,12 @@ from ..descriptors import check_parameters, descriptors_from_arrays
 from ..errors import QuestsInputError
 from ..information import DEFAULT_BANDWIDTH, entropy
 from ..parallel import comm as pcomm
+from ..threads import get_num_threads, set_num_threads
+
+#: Structures with fewer atoms are described on one thread (the cost of starting the
+#: threads is larger than the work: 7 ms against 18 ms per 108-atom frame on 2 threads);
+#: run one rank per core for data sets of small structures.
+SMALL_STRUCTURE = 4096
 
 
 @dataclass
@@ -198,12 +204,16 @@ def load_dataset(comm, paths, *, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH, label="d
     bounds = balanced_bounds(counts, comm.size)
     where = [f"{f}, frame {i}" for f, i in zip(files, frames)]
     err, x, ent = None, [], []
+    threads = get_num_threads()
     try:
         for pos, cell, pbc in _read_block(comm, files, frames, formats, bounds, kept):
+            set_num_threads(1 if len(pos) < SMALL_STRUCTURE else threads)
             x.append(descriptors_from_arrays(pos, cell, pbc, k=k, cutoff=cutoff))
             ent.append(float(entropy(x[-1], h)))
     except QuestsInputError as exc:
         err = QuestsInputError(f"{label}: {exc}")
+    finally:
+        set_num_threads(threads)
     pcomm.raise_if_any(err, comm, prefix=False)
     return Dataset(counts=counts, bounds=bounds, x=x, entropies=np.array(ent), where=where,
                    files=files, frames=frames, k=int(k), cutoff=float(cutoff), h=float(h),

@@ -139,9 +139,12 @@ def read_structures(path, index=":", format=None, type_map=None, **kwargs):
             except KeyError as exc:
                 raise QuestsInputError(f"type map {tm}: unknown element {exc}") from None
         kwargs.setdefault("atom_style", "atomic")
+    from ase.io.formats import UnknownFileTypeError
+
     try:
         images = ase.io.read(str(path), index=index, format=format, **kwargs)
-    except (ValueError, KeyError, IndexError, OSError, StopIteration) as exc:
+    except (ValueError, KeyError, IndexError, OSError, StopIteration,
+            UnknownFileTypeError) as exc:
         raise QuestsInputError(f"{path}: cannot read as {format or 'an ASE format'} "
                                f"({type(exc).__name__}: {exc})") from None
     if not isinstance(images, list):

@@ -204,3 +204,25 @@ def test_resolve_size():
     assert resolve_size(0.5, 63) == 32 and resolve_size("7", 63) == 7
     with pytest.raises(QuestsInputError, match="--size"):
         resolve_size("x", 3)
+
+
+def test_python_api(tmp_path, data):
+    import quests_hpc
+
+    r = quests_hpc.compress(str(FRAMES), size=5)
+    assert r.indices == compress(SELF, data, "msc", 5).indices
+    w = quests_hpc.compress(str(FRAMES), method="random", size=4, seed=9,
+                            output=tmp_path / "r.extxyz")
+    assert w.indices == compress(SELF, data, "random", 4, seed=9).indices
+    assert (tmp_path / "r.h5").exists() and (tmp_path / "r_curve.png").exists()
+
+
+def test_empty_and_unknown_files_are_named(tmp_path, capsys):
+    empty = tmp_path / "empty.extxyz"
+    empty.write_text("")
+    odd = tmp_path / "notes.qqq"
+    odd.write_text("not a structure\n")
+    for bad in (empty, odd):
+        assert main(["compress", str(bad), "-s", "1", "-o", str(tmp_path / "o.extxyz")]) == 2
+        err = capsys.readouterr().err
+        assert str(bad) in err and "internal error" not in err
