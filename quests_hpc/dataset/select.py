@@ -242,14 +242,20 @@ def extxyz_text(structures):
 
 
 def write_structures(comm, path, structures):
-    """Write the structures as extxyz from rank 0, aside then renamed
-    (:func:`quests_hpc.export.write_parts`; collective)."""
-    from ..export import write_parts
+    """Write the structures as extxyz from rank 0, aside then published without replacing
+    anything (:func:`quests_hpc.results.new_file.write_new`; collective)."""
+    from ..results.new_file import write_new
 
-    body = np.empty(0, np.uint8)
+    err = None
     if comm.rank == 0:
-        body = np.frombuffer(extxyz_text(structures).encode(), dtype=np.uint8)
-    write_parts(path, None, body, comm)
+        def put(tmp):
+            with open(tmp, "w") as f:
+                f.write(extxyz_text(structures))
+        try:
+            write_new(path, put)
+        except Exception as exc:  # noqa: BLE001 (reaches every rank, then re-raised)
+            err = exc
+    pcomm.raise_if_any(err, comm, prefix=False, root=0)
 
 
 def select_environments(comm, results, max_picks, radius=None, output=None, *, threshold=None,
