@@ -11,6 +11,7 @@ import time
 
 from .. import cli
 from ..campaign import fields as F
+from ._options import descriptor_options
 from ..dataset.compress import METHODS
 from ..dataset.compress_run import run_compression
 
@@ -74,12 +75,7 @@ def add_parser(sub):
                    help="seed of k_means and random (default: 0)")
     p.add_argument("--start", type=int, default=None, metavar="I",
                    help="first structure of mean_fps (default: the one of largest entropy)")
-    p.add_argument("-k", type=cli._checked(int, lambda v: F.int_field(1, F.MAX_K)(v, {})),
-                   default=32, metavar="K",
-                   help=f"neighbours per environment, 1 to {F.MAX_K} (default: 32)")
-    p.add_argument("--cutoff", type=cli._checked(float, lambda v: F.cutoff_field(v, {})),
-                   default=5.0, metavar="RC",
-                   help=f"cutoff radius in A, 0 < RC <= {F.MAX_CUTOFF:g} (default: 5.0)")
+    descriptor_options(p)
     p.add_argument("--bandwidth", default=0.015, metavar="H",
                    type=cli._checked(float, lambda v: F.bandwidths_field([v], {})[0]),
                    help=f"kernel bandwidth h in 1/A, in [{F.MIN_BANDWIDTH:g}, "

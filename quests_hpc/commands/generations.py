@@ -15,6 +15,7 @@ import time
 
 from .. import cli
 from ..campaign import fields as F
+from ._options import descriptor_options
 from ..dataset import generations as G
 from ..dataset import generations_io as GIO
 from ..errors import QuestsInputError
@@ -58,12 +59,7 @@ def add_parser(sub):
                    help="also draw H, D (per generation and of the union) and the novelty "
                         "bars for the first bandwidth; .png, .pdf or .svg; never replaces an "
                         "existing file (default: none)")
-    p.add_argument("-k", type=cli._checked(int, lambda v: F.int_field(1, F.MAX_K)(v, {})),
-                   default=32, metavar="K",
-                   help=f"neighbours per environment, 1 to {F.MAX_K} (default: 32)")
-    p.add_argument("--cutoff", type=cli._checked(float, lambda v: F.cutoff_field(v, {})),
-                   default=5.0, metavar="RC",
-                   help=f"cutoff radius in A, 0 < RC <= {F.MAX_CUTOFF:g} (default: 5.0)")
+    descriptor_options(p)
     p.add_argument("--bandwidth", nargs="+", default=[0.015], metavar="H",
                    type=cli._checked(float, lambda v: F.bandwidths_field([v], {})[0]),
                    help="kernel bandwidth(s) h in 1/A, each in "
