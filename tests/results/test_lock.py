@@ -187,12 +187,15 @@ def test_second_run_refused_at_once_naming_holder(work, capsys):
 
 def test_two_runs_on_one_output_one_is_refused(work):
     """The issue's race: `run a.yaml & sleep 0.2; run b.yaml`.  The one that comes second
-    to the lock is refused (exit 2, holder named); the file holds the other's results."""
+    to the lock is refused (exit 2, holder named); the file holds the other's results.
+    Run a computes 60 bandwidths, so that it still holds the lock when b (started once the
+    lock exists) has imported and validated: with one bandwidth, a finished first now and then."""
+    slow = [round(0.015 + 0.001 * i, 3) for i in range(60)]
     for name in ("a", "b"):
         write_yaml(work / f"{name}.yaml", f"name: {name}\n"
                    f"references: [{{name: bulk, path: {REFERENCE}}}]\n"
                    "inputs: [{name: md, path: md.lammpstrj}]\n"
-                   f"parameters: {{bandwidth: [{0.015 if name == 'a' else 0.03}]}}\n"
+                   f"parameters: {{bandwidth: {slow if name == 'a' else [0.03]}}}\n"
                    "output: {path: race.h5, overwrite: true}\nrun: {threads: 1}\n")
     env = dict(os.environ, QUESTS_HPC_NUM_THREADS="1")
     a = subprocess.Popen([QUESTS, "run", "a.yaml"], cwd=work, env=env, text=True,
