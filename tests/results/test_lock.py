@@ -3,6 +3,7 @@ dead processes taken over safely, other hosts' locks refused (issue 9, parts 2.3
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -188,9 +189,10 @@ def test_second_run_refused_at_once_naming_holder(work, capsys):
 def test_two_runs_on_one_output_one_is_refused(work):
     """The issue's race: `run a.yaml & sleep 0.2; run b.yaml`.  The one that comes second
     to the lock is refused (exit 2, holder named); the file holds the other's results.
-    Run a computes 60 bandwidths, so that it still holds the lock when b (started once the
-    lock exists) has imported and validated: with one bandwidth, a finished first now and then."""
-    slow = [round(0.015 + 0.001 * i, 3) for i in range(60)]
+    Run a is stopped (SIGSTOP) once its lock names it, and continued after b has ended, so
+    that a still holds the lock whatever the machine's load (timing alone failed in CI:
+    a finished before b had imported, even with 60 bandwidths)."""
+    slow = [0.015, 0.03]
     for name in ("a", "b"):
         write_yaml(work / f"{name}.yaml", f"name: {name}\n"
                    f"references: [{{name: bulk, path: {REFERENCE}}}]\n"
@@ -201,11 +203,15 @@ def test_two_runs_on_one_output_one_is_refused(work):
     a = subprocess.Popen([QUESTS, "run", "a.yaml"], cwd=work, env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while not os.path.exists(K.lock_path(work / "race.h5")) and a.poll() is None:
-        assert time.monotonic() < deadline
+    while (K.read_lock(K.lock_path(work / "race.h5")) or {}).get("pid") != a.pid:
+        assert a.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
-    b = subprocess.run([QUESTS, "run", "b.yaml"], cwd=work, env=env, text=True,
-                       capture_output=True, timeout=120)
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        b = subprocess.run([QUESTS, "run", "b.yaml"], cwd=work, env=env, text=True,
+                           capture_output=True, timeout=120)
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
     out_a, err_a = a.communicate(timeout=300)
     assert a.returncode == 0, err_a
     assert b.returncode == 2, b.stderr
