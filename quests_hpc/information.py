@@ -53,6 +53,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import threads as _threads
+from ._gemm32 import product32
 from ._kernel_sums import row_hashes, rows_update, rows_update_truncated, sym_update
 from ._kernel_sums_f32 import U32, rows_update32, sym_update32
 from .errors import QuestsInputError
@@ -428,7 +429,10 @@ def _row_block_sums(y, x, hs, cs, block, dmax2, truncate, dtype):
             for j0 in col_starts:
                 j1 = min(j0 + bj, n_x)
                 g = buf[:bi * (j1 - j0)].reshape(bi, j1 - j0)
-                np.matmul(yb, xc[j0:j1].T, out=g)
+                if dtype is np.float32:
+                    product32(yb, xc[j0:j1], g)  # rows independent of their block
+                else:
+                    np.matmul(yb, xc[j0:j1].T, out=g)
                 if truncate:
                     rows_update_truncated(g[:m], hy, hx, i0, j0, nyb, nx, cs, dmax2, M[0],
                                           S[0], dmin[0], nkept[0])
