@@ -1,4 +1,4 @@
-"""Numba kernel of the lazy msc compression: fold kernel sums against a run of small
+"""Numba kernels of the lazy msc compression: fold kernel sums against a run of small
 sets ("segments": chosen structures) into running log sums, each row on its own.
 
 Given ``G[i, c] = y_i . x_c`` (rows and columns centred on one common point) and the
@@ -7,8 +7,10 @@ squared norms, for row ``i`` and every segment ``j >= first[i]`` in order::
     log[i] = logaddexp(log[i], log sum_{c in segment j} exp(cs |y_i - x_c|^2))
 
 each segment's sum shifted by its largest term (finite where every term underflows).
-A row's result depends only on its row of ``G`` and the segments, not on the other
-rows or the threads.  Pure functions on arrays.
+:func:`segment_sums` gives each segment's log sum (threads may take different segments
+of the same rows), :func:`fold_logs` folds them in order.  A row's result depends only
+on its row of ``G`` and the segments, not on the other rows or the threads.  Pure
+functions on arrays.
 """
 
 import math
@@ -52,17 +54,25 @@ def _shifted_sum(row, c0, w, top):
     return s
 
 
-@nb.njit(fastmath=True, nogil=True, cache=True)
-def fold_rows(g, ny, nx, seg, first, log, cs):
-    """Fold segments ``first[i] .. len(seg) - 2`` into ``log[i]`` for every row of ``g``
-    (in place; ``g`` is overwritten).  ``seg``: column offsets of the segments; ``cs`` =
-    -1 / (2 h^2)."""
-    n = g.shape[0]
-    for i in range(n):
+@nb.njit(nogil=True, cache=True)
+def fold_logs(out, first, log):
+    """``log[i] = logaddexp(log[i], out[i, j])`` for ``j = first[i] ..`` in order."""
+    for i in range(out.shape[0]):
         acc = log[i]
+        for j in range(first[i], out.shape[1]):
+            acc = _logaddexp(acc, out[i, j])
+        log[i] = acc
+
+
+@nb.njit(fastmath=True, nogil=True, cache=True)
+def segment_sums(g, ny, nx, seg, first, out, cs):
+    """``out[i, j] = log sum_{c in segment j} exp(cs |y_i - x_c|^2)`` for every row
+    ``i`` of ``g`` and segment ``j >= first[i]`` (``g`` is overwritten).  The segments of
+    one row may be split among calls (threads, with ``first`` shifted and ``out`` a
+    view): each value depends only on its row of ``g`` and its segment."""
+    for i in range(g.shape[0]):
         row = g[i]
-        for j in range(first[i], seg.shape[0] - 1):
+        for j in range(max(first[i], 0), seg.shape[0] - 1):
             c0, w = np.uint64(seg[j]), seg[j + 1] - seg[j]
             top = _exponents(row, ny[i], nx, c0, w, cs)
-            acc = _logaddexp(acc, top + math.log(_shifted_sum(row, c0, w, top)))
-        log[i] = acc
+            out[i, j] = top + math.log(_shifted_sum(row, c0, w, top))

@@ -75,10 +75,16 @@ def worker(path, frac, threads, overlap):
             ranks=comm.size, threads=threads, n_frames=data.n_structures,
             n_envs=data.n_environments, size=len(r.indices), selected=r.indices,
             seconds_load=t_load, seconds_select=r.seconds["choose"],
-            seconds_report=r.seconds["report"], structure_folds=r.structure_folds,
-            eager_folds=int(sum(range(data.n_structures - len(r.indices) + 1,
-                                      data.n_structures))),
+            seconds_report=r.seconds["report"], environment_folds=r.environment_folds,
+            eager_folds=_eager_folds(data.counts, r.indices),
             H=r.H, D=r.D, overlap=r.overlap, peak_mib=rss, envs_held=held)), flush=True)
+
+
+def _eager_folds(counts, order):
+    """Environment-folds of eager msc: after each pick but the last, every candidate's
+    environments fold the new pick."""
+    kept = np.cumsum(np.asarray(counts)[np.asarray(order)])
+    return int((int(np.sum(counts)) - kept[:-1]).sum())
 
 
 def ours(path, frac, config, overlap=True):
@@ -167,7 +173,7 @@ def report(rows, a):
         same = (up[n]["selected"] == o["selected"]) if n in up else "-"
         print(f"{n:7d} {o['n_envs']:9d} {str(o['ranks']) + 'x' + str(o['threads']):>5} {tag + format(u, '.1f'):>11} "
               f"{o['seconds_select']:8.2f} {tag + format(u / o['seconds_select'], '.0f'):>7} "
-              f"{str(same):>5} {o['structure_folds'] / max(o['eager_folds'], 1):11.3f} "
+              f"{str(same):>5} {o['environment_folds'] / max(o['eager_folds'], 1):11.3f} "
               f"{max(o['peak_mib']):9.0f} {o['seconds_report']:9.1f}")
     if expo is not None:
         print(f"upstream's selection time grows as frames^{expo:.2f} over {ns}; '~' rows are "

@@ -65,7 +65,7 @@ class Compression:
     n_environments: int = 0
     n_structures: int = 0
     kept_environments: int = 0
-    structure_folds: int = 0
+    environment_folds: int = 0
     seconds: dict = field(default_factory=dict)
 
     @property
@@ -246,4 +246,4 @@ def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=
         curve_entropy=rep.curve_entropy, curve_diversity=rep.curve_diversity,
         overlap=rep.overlap, n_environments=data.n_environments,
         n_structures=data.n_structures, kept_environments=int(data.counts[order].sum()),
-        structure_folds=work, seconds={"choose": t1 - t0, "report": time.perf_counter() - t1})
+        environment_folds=work, seconds={"choose": t1 - t0, "report": time.perf_counter() - t1})

@@ -83,7 +83,7 @@ def write_report(path, result, data, options, mpi_size=1):
         with h5py.File(tmp, "w") as f:
             f.attrs.update(_root_attributes(data, mpi_size))
             g = f.create_group(L.compression_path())
-            g.attrs.update(structure_folds=r.structure_folds, method=r.method, entropy=r.H, diversity=r.D, overlap=r.overlap,
+            g.attrs.update(environment_folds=r.environment_folds, method=r.method, entropy=r.H, diversity=r.D, overlap=r.overlap,
                            overlap_eps=1e-5, n_structures=r.n_structures,
                            n_environments=r.n_environments, kept_structures=len(r.indices),
                            kept_environments=r.kept_environments,

@@ -9,11 +9,18 @@ heap's top; while the best shown is stale, the ranks whose stale tops could stil
 bring them up to date, folding in the chosen structures they have not seen; once the
 best shown is exact, it is the msc choice (ties to the lowest structure index).
 
-Every structure's ``log S`` is folded one chosen structure at a time in choice order
-(:func:`quests_hpc._fold_kernels.fold_rows`, on products from BLAS in blocks of a fixed
+A refresh also folds only the environments that matter: those whose own stale value
+``-log S(x) + H_s`` still reaches the floor (the best exact score shown).  Each
+environment keeps how many chosen structures it has seen.  The structure's score is
+exact once its largest up-to-date value is at least every stale value (stale values are
+upper bounds of their exact ones); else its bound is its largest stale value, which lies
+below the floor.  Well-covered environments of a structure are then never folded at all.
+
+Every environment's ``log S`` is folded one chosen structure at a time in choice order
+(:mod:`quests_hpc._fold_kernels`, on products from BLAS in blocks of a fixed
 shape), and a row's result does not depend on the other rows it is computed with
-(structures brought up to date together share the products).  So every exact score is
-bitwise the eager one, whichever structures are brought up to date when and on which rank: the
+(environments brought up to date together share the products).  So every exact score is
+bitwise the eager one, whichever environments are brought up to date when and on which rank: the
 choice does not depend on the number of ranks, and it is upstream's (which recomputes
 every structure every step).
 
@@ -26,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .._fold_kernels import fold_rows
+from .._fold_kernels import fold_logs, segment_sums
 from ..information import blas_one_thread
 from ..parallel import comm as pcomm
 from ..threads import get_num_threads
@@ -35,6 +42,8 @@ from ..threads import get_num_threads
 REFRESH_BATCH = 16
 #: Rows of the batch per BLAS product (a fixed shape: see ``LazyMsc._refresh``).
 ROW_BLOCK = 256
+#: Most novel stale environments of each structure folded first in a refresh (a probe).
+PROBE_ROWS = 16
 #: Columns (rows of chosen structures) per BLAS product at most.
 MAX_COLUMNS = 8192
 
@@ -51,7 +60,8 @@ class LazyMsc:
         self.ent = np.asarray(data.entropies, dtype=float)
         self.log = [np.full(len(x), -np.inf) for x in data.x]
         self.ref = log_ref
-        self.upto = np.zeros(len(data.x), dtype=np.int64)
+        self.seen = [np.zeros(len(x), dtype=np.int64) for x in data.x]  # per environment
+        self.upto = np.zeros(len(data.x), dtype=np.int64)  # the score is exact at upto
         self.chosen, self.xc, self.nxc, self.centre = [], [], [], None
         self.cs = -0.5 / data.h ** 2
         nt = get_num_threads()
@@ -63,50 +73,101 @@ class LazyMsc:
                 self._score(i)
         self.heap = [(-b, self.lo + i) for i, b in enumerate(self.bound)]
         heapq.heapify(self.heap)
-        self.refreshed = 0  # structure-folds done (a measure of the work)
+        self.refreshed = 0  # environment-folds done (a measure of the work)
+        self.lower = -np.inf  # a lower bound of this step's best score (see _refresh)
+
+    def _values(self, i):
+        """``-log S(x)`` of structure ``i``'s environments (stale ones: upper bounds)."""
+        tot = self.log[i] if self.ref is None else np.logaddexp(self.ref[i], self.log[i])
+        return -tot
 
     def _score(self, i):
-        tot = self.log[i] if self.ref is None else np.logaddexp(self.ref[i], self.log[i])
-        self.novelty[i] = -tot.min()
-        self.bound[i] = self.novelty[i] + self.ent[i]
+        """The bound of structure ``i``, exact (``upto = m``) when its largest up-to-date
+        value is at least each stale one."""
+        v, m = self._values(i), len(self.chosen)
+        fresh = self.seen[i] == m
+        best = v[fresh].max() if fresh.any() else -np.inf
+        stale = v[~fresh].max() if not fresh.all() else -np.inf
+        if best >= stale:
+            self.novelty[i], self.upto[i] = best, m
+            self.bound[i] = best + self.ent[i]
+        else:
+            self.bound[i] = stale + self.ent[i]
 
-    def _refresh(self, batch):
-        """Fold every chosen structure not yet seen into the structures ``batch``.
+    def _rows(self, i, floor):
+        """Environments of structure ``i`` to fold: the stale ones that reach ``floor``."""
+        stale = self.seen[i] < len(self.chosen)
+        if floor > -np.inf:
+            stale &= self._values(i) + self.ent[i] >= floor
+        return np.flatnonzero(stale)
 
-        The products of the batch's rows with the pending chosen structures' rows come
-        from BLAS in blocks of exactly ``ROW_BLOCK`` rows (zero-padded: the same shape
-        whatever the batch) and at most ``MAX_COLUMNS`` columns of whole structures; the
-        exponentials, sums and ordered folds from :func:`fold_rows`.
+    def _refresh(self, batch, floor=-np.inf):
+        """Bring the structures ``batch`` up to date as far as ``floor`` needs.
+
+        First a probe: the few most novel stale environments of each structure (one
+        block of rows).  An up-to-date environment's value plus ``H_s`` is a lower bound
+        of the structure's exact score, so of this step's best: the floor rises to it,
+        and only the environments that reach the new floor are folded next.
         """
-        m = len(self.chosen)
-        batch = batch[np.argsort(self.upto[batch], kind="stable")]  # blocks of like rows
-        upto = self.upto[batch]
-        y = np.concatenate([self.data.x[i] for i in batch]) - self.centre
-        ny = np.einsum("ij,ij->i", y, y)
-        log = np.concatenate([self.log[i] for i in batch])
-        first = np.repeat(upto, [len(self.log[i]) for i in batch])
-        for ja, jb in _column_chunks(self.nxc, int(upto.min()), m):
-            xc = np.concatenate(self.xc[ja:jb])
-            nx = np.concatenate(self.nxc[ja:jb])
-            seg = np.concatenate([[0], np.cumsum([len(v) for v in self.nxc[ja:jb]])])
-            rel = np.maximum(first - ja, 0)
-            _fold_blocks(y, ny, xc, nx, seg.astype(np.int64), rel, log, self.cs, self.pool)
-        a = 0
+        probe = PROBE_ROWS
+        self._fold(batch, [self._top_rows(i, probe) for i in batch])
         for i in batch:
-            n = len(self.log[i])
-            self.log[i] = log[a:a + n]
-            a += n
-        self.refreshed += int((m - upto).sum())
-        self.upto[batch] = m
+            fresh = self.seen[i] == len(self.chosen)
+            if fresh.any():
+                self.lower = max(self.lower, self._values(i)[fresh].max() + self.ent[i])
+        floor = max(floor, self.lower)
+        self._fold(batch, [self._rows(i, floor) for i in batch])
         for i in batch:
             self._score(i)
 
+    def _top_rows(self, i, n):
+        """The ``n`` stale environments of structure ``i`` of largest value."""
+        stale = np.flatnonzero(self.seen[i] < len(self.chosen))
+        if len(stale) > n:
+            v = self._values(i)[stale]
+            stale = np.sort(stale[np.argpartition(-v, n - 1)[:n]])
+        return stale
+
+    def _fold(self, batch, rows):
+        """Fold every chosen structure not yet seen into the environments ``rows`` of
+        the structures ``batch``.
+
+        The products of those rows with the pending chosen structures' rows come from
+        BLAS in blocks of exactly ``ROW_BLOCK`` rows (zero-padded: the same shape
+        whatever the batch) and at most ``MAX_COLUMNS`` columns of whole structures; the
+        exponentials, sums and ordered folds from :mod:`quests_hpc._fold_kernels`.
+        """
+        m = len(self.chosen)
+        owner = np.repeat(np.arange(len(batch)), [len(r) for r in rows])
+        env = np.concatenate(rows)
+        first = np.concatenate([self.seen[i][r] for i, r in zip(batch, rows)])
+        order = np.argsort(first, kind="stable")  # blocks of like rows
+        owner, env, first = owner[order], env[order], first[order]
+        if len(env):
+            y = np.concatenate([self.data.x[i][r] for i, r in zip(batch, rows)])[order]
+            y -= self.centre
+            ny = np.einsum("ij,ij->i", y, y)
+            log = np.concatenate([self.log[i][r] for i, r in zip(batch, rows)])[order]
+            for ja, jb in _column_chunks(self.nxc, int(first.min()), m):
+                xc = np.concatenate(self.xc[ja:jb])
+                nx = np.concatenate(self.nxc[ja:jb])
+                seg = np.concatenate([[0], np.cumsum([len(v) for v in self.nxc[ja:jb]])])
+                rel = np.maximum(first - ja, 0)
+                _fold_blocks(y, ny, xc, nx, seg.astype(np.int64), rel, log, self.cs,
+                             self.pool)
+            for b, i in enumerate(batch):
+                here = owner == b
+                self.log[i][env[here]] = log[here]
+                self.seen[i][env[here]] = m
+            self.refreshed += int((m - first).sum())
+
     def top(self):
-        """``(bound, structure, exact)`` of the heap's top (``(-inf, -1, True)`` if none)."""
+        """``(bound, structure, exact, lower)`` of the heap's top (``(-inf, -1, True,
+        lower)`` if none); ``lower``: this rank's lower bound of the step's best score."""
         if not self.heap:
-            return -np.inf, -1, True
+            return -np.inf, -1, True, self.lower
         negb, s = self.heap[0]
-        return -negb, s, bool(self.upto[s - self.lo] == len(self.chosen))
+        return -negb, s, bool(self.upto[s - self.lo] == len(self.chosen)), self.lower
 
     def refresh_top(self, floor):
         """Bring up to date the stale structures at the heap's top whose bound is at
@@ -118,7 +179,7 @@ class LazyMsc:
                 break
             batch.append(heapq.heappop(self.heap)[1] - self.lo)
         if batch:
-            self._refresh(np.array(batch))
+            self._refresh(batch, floor)
             for i in batch:
                 heapq.heappush(self.heap, (-self.bound[i], self.lo + i))
 
@@ -135,6 +196,7 @@ class LazyMsc:
             self.centre = x.mean(axis=0)
         xc = x - self.centre
         self.chosen.append(x)
+        self.lower = -np.inf
         self.xc.append(xc)
         self.nxc.append(np.einsum("ij,ij->i", xc, xc))
 
@@ -153,40 +215,66 @@ def _column_chunks(nxc, j0, m):
 
 
 def _fold_blocks(y, ny, xc, nx, seg, first, log, cs, pool=None):
-    """:func:`fold_rows` over ``y`` in zero-padded blocks of ``ROW_BLOCK`` rows, each
+    """Fold the segments into ``log``: ``y`` in zero-padded blocks of ``ROW_BLOCK`` rows, each
     against the segments from the first one a row of the block needs (rows sorted by
-    ``first``: a block's rows need about the same).  With a thread ``pool`` the blocks
-    are shared among its threads (a row's result is the same on any thread)."""
+    ``first``: a block's rows need about the same).
+
+    With a thread ``pool``, each block's segments are split in runs of about equal
+    columns, one per thread (:func:`segment_sums`: each segment's log sum on its own),
+    and each block's rows then fold their segments in order (:func:`fold_logs`): the same
+    bits as one thread, whatever the split.
+    """
     n_seg = len(seg) - 1
-    starts = [r0 for r0 in range(0, len(y), ROW_BLOCK)
-              if int(first[r0:r0 + ROW_BLOCK].min()) < n_seg]
+    blocks = []
+    for r0 in range(0, len(y), ROW_BLOCK):
+        r1 = min(r0 + ROW_BLOCK, len(y))
+        j = int(first[r0:r1].min())
+        if j < n_seg:
+            blocks.append((r0, r1, j))
+    nt = 1 if pool is None else pool._max_workers
+    tasks = [(b, ja, jb) for b, (_, _, j) in enumerate(blocks)
+             for ja, jb in _split_segments(seg, j, n_seg, nt)]
+    sums = [np.empty((r1 - r0, n_seg)) for r0, r1, _ in blocks]
 
     def run(part):
         block = np.zeros((ROW_BLOCK, y.shape[1]))
-        for r0 in part:
-            r1 = min(r0 + ROW_BLOCK, len(y))
-            j = int(first[r0:r1].min())
+        for b, ja, jb in part:
+            r0, r1, _ = blocks[b]
             block[:r1 - r0] = y[r0:r1]
             block[r1 - r0:] = 0.0
-            c = int(seg[j])
-            g = block @ xc[c:].T
-            fold_rows(g[:r1 - r0], ny[r0:r1], nx[c:], seg[j:] - c, first[r0:r1] - j,
-                      log[r0:r1], cs)
+            c0, c1 = int(seg[ja]), int(seg[jb])
+            g = block @ xc[c0:c1].T
+            segment_sums(g[:r1 - r0], ny[r0:r1], nx[c0:c1], seg[ja:jb + 1] - c0,
+                         first[r0:r1] - ja, sums[b][:, ja:jb], cs)
 
     with blas_one_thread():
-        if pool is None or len(starts) < 2:
-            run(starts)
-            return
-        nt = pool._max_workers
-        for f in [pool.submit(run, starts[t::nt]) for t in range(nt)]:
-            f.result()
+        if nt == 1 or len(tasks) < 2:
+            run(tasks)
+        else:
+            for f in [pool.submit(run, tasks[t::nt]) for t in range(nt)]:
+                f.result()
+    for b, (r0, r1, _) in enumerate(blocks):
+        fold_logs(sums[b], first[r0:r1], log[r0:r1])
+
+
+def _split_segments(seg, j0, n_seg, parts):
+    """Runs ``[ja, jb)`` of segments ``j0 .. n_seg - 1``, about equal in columns, at most
+    ``parts`` of them (whole segments)."""
+    if parts <= 1 or n_seg - j0 <= 1:
+        return [(j0, n_seg)]
+    goal = (seg[n_seg] - seg[j0]) / parts
+    cuts = [j0]
+    for j in range(j0 + 1, n_seg):
+        if seg[j] - seg[cuts[-1]] >= goal and len(cuts) < parts:
+            cuts.append(j)
+    return list(zip(cuts, cuts[1:] + [n_seg]))
 
 
 def lazy_msc(comm, data, size, log_ref=None):
     """The msc choice of ``size`` structures (msc_conditional with ``log_ref``).
 
     Returns ``(order, novelty, work)``: the chosen structures, the novelty of each when
-    it was chosen (+inf for msc's first pick by entropy) and this rank's structure-folds.
+    it was chosen (+inf for msc's first pick by entropy) and this rank's environment-folds.
     """
     state = LazyMsc(data, log_ref)
     order, novelty = [], []
@@ -216,7 +304,8 @@ def _global_best(comm, state):
         owner = max(range(len(tops)), key=lambda r: (tops[r][0], -tops[r][1]))
         if tops[owner][2]:
             return tops[owner][1], owner
-        state.refresh_top(max((t[0] for t in tops if t[2]), default=-np.inf))
+        state.refresh_top(max(max(t[3] for t in tops),
+                              max((t[0] for t in tops if t[2]), default=-np.inf)))
 
 
 def _choose(comm, data, state, s, owner, order, novelty, first=False):
