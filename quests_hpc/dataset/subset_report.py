@@ -9,7 +9,9 @@ per-row result does not depend on the other rows of its call:
 * novelty of pick ``k``: ``-min_x log S(x)`` over its environments against picks
   ``0 .. k-1`` (+inf for ``k = 0``: nothing to compare with);
 * the curve: ``H`` and ``D`` of the first ``p`` picks at sizes ``p`` = 1 .. 32, then 16
-  sizes spaced evenly in ``log p`` up to all of them;
+  sizes spaced evenly in ``log p`` up to all of them (the prefixes are nested: each
+  pick's sums over the next size's new picks are added to those of the size before, so
+  each pick passes over the subset once);
 * overlap: the fraction of all environments with ``dH <= OVERLAP_EPS`` against the
   subset (upstream's 1e-5).
 
@@ -84,12 +86,16 @@ def subset_curve(comm, xs, h, sizes):
     x_all = np.concatenate(xs)
     top = int(sizes[-1])
 
-    def sums(k):  # pick k's terms for every size p > k
+    def sums(k):  # pick k's terms for every size p > k: one pass over the picks
         row = np.zeros(2 * len(sizes))
+        log_s, prev = None, 0
         for q, p in enumerate(sizes):
-            if k < p:
-                log_s = log_kernel_sum(xs[k], x_all[:offsets[p]], h)
-                row[q], row[len(sizes) + q] = log_s.sum(), np.logaddexp.reduce(-log_s)
+            if k >= p:
+                continue
+            part = log_kernel_sum(xs[k], x_all[prev:offsets[p]], h)
+            log_s = part if log_s is None else np.logaddexp(log_s, part)
+            prev = offsets[p]
+            row[q], row[len(sizes) + q] = log_s.sum(), np.logaddexp.reduce(-log_s)
         return row
     per = _per_pick(comm, top, sums, 2 * len(sizes))
     n_env, ent, div = [], [], []
