@@ -37,6 +37,7 @@ from .._fold_kernels import fold_logs, segment_sums
 from ..information import blas_one_thread
 from ..parallel import comm as pcomm
 from ..threads import get_num_threads
+from .msc_deal import deal_cyclic
 
 #: Stale structures brought up to date together.
 REFRESH_BATCH = 16
@@ -49,29 +50,27 @@ MAX_COLUMNS = 8192
 
 
 class LazyMsc:
-    """The msc state of this rank's structures (see the module doc).
+    """The msc state of this rank's candidates (:class:`.msc_deal.Candidates`, whose
+    ``log_ref`` is ``log S`` against a reference set for msc_conditional, or None; see
+    the module doc)."""
 
-    ``log_ref``: per structure, ``log S`` against a reference set (msc_conditional), or
-    None.
-    """
-
-    def __init__(self, data, log_ref=None):
-        self.data, self.lo = data, data.lo
-        self.ent = np.asarray(data.entropies, dtype=float)
-        self.log = [np.full(len(x), -np.inf) for x in data.x]
-        self.ref = log_ref
-        self.seen = [np.zeros(len(x), dtype=np.int64) for x in data.x]  # per environment
-        self.upto = np.zeros(len(data.x), dtype=np.int64)  # the score is exact at upto
+    def __init__(self, cand):
+        self.data, self.ids = cand, cand.ids
+        self.ent = np.asarray(cand.entropies, dtype=float)
+        self.log = [np.full(len(x), -np.inf) for x in cand.x]
+        self.ref = cand.log_ref
+        self.seen = [np.zeros(len(x), dtype=np.int64) for x in cand.x]  # per environment
+        self.upto = np.zeros(len(cand.x), dtype=np.int64)  # the score is exact at upto
         self.chosen, self.xc, self.nxc, self.centre = [], [], [], None
-        self.cs = -0.5 / data.h ** 2
+        self.cs = -0.5 / cand.h ** 2
         nt = get_num_threads()
         self.pool = ThreadPoolExecutor(max_workers=nt) if nt > 1 else None
-        self.bound = np.full(len(data.x), np.inf)
-        self.novelty = np.full(len(data.x), np.inf)
-        if log_ref is not None:
-            for i in range(len(data.x)):
+        self.bound = np.full(len(cand.x), np.inf)
+        self.novelty = np.full(len(cand.x), np.inf)
+        if self.ref is not None:
+            for i in range(len(cand.x)):
                 self._score(i)
-        self.heap = [(-b, self.lo + i) for i, b in enumerate(self.bound)]
+        self.heap = [(-b, int(s)) for b, s in zip(self.bound, self.ids)]
         heapq.heapify(self.heap)
         self.refreshed = 0  # environment-folds done (a measure of the work)
         self.lower = -np.inf  # a lower bound of this step's best score (see _refresh)
@@ -167,7 +166,7 @@ class LazyMsc:
         if not self.heap:
             return -np.inf, -1, True, self.lower
         negb, s = self.heap[0]
-        return -negb, s, bool(self.upto[s - self.lo] == len(self.chosen)), self.lower
+        return -negb, s, bool(self.upto[self.data.slot(s)] == len(self.chosen)), self.lower
 
     def refresh_top(self, floor):
         """Bring up to date the stale structures at the heap's top whose bound is at
@@ -175,13 +174,13 @@ class LazyMsc:
         m, batch = len(self.chosen), []
         while self.heap and len(batch) < REFRESH_BATCH:
             negb, s = self.heap[0]
-            if -negb < floor or self.upto[s - self.lo] == m:
+            if -negb < floor or self.upto[self.data.slot(s)] == m:
                 break
-            batch.append(heapq.heappop(self.heap)[1] - self.lo)
+            batch.append(self.data.slot(heapq.heappop(self.heap)[1]))
         if batch:
             self._refresh(batch, floor)
             for i in batch:
-                heapq.heappush(self.heap, (-self.bound[i], self.lo + i))
+                heapq.heappush(self.heap, (-self.bound[i], int(self.ids[i])))
 
     def take(self, s):
         """Remove this rank's structure ``s`` (the heap's top) from the candidates."""
@@ -276,17 +275,19 @@ def lazy_msc(comm, data, size, log_ref=None):
     Returns ``(order, novelty, work)``: the chosen structures, the novelty of each when
     it was chosen (+inf for msc's first pick by entropy) and this rank's environment-folds.
     """
-    state = LazyMsc(data, log_ref)
+    cand = deal_cyclic(comm, data, log_ref)
+    state = LazyMsc(cand)
     order, novelty = [], []
     if log_ref is None:  # msc's first pick: the largest entropy
         i = int(np.argmax(state.ent)) if len(state.ent) else -1
         v = float(state.ent[i]) if i >= 0 else -np.inf
-        _, (s,), owner = pcomm.argmax_with_key(v, (data.lo + i if i >= 0 else -1,), comm)
-        _choose(comm, data, state, s, owner, order, novelty, first=True)
+        key = int(cand.ids[i]) if i >= 0 else -1
+        _, (s,), owner = pcomm.argmax_with_key(v, (key,), comm)
+        _choose(comm, cand, state, s, owner, order, novelty, first=True)
     try:
         while len(order) < size:
             s, owner = _global_best(comm, state)
-            _choose(comm, data, state, s, owner, order, novelty)
+            _choose(comm, cand, state, s, owner, order, novelty)
     finally:
         if state.pool is not None:
             state.pool.shutdown()
@@ -308,17 +309,17 @@ def _global_best(comm, state):
                               max((t[0] for t in tops if t[2]), default=-np.inf)))
 
 
-def _choose(comm, data, state, s, owner, order, novelty, first=False):
+def _choose(comm, cand, state, s, owner, order, novelty, first=False):
     """Record the choice of ``s`` (held by rank ``owner``) on every rank."""
     payload = None
     if comm.rank == owner:
-        i = s - data.lo
+        i = cand.slot(s)
         if first:
             state.heap.remove((-state.bound[i], s))
             heapq.heapify(state.heap)
         else:
             state.take(s)
-        payload = (data.x[i], float(np.inf if first else state.novelty[i]))
+        payload = (cand.x[i], float(np.inf if first else state.novelty[i]))
     x, nov = pcomm.bcast(payload, comm, root=owner)
     state.add_chosen(x)
     order.append(int(s))
