@@ -24,8 +24,11 @@ bitwise the eager one, whichever environments are brought up to date when and on
 choice does not depend on the number of ranks, and it is upstream's (which recomputes
 every structure every step).
 
-Every rank keeps the chosen structures' environments (the subset: it is the output);
-each rank's candidates stay on it.  Collective where ``comm`` is taken.
+The candidates are first dealt cyclically over the ranks (:mod:`.msc_deal`: structure
+``s`` to rank ``s mod P``), so that the structures msc keeps refreshing, which often sit
+together in a file, are spread over every rank.  Every rank keeps the chosen
+structures' environments (the subset: it is the output); each rank's candidates stay on
+it.  Collective where ``comm`` is taken.
 """
 
 import heapq
