@@ -12,6 +12,7 @@ import time
 from .. import cli
 from ..campaign import fields as F
 from ._options import descriptor_options
+from ._summary import print_summary
 from ..dataset.compress import METHODS
 from ..dataset.compress_run import run_compression
 
@@ -94,8 +95,5 @@ def run(args, comm):
         reference=args.reference, report=args.report, plot=args.plot, k=args.k,
         cutoff=args.cutoff, h=args.bandwidth, seed=args.seed, start=args.start,
         log=lambda line: print(line, flush=True))
-    if comm.rank == 0:
-        stages = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
-        print(f"time: {stages}; total {time.perf_counter() - t0:.2f} s on {comm.size} "
-              "rank(s)", flush=True)
+    print_summary(comm, t0, seconds)
     return 0

@@ -4,6 +4,8 @@ The selection and the carving are :func:`quests_hpc.dataset.select.select_enviro
 this module is the command line.
 """
 
+import time
+
 ORDER = 20
 
 DESCRIPTION = """\
@@ -65,11 +67,14 @@ def run(args, comm):
     """Run ``quests-hpc select`` (collective)."""
     from ..cli import _prepare
     from ..dataset.select import select_environments
+    from ._summary import print_summary
 
+    t0 = time.perf_counter()
     _prepare(comm, args.threads)
     select_environments(comm, args.results, args.max, args.radius, args.output,
                         threshold=args.threshold, box=args.box, frames=args.frames,
                         input_path=args.input, bandwidth=args.bandwidth,
                         elements=args.elements, vacuum=args.vacuum,
                         out=lambda t: print(t, flush=True))
+    print_summary(comm, t0)
     return 0

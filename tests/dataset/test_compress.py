@@ -6,6 +6,7 @@ The data set is real LAMMPS output (tests/data/dataset, 63 NPT frames of FCC Cu 
 """
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -126,6 +127,11 @@ def test_cli_writes_three_new_files(tmp_path, capsys):
     assert main(["compress", str(FRAMES), "-s", "0.1", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "compression (msc): 6 of 63 structures" in text
+    last = text.strip().splitlines()[-1]  # the closing line: stages, total, memory
+    m = re.fullmatch(r"time: read and describe [\d.]+ s, choose [\d.]+ s, report [\d.]+ s, "
+                     r"write [\d.]+ s; total ([\d.]+) s on 1 "
+                     r"rank\(s\); peak memory ([\d.]+) MiB per rank at most", last)
+    assert m and 0 < float(m[1]) < 600 and 50 < float(m[2]) < 1e5, last
     from ase.io import read
 
     picks = read(out, index=":", parallel=False)

@@ -64,10 +64,12 @@ def _timesteps(results):
 
 
 @pytest.mark.parametrize("radius", [5.0, 8.0])  # 8 A > half the 14.46 A cell: images
-def test_cluster_keeps_the_centre_descriptor(cu, tmp_path, radius):
+def test_cluster_keeps_the_centre_descriptor(cu, tmp_path, radius, capsys):
     out = tmp_path / "picks.extxyz"
     assert main(["select", str(cu), "--max", "6", "--radius", str(radius), "-o", str(out),
                  "--elements", "Cu", "Ag"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("time: total ") and "on 1 rank(s); peak memory " in last, last
     structures, worst = _centre_descriptors_kept(out, CU, _timesteps(cu))
     assert len(structures) == 6 and worst <= 1e-12
     assert not structures[0].pbc.any()
