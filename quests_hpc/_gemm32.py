@@ -43,14 +43,19 @@ def positional_sgemm(rows, width, cols):
     return False
 
 
-def product32(yb, xb, out, xb64=None):
+def positional_shapes(rows, width, col_counts):
+    """Whether any of the block shapes ``(rows, width) x (width, c)`` for ``c`` in
+    ``col_counts`` is positional (:func:`positional_sgemm`)."""
+    return any(positional_sgemm(rows, width, int(c)) for c in set(col_counts))
+
+
+def product32(yb, xb, out, yb64=None, xb64=None):
     """``out = yb @ xb.T`` in float32 (``yb``: the fixed-shape row block), each row
-    independent of the others: ``sgemm`` where that holds, else ``dgemm`` of the same
-    values rounded to float32.  ``xb64``: ``xb`` as float64, if the caller keeps it."""
-    if not positional_sgemm(yb.shape[0], yb.shape[1], xb.shape[0]):
-        np.matmul(yb, xb.T, out=out)
-        return out
+    independent of the others: ``sgemm``, or, given the float64 copies ``yb64`` and
+    ``xb64`` of the same values (the caller's choice where :func:`positional_sgemm`
+    says so, made once), ``dgemm`` rounded to float32."""
     if xb64 is None:
-        xb64 = xb.astype(np.float64)
-    out[...] = np.matmul(yb.astype(np.float64), xb64.T)  # rounded to float32
+        np.matmul(yb, xb.T, out=out)
+    else:
+        out[...] = np.matmul(yb64, xb64.T)  # rounded to float32
     return out

@@ -58,7 +58,7 @@ class LazyMsc:
     the module doc)."""
 
     def __init__(self, cand):
-        self.data, self.ids = cand, cand.ids
+        self.cand, self.ids = cand, cand.ids
         self.ent = np.asarray(cand.entropies, dtype=float)
         self.log = [np.full(len(x), -np.inf) for x in cand.x]
         self.ref = cand.log_ref
@@ -146,7 +146,7 @@ class LazyMsc:
         order = np.argsort(first, kind="stable")  # blocks of like rows
         owner, env, first = owner[order], env[order], first[order]
         if len(env):
-            y = np.concatenate([self.data.x[i][r] for i, r in zip(batch, rows)])[order]
+            y = np.concatenate([self.cand.x[i][r] for i, r in zip(batch, rows)])[order]
             y -= self.centre
             ny = np.einsum("ij,ij->i", y, y)
             log = np.concatenate([self.log[i][r] for i, r in zip(batch, rows)])[order]
@@ -169,7 +169,7 @@ class LazyMsc:
         if not self.heap:
             return -np.inf, -1, True, self.lower
         negb, s = self.heap[0]
-        return -negb, s, bool(self.upto[self.data.slot(s)] == len(self.chosen)), self.lower
+        return -negb, s, bool(self.upto[self.cand.slot(s)] == len(self.chosen)), self.lower
 
     def refresh_top(self, floor):
         """Bring up to date the stale structures at the heap's top whose bound is at
@@ -177,9 +177,9 @@ class LazyMsc:
         m, batch = len(self.chosen), []
         while self.heap and len(batch) < REFRESH_BATCH:
             negb, s = self.heap[0]
-            if -negb < floor or self.upto[self.data.slot(s)] == m:
+            if -negb < floor or self.upto[self.cand.slot(s)] == m:
                 break
-            batch.append(self.data.slot(heapq.heappop(self.heap)[1]))
+            batch.append(self.cand.slot(heapq.heappop(self.heap)[1]))
         if batch:
             self._refresh(batch, floor)
             for i in batch:
