@@ -113,11 +113,13 @@ def main(argv=None):
                         "against the subset) up to this many frames (default: 2000)")
     p.add_argument("--frac", type=float, default=0.1)
     p.add_argument("--upstream-threads", type=int, default=2)
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", default=None, help="also write the rows here (a new file)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--overlap", type=int, default=1, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.json and os.path.exists(a.json):
+        p.error(f"--json {a.json}: the file exists; name a new one")
     if a.worker:
         return worker(a.worker, a.frac, a.threads, a.overlap)
     from bench_compress_upstream import upstream_msc
@@ -147,7 +149,7 @@ def main(argv=None):
                   f"{max(o['peak_mib']):.0f} MiB/rank", flush=True)
     report(rows, a)
     if a.json:
-        with open(a.json, "w") as f:
+        with open(a.json, "x") as f:  # never over earlier results
             json.dump(rows, f, indent=1)
     return 0
 
