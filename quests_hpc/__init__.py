@@ -11,6 +11,7 @@ Lower levels: :mod:`quests_hpc.descriptors` (arrays, point clouds),
 from ._version import __version__
 
 from .descriptors import descriptors_from_arrays, get_descriptors, local_descriptors
+from .multicomponent import get_descriptors_multicomponent
 from .information import (
     DEFAULT_BANDWIDTH,
     delta_entropy,
@@ -27,7 +28,8 @@ from .threads import get_num_threads, set_num_threads
 
 
 def compress(dataset, method="msc", size=0.5, *, reference=None, output=None, k=32,
-             cutoff=5.0, bandwidth=DEFAULT_BANDWIDTH, seed=0, start=None, comm=None):
+             cutoff=5.0, bandwidth=DEFAULT_BANDWIDTH, seed=0, start=None, comm=None,
+             species=None, type_map=None):
     """Choose the structures of a data set that keep most of its information.
 
     ``dataset``: files or globs of structures (LAMMPS dumps, or anything ASE reads; every
@@ -36,6 +38,9 @@ def compress(dataset, method="msc", size=0.5, *, reference=None, output=None, k=
     a fraction in (0, 1).  With ``output`` (an extxyz path) the chosen structures, the
     HDF5 report ``OUT.h5`` and the curve ``OUT_curve.png`` are written (new files only).
     ``comm``: an mpi4py communicator (default ``MPI.COMM_SELF``); collective.
+    ``species``: the elements (e.g. ``["Ni", "Al"]``: multi-element descriptors),
+    ``"ignore"``, or None (a data set naming several elements is refused); ``type_map``
+    names the types of dumps without an ``element`` column.
 
     Returns a :class:`quests_hpc.dataset.compress.Compression`: ``indices`` (choice
     order), ``novelty``, ``entropy``, ``H``, ``D``, ``overlap``, the curve.
@@ -55,10 +60,11 @@ def compress(dataset, method="msc", size=0.5, *, reference=None, output=None, k=
         return run_compression(comm, [dataset] if isinstance(dataset, str) else dataset,
                                output, method=method, size=size, reference=reference, k=k,
                                cutoff=cutoff, h=bandwidth, seed=seed, start=start,
-                               log=lambda line: None)[0]
-    data = load_dataset(comm, dataset, k=k, cutoff=cutoff, h=bandwidth)
+                               log=lambda line: None, species=species, type_map=type_map)[0]
+    data = load_dataset(comm, dataset, k=k, cutoff=cutoff, h=bandwidth, species=species,
+                        type_map=type_map)
     chunks = None if reference is None else reference_chunks(comm, reference, k, cutoff,
-                                                             bandwidth)[0]
+                                                             bandwidth, species, type_map)[0]
     return _compress(comm, data, method, size, reference_chunks=chunks, seed=seed,
                      start=start)
 
@@ -76,6 +82,7 @@ __all__ = [
     "overlap",
     "self_log_kernel_sum",
     "get_descriptors",
+    "get_descriptors_multicomponent",
     "get_num_threads",
     "local_descriptors",
     "set_num_threads",

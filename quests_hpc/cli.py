@@ -54,7 +54,9 @@ _CLI_NAMES = {
     "references[0].frames": "--reference-frames", "references[0].path": "--reference",
     "references[0]": "--reference", "output.path": "-o/--output", "run.threads": "--threads",
     "INPUT.path": "INPUT", "INPUT.frames": "--frames", "--reference.path": "--reference",
-    "--reference.frames": "--reference-frames",
+    "--reference.frames": "--reference-frames", "parameters.species": "--species",
+    "inputs[0].type_map": "--type-map", "references[0].type_map": "--type-map",
+    "INPUT.type_map": "--type-map", "--reference.type_map": "--type-map",
 }
 
 
@@ -112,6 +114,42 @@ def _params(p, bandwidth=True, threshold=False, strict=False):
     if threshold:
         p.add_argument("--threshold", type=float, default=0.0,
                        help="an environment is novel when dH > THRESHOLD (default: 0.0)")
+    if not strict:
+        _species_options(p)
+
+
+def _species_options(p):
+    """--species and --type-map (docs/species.md)."""
+    p.add_argument("--species", nargs="+", default=None, metavar="EL",
+                   help="elements of the run, e.g. --species Ni Al: several give the "
+                        "multi-element descriptor (plain descriptor of all neighbours, then "
+                        "one per element over same-element neighbours: (2K-1)(n+1) values, "
+                        "upstream's multicomponent layout); every atom's element must be "
+                        "listed, and a reference must have the same species.  "
+                        "`--species ignore` treats every atom alike (default: none, and "
+                        "inputs naming several elements are refused)")
+    p.add_argument("--type-map", default=None, metavar="MAP", type=_type_map_arg,
+                   help="element of each LAMMPS atom type for dumps without an `element` "
+                        "column: 1=Ni,2=Al or Ni,Al (type 1 first); applies to INPUT and "
+                        "the reference (default: none)")
+
+
+def _type_map_arg(text):
+    """``1=Ni,2=Al`` -> {1: "Ni", 2: "Al"}; ``Ni,Al`` -> ["Ni", "Al"]."""
+    items = [t for t in text.replace(" ", ",").split(",") if t]
+    if items and all("=" in t for t in items):
+        try:
+            return {int(t.split("=", 1)[0]): t.split("=", 1)[1] for t in items}
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"types must be integers: {text!r}") from None
+    if any("=" in t for t in items) or not items:
+        raise argparse.ArgumentTypeError(f"expected 1=Ni,2=Al or Ni,Al; got {text!r}")
+    return items
+
+
+def _species_value(args):
+    sp = getattr(args, "species", None)
+    return "ignore" if sp == ["ignore"] else sp
 
 
 def _exec(p):
@@ -213,7 +251,8 @@ def _parser_descriptors(sub):
     """The ``descriptors`` command."""
     de = sub.add_parser(
         "descriptors", help="per-atom descriptors of the frames of a file -> HDF5",
-        description="Compute the descriptor (length 2k-1) of every atom of the selected "
+        description="Compute the descriptor (length 2k-1; (2k-1)(n+1) with --species of n "
+                    "elements) of every atom of the selected "
                     "frames and write them, sorted by atom id, to OUT.h5.  The file can "
                     "serve as a reference (--reference OUT.h5) for later runs.")
     de.add_argument("input", metavar="INPUT", help=INPUT_HELP)
@@ -449,9 +488,10 @@ def _one_off_campaign(args, references, measures, source):
         "parameters": {"k": args.k, "cutoff": args.cutoff,
                        "bandwidth": getattr(args, "bandwidth", [0.015]),
                        "threshold": getattr(args, "threshold", 0.0),
-                       "precision": getattr(args, "precision", "float64")},
-        "references": references,
-        "inputs": [{"path": args.input, "frames": args.frames}],
+                       "precision": getattr(args, "precision", "float64"),
+                       "species": _species_value(args)},
+        "references": [dict(r, type_map=args.type_map) for r in references],
+        "inputs": [{"path": args.input, "frames": args.frames, "type_map": args.type_map}],
         "measures": measures,
         "output": {"path": args.output, "overwrite": args.overwrite, "backend": args.backend},
         "run": {"threads": args.threads, "progress": args.progress},
@@ -502,9 +542,12 @@ def _sources_and_params(args, with_reference):
     )
 
     problems, out = [], {}
-    for label, raw, kind in ([("INPUT", {"path": args.input, "frames": args.frames}, Input)]
+    tm = args.type_map
+    for label, raw, kind in ([("INPUT", {"path": args.input, "frames": args.frames,
+                                         "type_map": tm}, Input)]
                              + ([("--reference", {"path": args.reference,
-                                                  "frames": args.reference_frames}, Reference)]
+                                                  "frames": args.reference_frames,
+                                                  "type_map": tm}, Reference)]
                                 if with_reference else [])):
         try:
             out[label] = validate_source(raw, os.getcwd(), label, kind=kind)
@@ -513,7 +556,8 @@ def _sources_and_params(args, with_reference):
     try:
         out["params"] = validate_parameters({
             "k": args.k, "cutoff": args.cutoff, "bandwidth": args.bandwidth,
-            "threshold": getattr(args, "threshold", 0.0), "precision": args.precision})
+            "threshold": getattr(args, "threshold", 0.0), "precision": args.precision,
+            "species": _species_value(args)})
     except CampaignError as exc:
         problems += [_cli_names(p) for p in exc.problems]
     if problems:

@@ -77,6 +77,7 @@ class LocalEnvironments:
         self.n_centres = n_centres
         self.width = 2 * self.k - 1
         self._labels = labels
+        self._slot = None
         if n_centres == 0:
             self._cl = None
             self.rows = np.empty(0, dtype=np.int64)
@@ -117,6 +118,18 @@ class LocalEnvironments:
         if self._cl is not None:
             self._compute(self._centres, self.rows, out)
         return out
+
+    def descriptors_of(self, rows, out):
+        """Descriptors of the centres ``rows`` (indices 0 .. n_centres-1, any order) into
+        ``out[:len(rows)]``; the same bits as :meth:`chunk` gives them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return out[:0]
+        if self._slot is None:
+            self._slot = np.empty(self.n_centres, dtype=np.int64)
+            self._slot[self.rows] = self._centres
+        self._compute(self._slot[rows], np.arange(len(rows), dtype=np.int64), out)
+        return out[:len(rows)]
 
     def _compute(self, centres, dest, out):
         cl = self._cl
@@ -188,17 +201,26 @@ def descriptors_from_arrays(positions, cell=None, pbc=False, k=DEFAULT_K, cutoff
         ``[X1 | X2]`` per atom, in input order.
     """
     k, cutoff = check_parameters(k, cutoff)
+    points, n, labels = point_cloud(positions, cell, pbc, cutoff)
+    return local_descriptors(points, n, k, cutoff, labels=labels)
+
+
+def point_cloud(positions, cell, pbc, cutoff):
+    """The atoms of one structure and their periodic images within ``cutoff``.
+
+    Returns ``(points, n, source)``: the ``n`` atoms (wrapped along periodic axes) first,
+    then the images; ``source[j]`` is the atom point ``j`` is (an image of).
+    """
     pos = geometry.check_positions(positions)
     pbc = geometry.as_pbc(pbc)
     n = len(pos)
     if not pbc.any():
-        return local_descriptors(pos, n, k, cutoff)
+        return pos, n, np.arange(n)
     full_cell = geometry.complete_cell(cell, pbc)
     wrapped = geometry.wrap_positions(pos, full_cell, pbc)
     images, source, _ = geometry.periodic_images(wrapped, full_cell, pbc, cutoff)
     points = np.concatenate([wrapped, images]) if len(images) else wrapped
-    labels = np.concatenate([np.arange(n), source])
-    return local_descriptors(points, n, k, cutoff, labels=labels)
+    return points, n, np.concatenate([np.arange(n), source])
 
 
 def get_descriptors(dset, k=DEFAULT_K, cutoff=DEFAULT_CUTOFF, concat=True, dtype="float64"):

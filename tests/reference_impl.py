@@ -53,3 +53,21 @@ def brute_force_log_kernel_sum(y, x, h):
     z = -d2 / (2 * h * h)
     zmax = z.max(axis=1, keepdims=True)
     return (zmax + np.log(np.exp(z - zmax).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def brute_force_multicomponent(positions, symbols, cell, pbc, k=32, cutoff=5.0):
+    """SPEC.md "Several elements", block by block: the plain descriptor, then for each
+    species (sorted) the descriptor of the sub-structure of that species, zero elsewhere;
+    X1 blocks first, then X2 blocks."""
+    positions = np.asarray(positions, dtype=float)
+    symbols = np.asarray(symbols)
+    species = sorted(set(symbols.tolist()))
+    blocks = [brute_force_descriptors(positions, cell, pbc, k, cutoff)]
+    if len(species) == 1:
+        return blocks[0]
+    for sp in species:
+        mine = symbols == sp
+        b = np.zeros((len(positions), 2 * k - 1))
+        b[mine] = brute_force_descriptors(positions[mine], cell, pbc, k, cutoff)
+        blocks.append(b)
+    return np.concatenate([b[:, :k] for b in blocks] + [b[:, k:] for b in blocks], axis=1)

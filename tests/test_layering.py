@@ -23,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 
 #: Module (or package: every module under it) -> layer.  The longest matching name wins.
 #:
-#: 0 base        errors, the version, Numba threads, stage timers
+#: 0 base        errors, the version, Numba threads, stage timers, species bookkeeping
 #: 1 numerics    pure functions on arrays: no files, no MPI
 #: 2 io          file formats (no mpi4py, no quests_hpc.parallel)
 #: 3 parallel    the MPI layer: the only place that calls collectives
@@ -38,10 +38,12 @@ LAYERS = {
     "quests_hpc._version": 0,
     "quests_hpc.threads": 0,
     "quests_hpc.timing": 0,
+    "quests_hpc.species": 0,
     "quests_hpc.geometry": 1,
     "quests_hpc.cell_list": 1,
     "quests_hpc._descriptor_kernels": 1,
     "quests_hpc.descriptors": 1,
+    "quests_hpc.multicomponent": 1,
     "quests_hpc._kernel_sums": 1,
     "quests_hpc._kernel_sums_f32": 1,
     "quests_hpc._fold_kernels": 1,

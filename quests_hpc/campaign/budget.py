@@ -105,7 +105,7 @@ def _widths(cell):
     return tuple(float(v) for v in np.linalg.norm(c, axis=1))
 
 
-def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1, keep_descriptors=False):
+def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1, keep_descriptors=False, width=None):
     """Points, neighbours and memory per rank of one frame (see the module docstring).
 
     Parameters
@@ -146,15 +146,15 @@ def estimate_frame(natoms, cell, pbc, cutoff, k, ranks=1, keep_descriptors=False
     neighbours = natoms * sphere / volume if volume > 0 else float(natoms)
     neighbours = min(neighbours, natoms * images)
     return FrameEstimate(int(natoms), ranks, dims, lengths, points, neighbours,
-                         frame_bytes(points, owned, k, keep_descriptors))
+                         frame_bytes(points, owned, k, keep_descriptors, width))
 
 
-def frame_bytes(points, owned, k, keep_descriptors=False):
+def frame_bytes(points, owned, k, keep_descriptors=False, width=None):
     """Memory per rank of a frame: ``points`` (owned + ghosts / images) and ``owned``
-    atoms on the rank, descriptors of length ``2k-1`` (every owned atom's kept when
-    ``keep_descriptors``, else one chunk at a time).  The one place the per-rank memory
-    model lives (its constants above)."""
-    row = (2 * int(k) - 1) * 8
+    atoms on the rank, descriptors of length ``width`` (default ``2k-1``; every owned
+    atom's kept when ``keep_descriptors``, else one chunk at a time).  The one place the
+    per-rank memory model lives (its constants above)."""
+    row = (2 * int(k) - 1 if width is None else int(width)) * 8
     desc = DESCRIPTOR_COPIES * owned * row if keep_descriptors else min(owned, CHUNK_ATOMS) * row
     return BASE_BYTES + points * BYTES_PER_POINT + owned * BYTES_PER_OWNED_ATOM + desc
 
@@ -292,7 +292,7 @@ def source_problem(src, sel, params, ranks, available, origin, label="",
     except QuestsInputError:
         return None  # a bad header is reported when the frame is read
     est = estimate_frame(int(src.natoms[i]), cell, pbc, params.cutoff, params.k, ranks,
-                         keep_descriptors)
+                         keep_descriptors, width=params.width)
     msg = refusal(est, where, params.cutoff, available, origin)
     return None if msg is None else f"{label}{msg}"
 

@@ -67,7 +67,8 @@ def _reference_problems(where, path, params):
     if not is_descriptor_file(path):
         return []
     try:
-        _, n = descriptor_rows(path, int(params.k), float(params.cutoff), rows=slice(0, 0))
+        _, n = descriptor_rows(path, int(params.k), float(params.cutoff), rows=slice(0, 0),
+                               species=params.species_tuple())
     except QuestsInputError as exc:
         return [f"{where}.reference: {exc}"]
     return [] if n[0] else [f"{where}.reference: {path}: the descriptor file holds 0 "
@@ -79,6 +80,8 @@ def expected_options(entry, files, params):
     opts = dict(method=entry.method, size=entry.size, seed=entry.seed, start=entry.start,
                 reference=entry.reference, inputs=list(files), k=int(params.k),
                 cutoff=float(params.cutoff), bandwidth=float(params.bandwidth[0]))
+    if params.species_tuple():
+        opts["species"] = list(params.species_tuple())
     return json.loads(json.dumps(opts, default=str))
 
 
@@ -251,7 +254,8 @@ def run_compressions(comm, campaign, tasks, say):
         run_compression(comm, list(e.paths), e.output, method=e.method, size=e.size,
                         reference=e.reference, report=report or "none",
                         plot=plot or "none", k=int(p.k), cutoff=float(p.cutoff),
-                        h=float(p.bandwidth[0]), seed=e.seed, start=e.start, log=say)
+                        h=float(p.bandwidth[0]), seed=e.seed, start=e.start, log=say,
+                        species=p.species)
         out.append("computed")
     return out
 

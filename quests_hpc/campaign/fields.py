@@ -12,6 +12,7 @@ import os
 import re
 
 from ..errors import QuestsInputError
+from ..species import known_symbol
 from ..io.compressed import regular_file_problem
 from ..io.selection import parse_selection
 
@@ -213,16 +214,40 @@ out_path_field.type_name = "file name"
 def type_map_field(v, ctx):
     if v is None:
         return None
+    out = None
     if isinstance(v, str):
-        return v.replace(",", " ").split()
-    if isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return v
-    if isinstance(v, dict) and all(isinstance(k, int) and isinstance(x, str) for k, x in v.items()):
-        return {int(k): x for k, x in v.items()}
-    raise Bad(f"must be a list of element symbols (type 1 first) or {{type: symbol}}; got {v!r}")
+        out = v.replace(",", " ").split()
+    elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+        out = v
+    elif isinstance(v, dict) and all(isinstance(k, int) and not isinstance(k, bool)
+                                     and k >= 1 and isinstance(x, str) for k, x in v.items()):
+        out = {int(k): x for k, x in v.items()}
+    if not out:
+        raise Bad(f"must be a list of element symbols (type 1 first) or {{type: symbol}} "
+                  f"with types >= 1; got {v!r}")
+    bad = [x for x in (out.values() if isinstance(out, dict) else out) if not known_symbol(x)]
+    if bad:
+        raise Bad(f"unknown element(s) {bad}; expected chemical symbols such as Ni, Al")
+    return out
 
 
 type_map_field.type_name = "element list [Cu, Ni] or {1: Cu}"
+
+
+def species_field(v, ctx):
+    if v is None or v == "ignore":
+        return v
+    if isinstance(v, str):
+        v = v.replace(",", " ").split()
+    if not (isinstance(v, list) and v and all(isinstance(x, str) for x in v)):
+        raise Bad(f"must be a list of element symbols (e.g. [Ni, Al]) or `ignore`; got {v!r}")
+    bad = sorted({x for x in v if not known_symbol(x)})
+    if bad:
+        raise Bad(f"unknown element(s) {bad}; expected chemical symbols such as Ni, Al")
+    return sorted(set(v))
+
+
+species_field.type_name = "element list [Ni, Al] or ignore"
 
 
 def sizes_field(v, ctx):

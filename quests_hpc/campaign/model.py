@@ -81,6 +81,11 @@ class Parameters:
     bandwidth: tuple = (0.015,)
     threshold: float = 0.0
     precision: str = "float64"
+    species: object = None  # tuple of symbols, "ignore" or None
+
+    def species_tuple(self):
+        """The species list (sorted) of a multi- or one-element run, else None."""
+        return None if self.species in (None, "ignore") else tuple(self.species)
 
     def request(self, balance="uniform"):
         """The frame pipeline's request with these parameters (dH against the references;
@@ -90,7 +95,8 @@ class Parameters:
         return FrameRequest(k=int(self.k), cutoff=float(self.cutoff),
                             bandwidths=tuple(float(h) for h in self.bandwidth),
                             threshold=float(self.threshold), balance=balance,
-                            precision=str(self.precision))
+                            precision=str(self.precision), species=self.species_tuple(),
+                            ignore_species=self.species == "ignore")
 
 
 @dataclass(frozen=True)

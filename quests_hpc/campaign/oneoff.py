@@ -47,7 +47,7 @@ def dataset_descriptors(comm, spec, params):
 
     Returns
     -------
-    x_local : ndarray (n_local, 2k-1)
+    x_local : ndarray (n_local, width)
     n_frames : int
     """
     src, sel, request = _open(comm, spec, params)
@@ -56,8 +56,7 @@ def dataset_descriptors(comm, spec, params):
         parts = [run_frame(comm, src, i, [], request).descriptors for i in sel]
     finally:
         src.close()
-    k = params.k
-    x = np.concatenate(parts) if parts else np.empty((0, 2 * k - 1))
+    x = np.concatenate(parts) if parts else np.empty((0, request.width))
     return x, len(sel)
 
 

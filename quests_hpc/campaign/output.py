@@ -64,7 +64,8 @@ def structure_plan(campaign, frames, refs, infos, refids):
                "positions": meas.positions},
         entropy=meas.entropy or meas.diversity, diversity=meas.diversity,
         overlap=meas.wants_overlap(len(campaign.references)) and bool(ref_meta),
-        learning_curve=_learning_plan(campaign, refs))
+        learning_curve=_learning_plan(campaign, refs), species=par.species_tuple(),
+        type_maps={s.name: s.type_map_plain() for s in campaign.inputs})
 
 
 def _root_attrs(comm, campaign, plan, expect, backend):

@@ -44,9 +44,11 @@ def campaign_fingerprint(campaign):
     core = {k: v for k, v in campaign.as_dict().items()
             if k not in NOT_FINGERPRINTED and k not in ("yaml", "base_dir", "source")}
     params = core.get("parameters")
-    if isinstance(params, dict) and params.get("precision") == "float64":
-        # the default is left out: results written before the key existed still resume
-        core["parameters"] = {k: v for k, v in params.items() if k != "precision"}
+    if isinstance(params, dict):
+        # defaults are left out: results written before the keys existed still resume
+        core["parameters"] = {k: v for k, v in params.items()
+                              if not (k == "precision" and v == "float64")
+                              and not (k == "species" and v is None)}
     return R.fingerprint(_basenames(core))
 
 
@@ -62,7 +64,7 @@ def close_sources(sources):
             s.close()
 
 
-def _plan_input(comm, i, spec):
+def _plan_input(comm, i, spec, species=None):
     """(source, frames, problems) of input ``i``."""
     from .sources import InputSource
 
@@ -73,6 +75,9 @@ def _plan_input(comm, i, spec):
         problems.append(f"inputs[{i}] ({spec.name}): {src.files[0]}: the frame selection "
                         f"{spec.frames!r} selects no frame (the file holds {len(src)} "
                         "complete frames)")
+    unnamed = src.unnamed_elements(sel, species)
+    if unnamed:
+        problems.append(f"inputs[{i}] ({spec.name}): {unnamed}")
     frames = [L.FramePlan(name=L.frame_name(spec.name, idx), input=spec.name, input_no=i,
                           source_path=src.frame_file[idx], source_index=int(idx),
                           timestep=int(src.timesteps[idx]), natoms=int(src.natoms[idx]))
@@ -88,7 +93,7 @@ def plan_inputs(comm, campaign):
     problems, sources, frames = [], [], []
     for i, spec in enumerate(campaign.inputs):
         try:
-            src, more, probs = _plan_input(comm, i, spec)
+            src, more, probs = _plan_input(comm, i, spec, campaign.parameters.species_tuple())
         except QuestsInputError as exc:
             problems.append(f"inputs[{i}] ({spec.name}): {exc}")
             sources.append(None)

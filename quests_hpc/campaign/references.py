@@ -74,9 +74,9 @@ def load_reference(comm, spec, params, layout="auto", memory_gb=None):
         return _descriptor_reference(comm, spec, path, params, layout, budget)
     src = InputSource(replace(spec, format=fmt), comm)
     try:
-        sel = _selected(src, spec)
+        sel = _selected(src, spec, params.species)
         n = int(src.natoms[sel].sum())
-        width = 2 * params.k - 1
+        width = params.width
         chosen = SharedReference._choose(layout, n * width * 8, budget)
         rows, index = _local_rows(comm, src, sel, params, spec)
     finally:
@@ -89,9 +89,13 @@ def load_reference(comm, spec, params, layout="auto", memory_gb=None):
     return SharedReference.from_root(comm, x, root=0, layout="shared"), info
 
 
-def _selected(src, spec):
-    """The selected frames of a reference (none, or none with atoms, is refused)."""
+def _selected(src, spec, species=None):
+    """The selected frames of a reference (none, or none with atoms, is refused; so are
+    dump frames naming no elements in a run with species)."""
     sel = src.select(spec.frames)
+    unnamed = src.unnamed_elements(sel, species)
+    if unnamed:
+        raise QuestsInputError(f"reference {spec.name}: {unnamed}")
     if not sel:
         raise QuestsInputError(f"reference {spec.name}: {src.files[0]}: the frame selection "
                                f"{spec.frames!r} selects no frame (the file holds "
@@ -112,7 +116,6 @@ def _local_rows(comm, src, sel, params, spec):
     for part, serial in ((big, False), (small, True)):  # before any descriptor
         check_source(comm, src, part, params, serial, label, keep_descriptors=True)
     offsets = dict(zip(sel, np.concatenate([[0], np.cumsum(src.natoms[sel])[:-1]]).tolist()))
-    k = params.k
     request = replace(params, bandwidths=(), delta_entropy=False, descriptors=True,
                       entropy=False, positions=False)
     rows, index = [], []
@@ -122,11 +125,11 @@ def _local_rows(comm, src, sel, params, spec):
         rows.append(out.descriptors)
         index.append(offsets[i] + first + np.arange(len(out.descriptors), dtype=np.int64))
     if small:
-        r, ix = _small_frames(comm, src, small, k, params.cutoff, offsets)
+        r, ix = _small_frames(comm, src, small, params, offsets)
         rows.append(r)
         index.append(ix)
     if not rows:
-        return np.empty((0, 2 * k - 1)), np.empty(0, dtype=np.int64)
+        return np.empty((0, params.width)), np.empty(0, dtype=np.int64)
     return np.concatenate(rows), np.concatenate(index)
 
 
@@ -163,12 +166,12 @@ def require_environments(src, sel, selection, label):
 def _descriptor_reference(comm, spec, path, params, layout, budget):
     """A descriptor file as a reference: read on rank 0 for the shared layout; in the
     sharded layout every rank reads its rows ``[r n/P, (r+1) n/P)`` of the file."""
-    k, cutoff = params.k, params.cutoff
+    k, cutoff, species = params.k, params.cutoff, params.species
     label = f"reference {spec.name}"
     err, n = None, None
     if comm.rank == 0:  # the file's row count (no data read)
         try:
-            _, n = descriptor_rows(path, k, cutoff, rows=slice(0, 0))
+            _, n = descriptor_rows(path, k, cutoff, rows=slice(0, 0), species=species)
             if n[0] == 0:
                 err = QuestsInputError(f"{label}: {path}: the descriptor file holds 0 "
                                        "environments; a reference needs at least one")
@@ -177,47 +180,51 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     n_rows, n_frames = pcomm.bcast(n, comm)
     info = {"n_environments": n_rows, "n_frames": n_frames, "format": "descriptors"}
-    chosen = SharedReference._choose(layout, n_rows * (2 * int(k) - 1) * 8, budget)
+    chosen = SharedReference._choose(layout, n_rows * params.width * 8, budget)
     x, err = None, None
     if chosen == "sharded":
         lo, hi = (int(v) for v in pcomm.even_bounds(n_rows, comm.size)[comm.rank:comm.rank + 2])
         try:
-            x, _ = descriptor_rows(path, k, cutoff, rows=slice(lo, hi))
+            x, _ = descriptor_rows(path, k, cutoff, rows=slice(lo, hi), species=species)
         except QuestsInputError as exc:
             err = QuestsInputError(f"{label}: {exc}")
         pcomm.raise_if_any(err, comm, prefix=False)
         return SharedReference.from_shards(comm, x, layout="sharded"), info
     if comm.rank == 0:
         try:
-            x, _ = descriptor_rows(path, k, cutoff)
+            x, _ = descriptor_rows(path, k, cutoff, species=species)
         except QuestsInputError as exc:
             err = QuestsInputError(f"{label}: {exc}")
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     return SharedReference.from_root(comm, x, root=0, layout="shared"), info
 
 
-def _small_frames(comm, src, frames, k, cutoff, offsets):
+def _small_frames(comm, src, frames, params, offsets):
     """Descriptors of small ASE frames: contiguous blocks of frames per rank (collective).
 
     Returns this rank's rows and their row numbers in the whole reference.
     """
-    from ..descriptors import descriptors_from_arrays
+    from ..multicomponent import structure_descriptors
 
     bounds = _balanced_blocks(src.natoms[frames], comm.size)
     blocks = None
     if comm.rank == 0:  # rank 0 holds the atoms; every rank gets its block of frames
-        blocks = [[(i, a.get_positions(), a.cell.array.copy(), a.pbc.copy())
+        blocks = [[(i, a.get_positions(), a.cell.array.copy(), a.pbc.copy(),
+                    a.get_chemical_symbols())
                    for i, a in ((i, src.atoms(i)) for i in frames[bounds[r]:bounds[r + 1]])]
                   for r in range(comm.size)]
     mine = pcomm.scatter(blocks, comm, root=0)
     err, rows, index = None, [], []
     try:
-        for i, pos, cell, pbc in mine:
-            rows.append(descriptors_from_arrays(pos, cell, pbc, k=k, cutoff=cutoff))
+        for i, pos, cell, pbc, symbols in mine:
+            rows.append(structure_descriptors(
+                pos, cell, pbc, params.k, params.cutoff, symbols, params.species,
+                params.ignore_species, where=src.where(i)))
             index.append(offsets[i] + np.arange(len(pos), dtype=np.int64))
     except QuestsInputError as exc:
-        err = QuestsInputError(f"{src.files[0]}: {exc}")
+        err = QuestsInputError(exc if str(exc).startswith(src.files[0]) else
+                               f"{src.files[0]}: {exc}")
     pcomm.raise_if_any(err, comm, prefix=False)
     if not rows:
-        return np.empty((0, 2 * k - 1)), np.empty(0, dtype=np.int64)
+        return np.empty((0, params.width)), np.empty(0, dtype=np.int64)
     return np.concatenate(rows), np.concatenate(index)

@@ -49,6 +49,7 @@ from .fields import (
     sizes_field,
     str_field,
     type_map_field,
+    species_field,
 )
 from .model import (
     Campaign,
@@ -111,7 +112,8 @@ SOURCE = {
     "format": (choice_field(FORMATS), "auto", "auto (by name/content), lammps-dump, ase, "
                "descriptors (a results file with descriptors; references only)"),
     "ase_format": (str_field, None, "ASE format name when ASE cannot guess it (e.g. extxyz)"),
-    "type_map": (type_map_field, None, "LAMMPS type -> element, e.g. [Cu, Ni] (metadata only)"),
+    "type_map": (type_map_field, None, "LAMMPS type -> element, e.g. [Ni, Al] or {1: Ni, 2: Al}: "
+                 "names the atoms of a dump without an `element` column (for `species`)"),
 }
 
 LEARNING_CURVE = {
@@ -140,6 +142,10 @@ SCHEMA = {
                       "float64, or float32 (about 2x faster; |dH32 - dH64| <= "
                       "(d/2 + 6) 2^-24 (|y - mu| + max|x - mu|)^2 / (2 h^2) + 1e-4 per atom, "
                       "mu the reference mean, d = 2k - 1: docs/precision.md)"),
+        "species": (species_field, None, "elements of the run, e.g. [Ni, Al]: several give "
+                    "the multi-element descriptor ((2k-1)(n+1) values, SPEC.md); `ignore` "
+                    "treats every atom alike.  Default: none, and an input or reference "
+                    "naming several elements is refused (docs/species.md)"),
     }, {}, "descriptor and kernel parameters"),
     "references": ([SOURCE], [], "reference (training) sets: dH is computed against each"),
     "inputs": ([SOURCE], [], "required (unless the campaign only compresses): the data: "

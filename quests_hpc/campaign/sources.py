@@ -136,6 +136,19 @@ class InputSource:
             self._dump.check_readable(out)
         return out
 
+    def unnamed_elements(self, sel, species):
+        """The refusal of a run with ``species`` whose selected dump frames name no elements
+        (no ``element`` column, no type map), or None; this rank only, headers only."""
+        if species is None or self._dump is None or self.type_map is not None or not sel:
+            return None
+        i = int(sel[0])
+        cols = self._dump.header(i, first_of_file=True).columns
+        if cols is not None and "element" in cols:
+            return None
+        return (f"{self.where(i)}: the atoms' elements are not named (columns "
+                f"{' '.join(cols or ['?'])}: no `element` column) and there is no type map; "
+                f"give `type_map` (--type-map 1=Ni,2=Al) for the species {list(species)}")
+
     @property
     def dump(self):
         """The :class:`~quests_hpc.parallel.dump_reader.ParallelDump` behind a LAMMPS-dump input,
@@ -158,7 +171,8 @@ class InputSource:
             return DumpSource(self._dump).read_rows(comm, i, owner)
         where = self.where(i)
         meta, err = None, None
-        arrays = (np.empty(0, np.int64), np.empty((0, 3)), np.empty(0, np.int32))
+        arrays = (np.empty(0, np.int64), np.empty((0, 3)), np.empty(0, np.int32),
+                  np.empty(0, "<U2"))
         if comm.rank == 0:
             try:
                 arrays, meta = _ase_frame(self._atoms[int(i)], where)
@@ -167,7 +181,8 @@ class InputSource:
         pcomm.raise_if_any(err, comm, prefix=False)
         cell, pbc, ts, n = pcomm.bcast(meta, comm)
         return FrameRows(arrays[0], arrays[1], arrays[2], np.asarray(cell, dtype=float),
-                         np.asarray(pbc, dtype=bool), ts, n, where, routed=False)
+                         np.asarray(pbc, dtype=bool), ts, n, where, routed=False,
+                         elements=arrays[3])
 
     def atoms(self, i):
         """The ASE ``Atoms`` of frame ``i`` (rank 0 of an ASE input only)."""
@@ -189,7 +204,7 @@ class InputSource:
 
 
 def _ase_frame(a, where):
-    """Id-sorted ``(ids, wrapped positions, numbers)`` and ``(cell, pbc, timestep, n)`` of
+    """Id-sorted ``(ids, wrapped positions, numbers, symbols)`` and ``(cell, pbc, timestep, n)`` of
     one ASE frame (rank 0); a non-finite coordinate or cell, or a coordinate too far out
     to wrap, is refused naming the atom."""
     ids = np.asarray(a.arrays["id"], dtype=np.int64) if "id" in a.arrays \
@@ -218,7 +233,8 @@ def _ase_frame(a, where):
                 f"than 2**20 cell lengths outside the periodic cell: wrapping it back would lose "
                 f"its position to rounding ({len(far)} such atom(s))")
         pos = wrap_positions(pos, cell, a.pbc)
-    arrays = (ids, pos, a.numbers[order].astype(np.int32))
+    arrays = (ids, pos, a.numbers[order].astype(np.int32),
+              np.array(a.get_chemical_symbols())[order])
     return arrays, (a.cell.array.copy(), a.pbc.copy(), int(a.info.get("timestep", -1)), len(a))
 
 

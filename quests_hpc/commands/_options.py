@@ -12,3 +12,13 @@ def descriptor_options(p):
     p.add_argument("--cutoff", type=cli._checked(float, lambda v: F.cutoff_field(v, {})),
                    default=5.0, metavar="RC",
                    help=f"cutoff radius in A, 0 < RC <= {F.MAX_CUTOFF:g} (default: 5.0)")
+    cli._species_options(p)
+
+
+def species_arg(args):
+    """``--species`` as the data-set functions take it: a list, ``"ignore"`` or None,
+    every symbol checked (an unknown element is a usage error)."""
+    from ..species import species_list
+
+    sp = cli._species_value(args)
+    return sp if sp in (None, "ignore") else list(species_list(sp, "--species"))

@@ -11,7 +11,7 @@ import time
 
 from .. import cli
 from ..campaign import fields as F
-from ._options import descriptor_options
+from ._options import descriptor_options, species_arg
 from ._summary import print_summary
 from ..dataset.compress import METHODS
 from ..dataset.compress_run import run_compression
@@ -94,6 +94,7 @@ def run(args, comm):
         comm, args.dataset, args.output, method=method, size=args.size,
         reference=args.reference, report=args.report, plot=args.plot, k=args.k,
         cutoff=args.cutoff, h=args.bandwidth, seed=args.seed, start=args.start,
-        log=lambda line: print(line, flush=True))
+        log=lambda line: print(line, flush=True), species=species_arg(args),
+        type_map=args.type_map)
     print_summary(comm, t0, seconds)
     return 0

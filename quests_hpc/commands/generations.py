@@ -15,7 +15,7 @@ import time
 
 from .. import cli
 from ..campaign import fields as F
-from ._options import descriptor_options
+from ._options import descriptor_options, species_arg
 from ..dataset import generations as G
 from ..dataset import generations_io as GIO
 from ..errors import QuestsInputError
@@ -90,7 +90,8 @@ def run(args, comm):
     GIO.check_outputs(comm, [(args.output, "-o"), (args.plot, "--plot")], args.generations)
     cli._prepare(comm, args.threads)
     rows, datasets = G.generations_report(comm, args.generations, args.k, args.cutoff,
-                                          args.bandwidth, args.threshold)
+                                          args.bandwidth, args.threshold, species_arg(args),
+                                          args.type_map)
     if comm.rank == 0:
         for line in G.report_lines(rows, args.bandwidth, args.threshold, args.k, args.cutoff):
             print(line, flush=True)

@@ -135,7 +135,7 @@ def _mean_distances(y, starts, x):
 def fps_order(comm, data, size):
     """Structure-level farthest point sampling (see the module doc)."""
     ent = np.asarray(data.entropies, float)
-    y = np.concatenate(data.x) if data.x else np.empty((0, 2 * data.k - 1))
+    y = np.concatenate(data.x) if data.x else np.empty((0, data.width))
     starts = np.concatenate([[0], np.cumsum([len(x) for x in data.x])]).astype(np.int64)
     dmin = np.full(len(data.x), np.inf)
     taken = np.zeros(len(data.x), dtype=bool)
@@ -153,7 +153,7 @@ def fps_order(comm, data, size):
 
 def mean_descriptors(comm, data):
     """Each structure's mean descriptor, every structure on every rank."""
-    width = 2 * data.k - 1
+    width = data.width
     mine = np.array([x.mean(axis=0) for x in data.x]).reshape(-1, width)
     return np.concatenate(pcomm.allgather(mine, comm))
 

@@ -12,6 +12,7 @@ import time
 
 
 from ..errors import QuestsInputError
+from ..species import species_list
 from ..parallel import comm as pcomm
 from ..results.new_file import check_new
 from ..results.reader import descriptor_rows
@@ -41,23 +42,25 @@ def _is_hdf5(path):
         return False
 
 
-def reference_chunks(comm, path, k, cutoff, h):
+def reference_chunks(comm, path, k, cutoff, h, species=None, type_map=None):
     """The reference set's rows in fixed chunks (a generator every rank iterates) and its
-    size ``(n_structures, n_environments)``."""
+    size ``(n_structures, n_environments)``; ``species`` as for :func:`load_dataset`."""
     if not _is_hdf5(path):
-        ref = load_dataset(comm, path, k=k, cutoff=cutoff, h=h, label=f"reference {path}")
+        ref = load_dataset(comm, path, k=k, cutoff=cutoff, h=h, label=f"reference {path}",
+                           species=species, type_map=type_map)
         return dataset_chunks(comm, ref), (ref.n_structures, ref.n_environments)
     err, n = None, None
+    sp = None if species in (None, "ignore") else species_list(species)
     if comm.rank == 0:
         try:
-            _, n = descriptor_rows(path, k, cutoff, rows=slice(0, 0))
+            _, n = descriptor_rows(path, k, cutoff, rows=slice(0, 0), species=sp)
             if n[0] == 0:
                 raise QuestsInputError(f"{path}: the descriptor file holds 0 environments")
         except QuestsInputError as exc:
             err = QuestsInputError(f"reference: {exc}")
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     n_rows, n_frames = pcomm.bcast(n, comm)
-    rows = lambda sl: descriptor_rows(path, k, cutoff, rows=sl)[0]  # noqa: E731
+    rows = lambda sl: descriptor_rows(path, k, cutoff, rows=sl, species=sp)[0]  # noqa: E731
     return file_chunks(rows, n_rows), (n_frames, n_rows)
 
 
@@ -75,8 +78,11 @@ def check_outputs(comm, outputs, inputs):
 
 def run_compression(comm, inputs, output, *, method="msc", size=0.5, reference=None,
                     report=None, plot=None, k=32, cutoff=5.0, h=0.015, seed=0, start=None,
-                    log=print):
+                    log=print, species=None, type_map=None):
     """Compress the data set ``inputs`` into ``output`` (extxyz) and its report and curve.
+
+    ``species`` / ``type_map``: as for :func:`~quests_hpc.dataset.structures.load_dataset`
+    (the reference too).
 
     Returns ``(Compression, Dataset, seconds)`` (``seconds``: wall time of each stage).
     """
@@ -85,10 +91,11 @@ def run_compression(comm, inputs, output, *, method="msc", size=0.5, reference=N
     check_outputs(comm, outs, list(inputs) + ([reference] if reference else []))
     seconds = {}
     t = time.perf_counter()
-    data = load_dataset(comm, inputs, k=k, cutoff=cutoff, h=h)
+    data = load_dataset(comm, inputs, k=k, cutoff=cutoff, h=h, species=species,
+                        type_map=type_map)
     chunks, ref_size = (None, None)
     if reference is not None:
-        chunks, ref_size = reference_chunks(comm, reference, k, cutoff, h)
+        chunks, ref_size = reference_chunks(comm, reference, k, cutoff, h, species, type_map)
     seconds["read and describe"] = time.perf_counter() - t
     result = compress(comm, data, method, size, reference_chunks=chunks, seed=seed,
                       start=start)
@@ -101,7 +108,10 @@ def run_compression(comm, inputs, output, *, method="msc", size=0.5, reference=N
             log(f"  reference {reference}: {ref_size[0]} structures, {ref_size[1]} "
                 "environments")
     options = dict(method=method, size=size, seed=seed, start=start, reference=reference,
-                   inputs=list(dict.fromkeys(str(p) for p in data.files)), k=k, cutoff=cutoff, bandwidth=h)
+                   inputs=list(dict.fromkeys(str(p) for p in data.files)), k=k, cutoff=cutoff,
+                   bandwidth=h)
+    if data.species:  # reports of one-element runs keep their options as before
+        options["species"] = list(data.species)
     written = _write(comm, result, data, output, report, plot, options)
     seconds["write"] = time.perf_counter() - t
     if comm.rank == 0:

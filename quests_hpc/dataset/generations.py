@@ -139,8 +139,10 @@ def generation_measures(comm, blocks, h=DEFAULT_BANDWIDTH, threshold=0.0, labels
     return rows
 
 
-def load_generations(comm, generations, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH):
-    """Read and describe every generation (collective).
+def load_generations(comm, generations, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH, species=None,
+                     type_map=None):
+    """Read and describe every generation (collective); ``species`` and ``type_map`` as for
+    :func:`~quests_hpc.dataset.structures.load_dataset`.
 
     Parameters
     ----------
@@ -162,9 +164,10 @@ def load_generations(comm, generations, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH):
     blocks, datasets = [], []
     for g, paths in enumerate(generations):
         ds = load_dataset(comm, paths, k=k, cutoff=cutoff, h=h0,
-                          label=f"generation {g} ({generation_label(paths)})")
+                          label=f"generation {g} ({generation_label(paths)})",
+                          species=species, type_map=type_map)
         datasets.append(ds)
-        blocks.append(np.concatenate(ds.x) if ds.x else np.empty((0, 2 * int(k) - 1)))
+        blocks.append(np.concatenate(ds.x) if ds.x else np.empty((0, ds.width)))
     return blocks, datasets
 
 
@@ -176,13 +179,13 @@ def generation_label(paths):
 
 
 def generations_report(comm, generations, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH,
-                       threshold=0.0):
+                       threshold=0.0, species=None, type_map=None):
     """Load every generation and compute its row of the report (collective).
 
     ``generations`` as in :func:`load_generations`.  Returns ``(rows, datasets)``.
     """
     hs = check_bandwidths(h)
-    blocks, datasets = load_generations(comm, generations, k, cutoff, hs)
+    blocks, datasets = load_generations(comm, generations, k, cutoff, hs, species, type_map)
     rows = generation_measures(comm, blocks, hs, threshold,
                                labels=[generation_label(p) for p in generations],
                                structures=[ds.n_structures for ds in datasets])

@@ -41,7 +41,7 @@ def deal_cyclic(comm, data, log_ref=None):
     if comm.size == 1:
         return Candidates(np.arange(data.lo, data.hi, dtype=np.int64), list(data.x), ent,
                           log_ref, data.h)
-    width = 2 * data.k - 1
+    width = data.width
     counts = np.array([len(x) for x in data.x], dtype=np.int64)
     sid = np.repeat(np.arange(data.lo, data.hi, dtype=np.int64), counts)
     row = np.concatenate([np.arange(n) for n in counts]).astype(np.int64) if len(counts) \

@@ -21,7 +21,7 @@ def dataset_chunks(comm, data, chunk=REFERENCE_CHUNK):
     every rank (collective: one allgather per chunk)."""
     row0 = np.concatenate([[0], np.cumsum(data.counts)]).astype(np.int64)
     lo, hi = int(row0[data.lo]), int(row0[data.hi])
-    mine = np.concatenate(data.x) if data.x else np.empty((0, 2 * data.k - 1))
+    mine = np.concatenate(data.x) if data.x else np.empty((0, data.width))
     total = int(row0[-1])
     for a in range(0, total, chunk):
         b = min(a + chunk, total)

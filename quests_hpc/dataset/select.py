@@ -65,7 +65,8 @@ def frame_candidates(comm, plan, fp, number, input_path, threshold, into):
     (ids, positions, types) and its candidates (dH > threshold) in ``into``."""
     source, index, close = open_frame_source(comm, plan, fp, input_path)
     request = FrameRequest(k=plan.k, cutoff=plan.cutoff, bandwidths=(), delta_entropy=False,
-                           descriptors=True, positions=True)
+                           descriptors=True, positions=True, species=plan.species,
+                           ignore_species=plan.species is None)
     try:
         out = run_frame(comm, source, index, [], request)
     finally:
@@ -301,7 +302,7 @@ def select_environments(comm, results, max_picks, radius=None, output=None, *, t
     c = Candidates()
     for number, fp in enumerate(specs):
         frame_candidates(comm, plan, fp, number, input_path, thr, c)
-    c.stack(2 * plan.k - 1)
+    c.stack(plan.width)
     n_cand = int(pcomm.allreduce(np.array([len(c.ids)], np.int64), "sum", comm)[0])
     picks = greedy(comm, c, plan.bandwidth, int(max_picks), thr)
     pieces = carve_pieces(comm, c, picks, kind, size)

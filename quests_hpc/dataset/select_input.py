@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import QuestsInputError
 from ..parallel import comm as pcomm
+from ..species import descriptor_width
 
 
 @dataclass
@@ -46,6 +47,18 @@ class SelectPlan:
     types_are_numbers: bool = False
     radius: float = None
     box: float = None
+    species: tuple = None
+    type_maps: dict = None
+
+    @property
+    def width(self):
+        return descriptor_width(self.k, self.species)
+
+
+def _species_attr(attrs):
+    """The species a results file was computed with (None: one element)."""
+    got = json.loads(_text(attrs["species"])) if "species" in attrs else None
+    return tuple(got) if got else None
 
 
 def _text(v):
@@ -104,7 +117,9 @@ def read_plan(path, frames="all", bandwidth=None, input_path=None):
                           bandwidth=float(hs[b]),
                           columns=[r * len(hs) + b for r in range(max(len(refs), 1))],
                           reference_text=", ".join(r.get("name", "?") for r in refs)
-                          or "no reference recorded", threshold=float(a.get("threshold", 0.0)))
+                          or "no reference recorded", threshold=float(a.get("threshold", 0.0)),
+                          species=_species_attr(a), type_maps=json.loads(a.get("type_maps",
+                                                                                "{}")))
     if not specs:
         raise QuestsInputError(f"{path}: the frame selection {frames!r} selects no frame")
     first = input_path or specs[0].source_path
@@ -142,7 +157,7 @@ def open_frame_source(comm, plan, fp, input_path=None):
     _missing_input(comm, path, plan, fp)
     if not is_lammps_dump(path):
         return _ase_source(comm, path, plan, fp), 0, lambda: None
-    dump = ParallelDump(path, comm)
+    dump = ParallelDump(path, comm, type_map=(plan.type_maps or {}).get(fp.input))
     try:
         idx = _frame_in_dump(dump, path, plan, fp)
         _same_content(comm, dump, idx, path, plan, fp)
@@ -199,7 +214,7 @@ def _ase_source(comm, path, plan, fp):
     from ..parallel.frame_pipeline import ArraySource
 
     err, meta = None, None
-    rows = (np.empty(0, np.int64), np.empty((0, 3)), np.empty(0, np.int32))
+    rows = (np.empty(0, np.int64), np.empty((0, 3)), np.empty(0, np.int32), np.empty(0, "<U2"))
     if comm.rank == 0:
         try:
             from ase.io import read
@@ -210,7 +225,8 @@ def _ase_source(comm, path, plan, fp):
                                 f"{len(a)} atoms, the results file {fp.natoms}")
             ids = np.asarray(a.arrays["id"], np.int64) if "id" in a.arrays else \
                 np.arange(1, len(a) + 1, dtype=np.int64)
-            rows = (ids, a.get_positions(), a.numbers.astype(np.int32))
+            rows = (ids, a.get_positions(), a.numbers.astype(np.int32),
+                    np.array(a.get_chemical_symbols()))
             meta = (a.cell.array.copy(), a.pbc.copy())
         except QuestsInputError as exc:
             err = exc
@@ -219,7 +235,8 @@ def _ase_source(comm, path, plan, fp):
                                    f"({type(exc).__name__}: {exc})")
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     cell, pbc = pcomm.bcast(meta, comm, root=0)
-    return ArraySource(rows[0], rows[1], cell, pbc, types=rows[2], where=f"{path}")
+    return ArraySource(rows[0], rows[1], cell, pbc, types=rows[2], where=f"{path}",
+                       elements=rows[3])
 
 
 def read_dh_block(comm, plan, fp, out):

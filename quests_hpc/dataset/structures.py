@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..descriptors import check_parameters, descriptors_from_arrays
+from ..descriptors import check_parameters
 from ..errors import QuestsInputError
+from ..multicomponent import structure_descriptors
+from ..species import descriptor_width, species_list
 from ..information import DEFAULT_BANDWIDTH, entropy
 from ..parallel import comm as pcomm
 from ..threads import get_num_threads, set_num_threads
@@ -52,6 +54,8 @@ class Dataset:
         ``"file, frame i"`` of every structure (every rank), for messages and outputs.
     files, frames : list
         The file and frame number in it of every structure (every rank).
+    species : tuple of str or None
+        The species of the descriptors (multi-element for several).
     """
 
     counts: np.ndarray
@@ -66,6 +70,12 @@ class Dataset:
     h: float
     rank: int = 0
     formats: dict = field(default_factory=dict)
+    species: tuple = None
+
+    @property
+    def width(self):
+        """Descriptor length (:func:`quests_hpc.species.descriptor_width`)."""
+        return descriptor_width(self.k, self.species)
 
     @property
     def n_structures(self):
@@ -116,7 +126,7 @@ def _is_dump(path):
     return is_lammps_dump(path)
 
 
-def _index_files(files, label, kept):
+def _index_files(files, label, kept, type_map=None):
     """``(files, frames, counts, formats)`` of every structure of ``files`` (rank 0); the
     structures of the files ASE reads are kept in ``kept`` (file -> list of frames)."""
     from ..io.lammps_dump import LammpsDump
@@ -130,7 +140,7 @@ def _index_files(files, label, kept):
                 n = np.asarray(d.natoms, dtype=np.int64)
             formats[f] = "lammps-dump"
         else:
-            kept[f] = read_structures(f, parallel=False)  # ASE must not bcast
+            kept[f] = read_structures(f, type_map=type_map, parallel=False)  # no ASE bcast
             n = np.array([len(fr) for fr in kept[f]], dtype=np.int64)
             formats[f] = "ase"
         if len(n) == 0:
@@ -153,9 +163,9 @@ def balanced_bounds(counts, parts):
     return np.maximum.accumulate(b).astype(np.int64)
 
 
-def _read_block(comm, files, frames, formats, bounds, kept):
-    """``(positions, cell, pbc)`` of this rank's structures (``kept``: the structures of
-    the files ASE reads, on rank 0)."""
+def _read_block(comm, files, frames, formats, bounds, kept, type_map=None):
+    """``(positions, cell, pbc, elements)`` of this rank's structures (``kept``: the
+    structures of the files ASE reads, on rank 0; ``elements`` None where not named)."""
     from ..io.lammps_dump import LammpsDump
 
     lo, hi = int(bounds[comm.rank]), int(bounds[comm.rank + 1])
@@ -165,9 +175,10 @@ def _read_block(comm, files, frames, formats, bounds, kept):
         for s in range(lo, hi):
             if formats[files[s]] != "lammps-dump":
                 continue
-            d = dumps.get(files[s]) or dumps.setdefault(files[s], LammpsDump(files[s]))
+            d = dumps.get(files[s]) or dumps.setdefault(files[s], LammpsDump(
+                files[s], type_map=type_map))
             fr = d.read(frames[s])
-            mine.append((s, fr.positions, fr.cell, fr.pbc))
+            mine.append((s, fr.positions, fr.cell, fr.pbc, fr.elements))
     finally:
         for d in dumps.values():
             d.close()
@@ -179,24 +190,31 @@ def _read_block(comm, files, frames, formats, bounds, kept):
             for i, fr in enumerate(structures):
                 s = first + i
                 r = int(np.searchsorted(bounds, s, side="right") - 1)
-                blocks[r].append((s, fr.positions, fr.cell, fr.pbc))
+                blocks[r].append((s, fr.positions, fr.cell, fr.pbc, fr.elements))
     if any(v == "ase" for v in formats.values()):
         mine += pcomm.scatter(blocks, comm, root=0)
     return [m[1:] for m in sorted(mine, key=lambda m: m[0])]
 
 
-def load_dataset(comm, paths, *, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH, label="dataset"):
+def load_dataset(comm, paths, *, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH, label="dataset",
+                 species=None, type_map=None):
     """Read and describe a data set: this rank's :class:`Dataset` (collective).
+
+    ``species``: the run's elements (several: the multi-element descriptor), ``"ignore"``
+    (every atom alike) or None (structures naming several elements are refused);
+    ``type_map`` names the types of dumps without an ``element`` column.
 
     Raises :class:`QuestsInputError` (on every rank) for a missing or unreadable file, a
     file without structures or a structure without atoms.
     """
     check_parameters(k, cutoff)
+    ignore = species == "ignore"
+    species = None if species in (None, "ignore") else species_list(species, label)
     err, index, kept = None, None, {}
     if comm.rank == 0:
         try:
             files = expand_inputs(paths, label)
-            index = _index_files(files, label, kept)
+            index = _index_files(files, label, kept, type_map)
         except QuestsInputError as exc:
             err = exc
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
@@ -206,9 +224,11 @@ def load_dataset(comm, paths, *, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH, label="d
     err, x, ent = None, [], []
     threads = get_num_threads()
     try:
-        for pos, cell, pbc in _read_block(comm, files, frames, formats, bounds, kept):
+        block = _read_block(comm, files, frames, formats, bounds, kept, type_map)
+        for s, (pos, cell, pbc, elements) in enumerate(block, start=int(bounds[comm.rank])):
             set_num_threads(1 if len(pos) < SMALL_STRUCTURE else threads)
-            x.append(descriptors_from_arrays(pos, cell, pbc, k=k, cutoff=cutoff))
+            x.append(structure_descriptors(pos, cell, pbc, k, cutoff, elements, species, ignore,
+                                           where[s]))
             ent.append(float(entropy(x[-1], h)))
     except QuestsInputError as exc:
         err = QuestsInputError(f"{label}: {exc}")
@@ -217,7 +237,7 @@ def load_dataset(comm, paths, *, k=32, cutoff=5.0, h=DEFAULT_BANDWIDTH, label="d
     pcomm.raise_if_any(err, comm, prefix=False)
     return Dataset(counts=counts, bounds=bounds, x=x, entropies=np.array(ent), where=where,
                    files=files, frames=frames, k=int(k), cutoff=float(cutoff), h=float(h),
-                   rank=comm.rank, formats=formats)
+                   rank=comm.rank, formats=formats, species=species)
 
 
 def read_atoms(dataset, indices):

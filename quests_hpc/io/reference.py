@@ -16,7 +16,9 @@ Descriptor file layout (``format = "quests-hpc-descriptors"``, version 1)::
     /structure          int64 (n,)   index of the structure each row comes from (optional)
     /species            str (n,)     element of each row's atom (optional)
     attributes: format, format_version, k, cutoff, descriptor_length, software,
-                software_version, created (UTC, ISO 8601), sources (JSON list)
+                software_version, created (UTC, ISO 8601), sources (JSON list),
+                species_list (JSON list, multi-element descriptors only),
+                descriptor_layout (text, see :func:`quests_hpc.species.layout_text`)
 
 h5py here has no MPI; in an MPI run read on one rank and broadcast (or let every rank
 read its own ``rows``: read-only access from several processes is safe).
@@ -30,6 +32,7 @@ import os
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..species import check_file_species, descriptor_width, layout_key, layout_text
 from .frame import Frame, normalize_type_map
 
 FORMAT = "quests-hpc-descriptors"
@@ -153,7 +156,7 @@ def read_structures(path, index=":", format=None, type_map=None, **kwargs):
 
 
 def write_descriptors(path, descriptors, k, cutoff, structure=None, species=None, sources=(),
-                      attrs=None, overwrite=False):
+                      attrs=None, overwrite=False, species_list=None):
     """Write descriptors to an HDF5 descriptor file.
 
     Parameters
@@ -170,13 +173,16 @@ def write_descriptors(path, descriptors, k, cutoff, structure=None, species=None
     attrs : dict, optional
         Further scalar attributes.
     overwrite : bool
+    species_list : sequence of str, optional
+        The species of multi-element descriptors (recorded; width ``(2k-1)(n+1)``).
     """
     import h5py
 
     x = np.ascontiguousarray(descriptors, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] != 2 * int(k) - 1:
-        raise QuestsInputError(f"descriptors must have shape (n, {2 * int(k) - 1}) for k={k}, "
-                               f"got {x.shape}")
+    width = descriptor_width(k, species_list)
+    if x.ndim != 2 or x.shape[1] != width:
+        raise QuestsInputError(f"descriptors must have shape (n, {width}) for k={k} and "
+                               f"species {species_list}, got {x.shape}")
     if os.path.exists(path) and not overwrite:
         raise QuestsInputError(f"{path}: exists (pass overwrite=True to replace it)")
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -192,7 +198,10 @@ def write_descriptors(path, descriptors, k, cutoff, structure=None, species=None
         a["format_version"] = FORMAT_VERSION
         a["k"] = int(k)
         a["cutoff"] = float(cutoff)
-        a["descriptor_length"] = 2 * int(k) - 1
+        a["descriptor_length"] = width
+        a["descriptor_layout"] = layout_text(k, species_list)
+        if layout_key(species_list):
+            a["species_list"] = json.dumps(list(layout_key(species_list)))
         a["software"] = "quests-hpc"
         a["software_version"] = _software_version()
         a["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -221,11 +230,12 @@ def descriptor_info(path):
         raise QuestsInputError(f"{path}: unreadable HDF5 file ({exc})") from None
     if isinstance(info.get("sources"), str):
         info["sources"] = json.loads(info["sources"])
+    info["species_list"] = json.loads(info["species_list"]) if "species_list" in info else None
     return info
 
 
-def check_parameters(info, k=None, cutoff=None, path=""):
-    """Refuse a descriptor file whose ``k`` or ``cutoff`` differ from the run's."""
+def check_parameters(info, k=None, cutoff=None, path="", species=None):
+    """Refuse a descriptor file whose ``k``, ``cutoff`` or species differ from the run's."""
     fk, fc = int(info["k"]), float(info["cutoff"])
     if k is not None and int(k) != fk:
         raise QuestsInputError(f"{path}: descriptors were computed with k={fk}, cutoff={fc}; "
@@ -233,12 +243,14 @@ def check_parameters(info, k=None, cutoff=None, path=""):
     if cutoff is not None and not math.isclose(float(cutoff), fc, rel_tol=1e-12, abs_tol=0.0):
         raise QuestsInputError(f"{path}: descriptors were computed with cutoff={fc}, k={fk}; "
                                f"this run uses cutoff={float(cutoff)} -- recompute the reference")
-    if info["shape"][1] != 2 * fk - 1:
+    check_file_species(info.get("species_list"), species, path)
+    width = descriptor_width(fk, info.get("species_list"))
+    if info["shape"][1] != width:
         raise QuestsInputError(f"{path}: descriptor length {info['shape'][1]} does not match "
-                               f"k={fk} (expected {2 * fk - 1})")
+                               f"k={fk} (expected {width})")
 
 
-def read_descriptors(path, k=None, cutoff=None, rows=None):
+def read_descriptors(path, k=None, cutoff=None, rows=None, species=None):
     """Read a descriptor file, checking ``k`` and ``cutoff`` against the run's.
 
     Parameters
@@ -248,6 +260,8 @@ def read_descriptors(path, k=None, cutoff=None, rows=None):
         The run's values; a file made with others is refused (QuestsInputError).
     rows : slice, optional
         Read only these rows (e.g. one rank's shard).
+    species : sequence of str, optional
+        The run's species (a file for other species is refused).
 
     Returns
     -------
@@ -258,7 +272,7 @@ def read_descriptors(path, k=None, cutoff=None, rows=None):
     import h5py
 
     info = descriptor_info(path)
-    check_parameters(info, k, cutoff, path)
+    check_parameters(info, k, cutoff, path, species)
     sel = slice(None) if rows is None else rows
     with h5py.File(path, "r") as h5:
         x = np.asarray(h5["descriptors"][sel], dtype=np.float64)
@@ -269,7 +283,8 @@ def read_descriptors(path, k=None, cutoff=None, rows=None):
     return x, info
 
 
-def load_reference(path, k, cutoff, index=":", format=None, type_map=None, save=None, **kwargs):
+def load_reference(path, k, cutoff, index=":", format=None, type_map=None, save=None,
+                   species=None, ignore_species=False, **kwargs):
     """Descriptors of a reference set: from a descriptor file, or computed from structures.
 
     Parameters
@@ -281,30 +296,33 @@ def load_reference(path, k, cutoff, index=":", format=None, type_map=None, save=
     index, format, type_map, **kwargs
         For :func:`read_structures`.
     save : str, optional
-        Write the computed descriptors there (a descriptor file) for reuse.
+        Write the computed descriptors there (a new descriptor file) for reuse.
+    species, ignore_species
+        The run's species (:func:`quests_hpc.multicomponent.structure_descriptors`).
 
     Returns
     -------
-    descriptors : ndarray (n, 2k-1)
+    descriptors : ndarray (n, width)
     info : dict
     """
     if is_descriptor_file(path):
-        return read_descriptors(path, k, cutoff)
-    from ..descriptors import descriptors_from_arrays
+        return read_descriptors(path, k, cutoff, species=species)
+    from ..multicomponent import structure_descriptors
 
     frames = read_structures(path, index, format, type_map, **kwargs)
-    blocks, structure, species = [], [], []
+    blocks, structure, elements = [], [], []
     for i, f in enumerate(frames):
-        blocks.append(descriptors_from_arrays(f.positions, f.cell, f.pbc, k=k, cutoff=cutoff))
+        blocks.append(structure_descriptors(f.positions, f.cell, f.pbc, k, cutoff, f.elements,
+                                            species, ignore_species, f"{path}, structure {i}"))
         structure.append(np.full(len(f.ids), i, dtype=np.int64))
         if f.elements is not None:
-            species.append(np.asarray(f.elements))
-    x = np.concatenate(blocks) if blocks else np.zeros((0, 2 * int(k) - 1))
+            elements.append(np.asarray(f.elements))
+    x = np.concatenate(blocks) if blocks else np.zeros((0, descriptor_width(k, species)))
     st = np.concatenate(structure) if structure else np.zeros(0, np.int64)
-    sp = np.concatenate(species) if len(species) == len(frames) and species else None
+    sp = np.concatenate(elements) if len(elements) == len(frames) and elements else None
     if save is not None:
         write_descriptors(save, x, k, cutoff, structure=st, species=sp, sources=[str(path)],
-                          overwrite=True)
+                          species_list=species)
     info = dict(k=int(k), cutoff=float(cutoff), sources=[str(path)], structure=st)
     if sp is not None:
         info["species"] = sp

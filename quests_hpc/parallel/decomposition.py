@@ -265,17 +265,20 @@ class OwnedAtoms:
     positions : ndarray, shape (n, 3)
         Wrapped into the cell along periodic axes.
     types : ndarray or None
+    species : ndarray of int32 or None
+        Species code of each atom (:mod:`quests_hpc.species`) in a multi-element run.
     """
 
     ids: np.ndarray
     positions: np.ndarray
     types: np.ndarray = None
+    species: np.ndarray = None
 
     def __len__(self):
         return len(self.ids)
 
 
-def distribute(comm, grid, ids, positions, types=None):
+def distribute(comm, grid, ids, positions, types=None, species=None):
     """Send every atom to the rank owning its subdomain (collective ``Alltoallv``).
 
     Parameters
@@ -288,6 +291,8 @@ def distribute(comm, grid, ids, positions, types=None):
         Cartesian positions (wrapped here along periodic axes, as the serial core does).
     types : array_like, shape (n_local,), optional
         Carried along (any numeric dtype).
+    species : array_like of int32, shape (n_local,), optional
+        Species codes, carried along.
 
     Returns
     -------
@@ -307,17 +312,22 @@ def distribute(comm, grid, ids, positions, types=None):
         pos = geometry.wrap_positions(pos, grid.cell, grid.pbc) if len(pos) else pos.copy()
         owner = grid.owner(grid.fractional(pos)) if len(pos) else np.empty(0, np.int64)
     has_types = comm.allreduce(types is not None, op=MPI.LAND)
+    has_species = comm.allreduce(species is not None, op=MPI.LAND)
     arrays = [ids.copy(), pos]
     if has_types:
         arrays.append(np.array(types).reshape(-1))
+    if has_species:
+        arrays.append(np.asarray(species, dtype=np.int32).reshape(-1))
     del pos
     received = pcomm.redistribute(arrays, owner, comm)  # grouped in place, one array at a time
     r_ids, r_pos = received[0], received[1]
     r_types = received[2] if has_types else None
+    r_species = received[-1] if has_species else None
     srt = np.argsort(r_ids, kind="stable")
     return OwnedAtoms(
         ids=r_ids[srt], positions=np.ascontiguousarray(r_pos[srt]),
         types=None if r_types is None else r_types[srt],
+        species=None if r_species is None else r_species[srt],
     )
 
 

@@ -34,6 +34,8 @@ import numpy as np
 from .. import geometry
 from ..descriptors import LocalEnvironments, check_parameters
 from ..errors import QuestsInputError
+from ..multicomponent import SpeciesEnvironments
+from ..species import descriptor_width, n_blocks, species_codes
 from ..timing import StageTimer
 from . import comm as pcomm
 from . import measures
@@ -68,6 +70,13 @@ class FrameRequest:
         Arithmetic of the kernel sums (:func:`quests_hpc.information.log_kernel_sum`).
     dims : tuple of 3 int or None
         Subdomains per axis (None: chosen).
+    species : tuple of str or None
+        The run's species, sorted (:mod:`quests_hpc.species`): several give the
+        multi-element descriptor, every atom's element checked against them.  None: the
+        plain descriptor, and a frame naming several elements is refused unless
+        ``ignore_species``.
+    ignore_species : bool
+        Treat every atom alike (the plain descriptor) whatever its element: asked for.
     """
 
     k: int
@@ -82,6 +91,13 @@ class FrameRequest:
     chunk_atoms: int = CHUNK_ATOMS
     dims: tuple = None
     precision: str = "float64"
+    species: tuple = None
+    ignore_species: bool = False
+
+    @property
+    def width(self):
+        """Descriptor length: ``2k-1``, times ``n_species + 1`` for several species."""
+        return descriptor_width(self.k, self.species)
 
 
 @dataclass
@@ -90,7 +106,8 @@ class FrameRows:
 
     ``routed``: the rows are already at their owners (the source called the owner hook and
     exchanged them); otherwise the pipeline sends them (any split of the frame, e.g. all
-    rows on rank 0 for a serial reader).
+    rows on rank 0 for a serial reader).  ``elements``: each row's chemical symbol, when
+    the source names them (an ``element`` column, a type map, ASE symbols).
     """
 
     ids: np.ndarray
@@ -102,6 +119,7 @@ class FrameRows:
     natoms: int
     where: str = ""
     routed: bool = False
+    elements: np.ndarray = None
 
 
 @dataclass
@@ -161,8 +179,10 @@ class ArraySource:
     """A frame given as arrays (any split of its atoms over the ranks): for the Python
     API, tests and benchmarks.  ``read_rows(0, owner)`` hands the rows to the pipeline."""
 
-    def __init__(self, ids, positions, cell, pbc, types=None, timestep=0, where=""):
+    def __init__(self, ids, positions, cell, pbc, types=None, timestep=0, where="",
+                 elements=None):
         self.rows = (ids, positions, types)
+        self.elements = None if elements is None else np.asarray(elements)
         self.cell = np.asarray(cell, dtype=np.float64)
         self.pbc = geometry.as_pbc(pbc)
         self.timestep, self.where_text = int(timestep), where
@@ -175,7 +195,7 @@ class ArraySource:
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         natoms = int(pcomm.allreduce(np.array([len(ids)], np.int64), "sum", comm)[0])
         return FrameRows(ids, pos, types, self.cell, self.pbc, self.timestep, natoms,
-                         self.where_text, routed=False)
+                         self.where_text, routed=False, elements=self.elements)
 
 
 class DumpSource:
@@ -193,7 +213,7 @@ class DumpSource:
         types = None if fr.types is None else np.asarray(fr.types, dtype=np.int32)
         return FrameRows(fr.ids, fr.positions, types, np.asarray(fr.cell, dtype=float),
                          np.asarray(fr.pbc, dtype=bool), int(fr.timestep), int(fr.natoms),
-                         self.where(index), routed=True)
+                         self.where(index), routed=True, elements=fr.elements)
 
 
 def _owner_hook(comm, request, holder):
@@ -218,6 +238,7 @@ def route(comm, source, index, request):
     """
     holder = {}
     rows = source.read_rows(comm, index, owner=_owner_hook(comm, request, holder))
+    codes = species_of_rows(comm, rows, request)
     if rows.routed:
         grid = holder.get("grid")
         if grid is None:  # one rank: the reader does not ask for owners
@@ -227,13 +248,62 @@ def route(comm, source, index, request):
         if len(pos):  # the serial core wraps the same way (idempotent on wrapped input)
             pos = geometry.wrap_positions(pos, grid.cell, grid.pbc)
         owned = OwnedAtoms(ids=np.ascontiguousarray(rows.ids, dtype=np.int64),
-                           positions=np.ascontiguousarray(pos), types=rows.types)
+                           positions=np.ascontiguousarray(pos), types=rows.types,
+                           species=codes)
     else:
         grid = build_grid(comm, rows.positions, rows.cell, rows.pbc, dims=request.dims,
                           balance=request.balance)
-        owned = distribute(comm, grid, rows.ids, rows.positions, rows.types)
-    rows.ids = rows.positions = rows.types = None  # only the owned copies stay
+        owned = distribute(comm, grid, rows.ids, rows.positions, rows.types, species=codes)
+    rows.ids = rows.positions = rows.types = rows.elements = None  # the owned copies stay
     return rows, grid, owned
+
+
+def species_of_rows(comm, rows, request):
+    """Species codes of this rank's rows for a multi-element run, else None (collective).
+
+    With ``request.species`` every row's element must be named and in the list; without
+    it a frame naming several elements is refused (unless ``request.ignore_species``):
+    the plain descriptor would silently mix them.
+    """
+    species = request.species
+    where = rows.where or "frame"
+    codes, span = None, np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).max], np.int64)
+    with collective_errors(comm):
+        n = len(rows.ids)
+        if species is not None and n and rows.elements is None:
+            raise QuestsInputError(
+                f"{where}: the atoms' elements are not named (no `element` column and no "
+                f"type map); give a type map (e.g. --type-map 1=Ni,2=Al) for the species "
+                f"{list(species)}")
+        if species is not None:
+            codes = species_codes(rows.elements if n else [], species, where)
+        elif rows.elements is not None and n and not request.ignore_species:
+            span = _element_span(rows.elements, where)
+    if species is None and not request.ignore_species:
+        lo, hi = pcomm.allreduce(span, "min", comm)
+        hi = -hi
+        if lo != np.iinfo(np.int64).max and lo != hi:
+            from ase.data import chemical_symbols
+
+            raise QuestsInputError(
+                f"{where}: the frame holds several elements ({chemical_symbols[lo]} ... "
+                f"{chemical_symbols[hi]}) but no species are given: set `species` (e.g. "
+                f"--species {chemical_symbols[lo]} {chemical_symbols[hi]}) for the "
+                "multi-element descriptor, or `species: ignore` (--species ignore) to treat "
+                "every atom alike")
+    return codes if species is not None and n_blocks(species) > 1 else None
+
+
+def _element_span(elements, where):
+    """``[min Z, -max Z]`` of the elements (for one ``min`` reduction); unknown refused."""
+    from ase.data import atomic_numbers
+
+    uniq = np.unique(np.asarray(elements).astype(str))
+    bad = [str(u) for u in uniq if str(u) not in atomic_numbers or str(u) == "X"]
+    if bad:
+        raise QuestsInputError(f"{where}: unknown element(s) {bad}; expected chemical symbols")
+    z = [atomic_numbers[str(u)] for u in uniq]
+    return np.array([min(z), -max(z)], dtype=np.int64)
 
 
 def _environments(comm, owned, ghosts, request):
@@ -241,7 +311,12 @@ def _environments(comm, owned, ghosts, request):
     with collective_errors(comm):
         points = np.concatenate([owned.positions, ghosts.positions])
         labels = np.concatenate([owned.ids, ghosts.ids])
-        return LocalEnvironments(points, len(owned), request.k, request.cutoff, labels=labels)
+        if owned.species is None:
+            return LocalEnvironments(points, len(owned), request.k, request.cutoff,
+                                     labels=labels)
+        codes = np.concatenate([owned.species, ghosts.species])
+        return SpeciesEnvironments(points, len(owned), codes, len(request.species), request.k,
+                                   request.cutoff, labels=labels)
 
 
 def chunked_sums(comm, env, references, request, timer, keep):

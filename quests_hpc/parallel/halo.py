@@ -41,11 +41,14 @@ class Ghosts:
         Cartesian positions of the images.
     n_sent : int
         Ghost rows this rank sent (including images of its own atoms kept locally).
+    species : ndarray of int32, shape (g,), or None
+        Species code of each ghost, when the owned atoms carry species.
     """
 
     ids: np.ndarray
     positions: np.ndarray
     n_sent: int = 0
+    species: np.ndarray = None
 
     def __len__(self):
         return len(self.ids)
@@ -144,7 +147,8 @@ def exchange_halo(comm, grid, owned, cutoff):
     comm : mpi4py.MPI.Comm
     grid : Grid
     owned : OwnedAtoms
-        This rank's atoms (positions wrapped, as from :func:`distribute`).
+        This rank's atoms (positions wrapped, as from :func:`distribute`).  When they
+        carry species codes (on every rank alike: a multi-element run), so do the ghosts.
     cutoff : float
         Halo width r_c (Å).
 
@@ -160,4 +164,7 @@ def exchange_halo(comm, grid, owned, cutoff):
     comm.Alltoall(counts, recv_counts)
     r_ids, _ = pcomm.alltoallv_rows(owned.ids[atom], counts, comm, recv_counts)
     r_pos, _ = pcomm.alltoallv_rows(send_pos, counts, comm, recv_counts)
-    return Ghosts(ids=r_ids, positions=r_pos, n_sent=len(atom))
+    r_species = None
+    if owned.species is not None:
+        r_species, _ = pcomm.alltoallv_rows(owned.species[atom], counts, comm, recv_counts)
+    return Ghosts(ids=r_ids, positions=r_pos, n_sent=len(atom), species=r_species)

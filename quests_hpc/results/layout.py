@@ -4,6 +4,8 @@ One HDF5 file per campaign (see ``docs/results-layout.md`` for the user-facing
 description)::
 
     /                       attrs: format, format_version, k, cutoff, bandwidths, threshold,
+                                   species, type_maps (JSON) and descriptor_layout (runs
+                                   with species),
                                    references (JSON), reference_paths, reference_sha256,
                                    campaign_yaml, campaign_fingerprint, inputs (JSON),
                                    software (JSON), quests_hpc_version, created, mpi_size,
@@ -12,7 +14,7 @@ description)::
         id              (n,)    int64    atom ids, ascending
         delta_entropy   (n,) or (n, m)   dH against each (reference, bandwidth) pair,
                                          column j = attrs["columns"][j]
-        descriptors     (n, 2k-1)        optional
+        descriptors     (n, 2k-1)        optional; (n, (2k-1)(n_species+1)) with species
         position        (n, 3)           optional (wrapped along periodic axes)
         type            (n,)    int32    optional (LAMMPS type; atomic number for ASE input)
         attrs: input, source, source_path, source_index, timestep, natoms, cell, pbc,
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._version import __version__
+from ..species import descriptor_width, layout_text
 
 FORMAT = "quests-hpc-results"
 FORMAT_VERSION = 1
@@ -182,6 +185,10 @@ class StructurePlan:
         ``sizes`` (list of int), ``repeats`` (int), ``dataset``, ``seed``, ``drop``.
     root_attrs : dict
         Extra root attributes (campaign text, fingerprints, versions ...).
+    species : tuple of str or None
+        The run's species (multi-element descriptors for several).
+    type_maps : dict
+        Input name -> its type map (recorded with species, for ``select`` to reread).
     """
 
     frames: list
@@ -197,6 +204,8 @@ class StructurePlan:
     overlap: bool = False
     learning_curve: dict = None
     root_attrs: dict = field(default_factory=dict)
+    species: tuple = None
+    type_maps: dict = field(default_factory=dict)
 
     @property
     def n_columns(self):
@@ -209,7 +218,7 @@ class StructurePlan:
 
     @property
     def descriptor_width(self):
-        return 2 * int(self.k) - 1
+        return descriptor_width(self.k, self.species)
 
     def frame_datasets(self, fp):
         """``{name: (shape, dtype)}`` of the per-atom datasets of frame ``fp``."""
@@ -273,6 +282,10 @@ def root_attributes(plan, mpi_size, writer):
         "mpi_size": int(mpi_size),
         "writer": writer,
     }
+    if plan.species is not None:  # files of one-element runs keep their attributes as before
+        attrs["species"] = json.dumps(list(plan.species))
+        attrs["descriptor_layout"] = layout_text(plan.k, plan.species)
+        attrs["type_maps"] = json.dumps(plan.type_maps)
     attrs.update(plan.root_attrs)
     return attrs
 

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from ..errors import QuestsInputError
+from ..species import check_file_species
 from . import layout as L
 
 
@@ -103,11 +104,11 @@ def read_table(f, group):
     return out
 
 
-def load_descriptors(path, k=None, cutoff=None, rows=None):
+def load_descriptors(path, k=None, cutoff=None, rows=None, species=None):
     """Descriptors of every complete frame of a results file, concatenated in frame order.
 
     For using a results file written with ``descriptors`` as a reference.  Refuses a file
-    whose ``k`` or ``cutoff`` differ from the given ones.  ``rows`` (a slice with start and
+    whose ``k``, ``cutoff`` or species differ from the given ones.  ``rows`` (a slice with start and
     stop) reads only those rows of the concatenation (e.g. one rank's shard).
 
     Returns
@@ -124,6 +125,7 @@ def load_descriptors(path, k=None, cutoff=None, rows=None):
         if cutoff is not None and abs(float(cutoff) - fc) > 1e-12:
             raise QuestsInputError(f"{path}: descriptors were computed with cutoff={fc}, this "
                                    f"run uses cutoff={cutoff}")
+        check_file_species(json.loads(f.attrs.get("species", "null")), species, path)
         names = [n for n in complete_frames(f) if "descriptors" in f[L.FRAMES][n]]
         if not names:
             raise QuestsInputError(f"{path}: no complete frame with descriptors (write them "
@@ -142,9 +144,10 @@ def load_descriptors(path, k=None, cutoff=None, rows=None):
     return x, {"k": fk, "cutoff": fc, "frames": names, "n": total}
 
 
-def descriptor_rows(path, k, cutoff, rows=None):
+def descriptor_rows(path, k, cutoff, rows=None, species=None):
     """Rows of a descriptor file: a results file (``quests-hpc descriptors``) or the
-    descriptor-file format of :mod:`quests_hpc.io.reference`; ``k``/``cutoff`` checked.
+    descriptor-file format of :mod:`quests_hpc.io.reference`; ``k``/``cutoff``/species
+    checked.
     ``rows``: a slice of the rows to read (all by default).
 
     Returns ``(x, (n_rows, n_frames))``, ``n_rows`` those of the whole file.
@@ -160,11 +163,11 @@ def descriptor_rows(path, k, cutoff, rows=None):
         from ..io.reference import descriptor_info, read_descriptors
 
         n_rows = int(descriptor_info(path)["shape"][0])
-        x, _ = read_descriptors(path, k, cutoff, rows=rows)
+        x, _ = read_descriptors(path, k, cutoff, rows=rows, species=species)
         with h5py.File(path, "r") as f:  # structures: the one small column of every row
             n_struct = len(np.unique(f["structure"][()])) if "structure" in f else 1
         return x, (n_rows, n_struct)
-    x, meta = load_descriptors(path, k, cutoff, rows=rows)
+    x, meta = load_descriptors(path, k, cutoff, rows=rows, species=species)
     return x, (meta["n"], len(meta["frames"]))
 
 
