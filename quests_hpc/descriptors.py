@@ -128,7 +128,9 @@ class LocalEnvironments:
         if self._slot is None:
             self._slot = np.empty(self.n_centres, dtype=np.int64)
             self._slot[self.rows] = self._centres
-        self._compute(self._slot[rows], np.arange(len(rows), dtype=np.int64), out)
+        centres = self._slot[rows]
+        order = np.argsort(centres, kind="stable")  # bin order: one neighbour gather per bin
+        self._compute(centres[order], order, out)
         return out[:len(rows)]
 
     def _compute(self, centres, dest, out):

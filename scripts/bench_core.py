@@ -20,6 +20,11 @@ f  novel    dH of 100,000 environments of random (ideal-gas-like) Cu positions a
             FCC density against the 10,000 FCC ones: about half of the rows have
             S < 1e-250 (upstream: +inf), which ours sums on its log-space path
 d  entropy  H of 20,000 environments (h = 0.015)
+g  binary   several elements: multi-element descriptors (upstream's
+            ``get_descriptors_multicomponent``, species Al and Ni: 189 values per atom) of a
+            108,000-atom B2 NiAl crystal (a = 2.88 A, 30 x 30 x 60 cells, 0.1 A Gaussian
+            displacements), then the same descriptors and dH against 10,000 reference
+            environments of another displaced B2 cell (h = 0.015); ``--threads`` threads
 e  matmul   this machine's float64 and float32 matrix-multiply rates, measured in the
             same run: the whole product of case c's shape (100,000 x 63 @ 63 x 10,000, as
             ``y @ x.T`` computes it) on 1 and ``--threads`` threads, and the kernel sums'
@@ -55,9 +60,9 @@ import numpy as np
 
 H = 0.015
 FULL = dict(fcc_rep=30, cluster_n=30000, cluster_up_n=16384, n_test=100000, n_ref=10000,
-            n_ent=20000)
+            n_ent=20000, b2_test=(30, 30, 60), b2_ref=(10, 10, 50))
 QUICK = dict(fcc_rep=8, cluster_n=3000, cluster_up_n=3000, n_test=10000, n_ref=2000,
-             n_ent=4000)
+             n_ent=4000, b2_test=(8, 8, 8), b2_ref=(5, 5, 5))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -69,6 +74,38 @@ def fcc_atoms(rep, seed, stdev=0.1):
     rng = np.random.default_rng(seed)
     at.positions += rng.normal(0.0, stdev, at.positions.shape)
     return at
+
+
+def b2_atoms(rep, seed, stdev=0.1):
+    """Displaced B2 NiAl, ``rep`` cells per axis (2 atoms each)."""
+    from ase.build import bulk
+    at = bulk("NiAl", "cesiumchloride", a=2.88).repeat(tuple(rep))
+    at.positions += np.random.default_rng(seed).normal(0.0, stdev, at.positions.shape)
+    return at
+
+
+def _binary_case(spec, impl, repeat):
+    """Case g: multi-element descriptors of the big B2 cell, then also dH (timed apart)."""
+    if impl == "upstream":
+        from quests.descriptor import get_descriptors_multicomponent as desc
+        from quests.entropy import delta_entropy as dh
+    else:
+        from quests_hpc import get_descriptors_multicomponent as desc
+        from quests_hpc.information import delta_entropy as dh
+    desc([b2_atoms((2, 2, 2), 9)])  # compile / load
+    x = desc([b2_atoms(spec["ref"], 2)], k=32, cutoff=5.0)
+    atoms = b2_atoms(spec["rep"], 1)
+    dh(x[:50], x[:50], H)
+    base = _rss_mb()
+    t_desc, ts_desc, y = _timed(lambda: desc([atoms], k=32, cutoff=5.0), repeat)
+    cpu_desc = _timed.cpu
+    kw = {} if impl == "upstream" else dict(blocks=(32, 3))  # as the pipeline calls it
+    t_dh, ts_dh, out = _timed(lambda: dh(y, x, H, **kw), repeat)
+    np.save(spec["out"] + ".desc.npy", y)
+    _timed.cpu = [a + b for a, b in zip(cpu_desc, _timed.cpu)]
+    res = dict(size=f"{len(atoms)} x {len(x)}", desc_time=t_desc, dh_time=t_dh,
+               flops=2.0 * len(y) * len(x) * y.shape[1])
+    return t_desc + t_dh, [a + b for a, b in zip(ts_desc, ts_dh)], out, base, res
 
 
 def cluster_atoms(n, seed=3, stdev=0.1):
@@ -158,6 +195,9 @@ def child(spec):
         base = _rss_mb()
         t, ts, out = _timed(lambda: np.atleast_1d(f(x, H)), repeat)
         res.update(size=len(x), flops=1.0 * len(x) * len(x) * x.shape[1])
+    elif case == "binary":
+        t, ts, out, base, more = _binary_case(spec, impl, repeat)
+        res.update(more)
     else:
         raise SystemExit(f"unknown case {case}")
     np.save(spec["out"], np.asarray(out))
@@ -225,8 +265,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     ap.add_argument("--only", action="append",
-                    choices=["a", "b", "c", "d", "e", "f", "desc", "cluster", "dh", "entropy",
-                             "matmul", "novel"])
+                    choices=["a", "b", "c", "d", "e", "f", "g", "desc", "cluster", "dh",
+                             "entropy", "matmul", "novel", "binary"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--upstream-full-cluster", action="store_true",
                     help="run upstream on the full-size cluster too (O(N^2) memory)")
@@ -237,7 +277,7 @@ def main():
     if args.child:
         return child(json.loads(args.child))
 
-    alias = dict(a="desc", b="cluster", c="dh", d="entropy", e="matmul", f="novel")
+    alias = dict(a="desc", b="cluster", c="dh", d="entropy", e="matmul", f="novel", g="binary")
     only = {alias.get(c, c) for c in (args.only or alias.values())}
     P = QUICK if args.quick else FULL
     nt = args.threads
@@ -346,6 +386,8 @@ def main():
                         x=os.path.join(tmp, "x.npy"))
             compare("f dH gas vs FCC", f"{len(y)} x {len(x)}", nt, impls(spec, f32=True),
                     note="max|diff| over rows with upstream dH < 700")
+    if "binary" in only:
+        binary_rows(rows, P, nt, args.repeat, tmp)
     rates = matmul_rate(nt, P["n_test"], P["n_ref"]) if "matmul" in only else {}
     bounds = {}
     if only & {"dh", "novel"}:
@@ -356,6 +398,30 @@ def main():
                                                          H).min())
 
     report(rows, rates, bounds, nt)
+
+
+def binary_rows(rows, P, nt, repeat, tmp):
+    """Case g: upstream and ours, descriptors alone and descriptors + dH, one child each."""
+    spec = dict(case="binary", rep=P["b2_test"], ref=P["b2_ref"], repeat=repeat)
+    r, out = {}, {}
+    for impl in ("upstream", "ours"):
+        out[impl] = os.path.join(tmp, f"g_{impl}.npy")
+        r[impl] = run_child(dict(spec, impl=impl, out=out[impl]), nt)
+    if not (r["upstream"] and r["ours"]):
+        print("  g binary: a child failed", flush=True)
+        return
+    d_desc = float(np.abs(np.load(out["ours"] + ".desc.npy")
+                          - np.load(out["upstream"] + ".desc.npy")).max())
+    d_dh = float(np.abs(np.load(out["ours"]) - np.load(out["upstream"])).max())
+    size = r["ours"]["size"]
+    for name, key, diff in (("g binary descriptors", "desc_time", d_desc),
+                            ("g binary desc + dH", None, d_dh)):
+        rr = {impl: dict(v, time=v[key] if key else v["time"]) for impl, v in r.items()}
+        rows.append(dict(name=name, size=size, threads=nt, r=rr, diff=diff,
+                         note="target: up/ours >= 5 (issue 13)"))
+    print(f"  done g binary: upstream desc {r['upstream']['desc_time']:.2f} s + dH "
+          f"{r['upstream']['dh_time']:.2f} s, ours desc {r['ours']['desc_time']:.2f} s + dH "
+          f"{r['ours']['dh_time']:.2f} s", flush=True)
 
 
 def report(rows, rates, bounds, nt):

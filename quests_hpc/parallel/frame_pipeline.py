@@ -339,9 +339,11 @@ def chunked_sums(comm, env, references, request, timer, keep):
     dh = np.empty((n, len(refs) * nh)) if refs else None
     desc = np.empty((n, env.width)) if keep else None
     buf = np.empty((min(size, n), env.width))
+    blocks = (request.k, n_blocks(request.species)) if n_blocks(request.species) > 1 else None
+
     def add(r, ref, rows, d):
         dh[rows, r * nh:(r + 1) * nh] = np.atleast_2d(
-            -ref.log_kernel_sum(d, hs, precision=request.precision)).T
+            -ref.log_kernel_sum(d, hs, precision=request.precision, blocks=blocks)).T
 
     for c in range(n_chunks):
         # what can fail on one rank alone (coincident atoms, a bandwidth too small for
