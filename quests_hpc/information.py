@@ -377,15 +377,7 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
     if truncate and dtype is np.float32:
         raise QuestsInputError("d_max (truncated sums) needs precision 'float64'")
     cs = -0.5 / hs**2
-    if blocks is not None and int(blocks[1]) > 1:
-        from ._block_groups import block_index, grouped_sums
-
-        M, S, dmin, nkept = grouped_sums(
-            y, x, block_index(*blocks),
-            lambda Y, X: _row_block_sums(Y, X, hs, cs, (bi, bj), dmax2, truncate, dtype),
-            cs, truncate)
-    else:
-        M, S, dmin, nkept = _row_block_sums(y, x, hs, cs, (bi, bj), dmax2, truncate, dtype)
+    M, S, dmin, nkept = _sums(y, x, hs, cs, (bi, bj), dmax2, truncate, dtype, blocks)
 
     with np.errstate(divide="ignore"):
         log_s = np.log(S, out=S)  # in place: memory stays 2 * n_states * n_h * n_y
@@ -396,6 +388,17 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
         n_dropped = _keep_nearest(log_s, cs, dmin, nkept, x.shape[0])
     out = log_s[0] if scalar else log_s
     return (out, n_dropped) if return_dropped else out
+
+
+def _sums(y, x, hs, cs, block, dmax2, truncate, dtype, blocks):
+    """:func:`_row_block_sums`, by zero-block groups for multi-element ``blocks``."""
+    if blocks is None or int(blocks[1]) <= 1:
+        return _row_block_sums(y, x, hs, cs, block, dmax2, truncate, dtype)
+    from ._block_groups import block_index, grouped_sums
+
+    return grouped_sums(y, x, block_index(*blocks),
+                        lambda Y, X: _row_block_sums(Y, X, hs, cs, block, dmax2, truncate,
+                                                     dtype), cs, truncate)
 
 
 def _row_block_sums(y, x, hs, cs, block, dmax2, truncate, dtype):
