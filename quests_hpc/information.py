@@ -348,10 +348,8 @@ def log_kernel_sum(y, x, h=DEFAULT_BANDWIDTH, *, block_size=None, d_max=None,
         every row, also where every term underflows (finite, not -inf).  ``d_max`` needs
         float64.
     blocks : (int, int), optional
-        ``(k, n_block)`` of multi-element descriptors (:mod:`quests_hpc.species`): rows
-        are then summed by groups with the same zero blocks, on the columns a pair
-        shares (:mod:`quests_hpc._block_groups`; equal to the dense sum to rounding,
-        at h = 0.015 a quarter of the dense flops in a binary alloy).
+        ``(k, n_species + 1)`` of multi-element descriptors: summed by zero-block groups
+        (:mod:`quests_hpc._block_groups`; the dense sum to rounding, fewer flops).
 
     Returns
     -------
