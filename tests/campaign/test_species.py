@@ -68,6 +68,17 @@ def test_example_campaign_tells_disorder_from_order(example):
     assert (melt > 0).all() and melt.mean() > 100  # the melt is far from the crystal
     assert 0.3 < (slab <= 0).mean() < 0.9  # covered inside, novel at the surfaces
     assert bulk.mean() < 0 and (bulk <= 0).mean() > 0.9  # types-only bulk via its type map
+    with h5py.File(example, "r") as f:  # clusters of covered atoms (analysis section)
+        c = f["analysis"]["clusters"]
+        frames = [v.decode() for v in c["frame"][()]]
+        n_clusters = dict(zip(frames, c["n_clusters"][()].tolist()))
+        largest = dict(zip(frames, c["largest"][()].tolist()))
+        g = f["frames"]["slab_000000"]
+        z, label = g["position"][:, 2], g["cluster"][()]
+    assert n_clusters["melt_000000"] == 0 and largest["bulk_types_000001"] == 250
+    covered = label > 0  # (0: not a node) the slab's covered atoms: its inside, not its two surfaces
+    assert n_clusters["slab_000000"] == 1 and covered.sum() == largest["slab_000000"]
+    assert z[covered].min() > z.min() + 1.0 and z[covered].max() < z.max() - 1.0
 
 
 def test_descriptor_file_reference_records_and_checks_species(tmp_path, example, capsys):
