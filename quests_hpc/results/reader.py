@@ -211,6 +211,9 @@ def _describe_file(f, path, names):
     lines.append(f"  k = {a.get('k')}, cutoff = {a.get('cutoff')} A, bandwidths = "
                  f"{np.asarray(a.get('bandwidths')).tolist()} 1/A, novelty threshold "
                  f"dH > {a.get('threshold')}")
+    if "species" in a:
+        lines.append(f"  species {', '.join(json.loads(a['species']))}: descriptor "
+                     f"{a.get('descriptor_layout', '?')}")
     for r in refs:
         lines.append(f"  reference {r['name']}: {r['path']} ({r['n_environments']} "
                      f"environments, sha256 {r['sha256'][:16]}...)")

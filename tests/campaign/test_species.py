@@ -59,6 +59,9 @@ def test_example_campaign_equals_upstream_multicomponent(example):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-8)
     assert attrs["species"] == '["Al", "Ni"]'
     assert attrs["descriptor_layout"] == "X1[32] x [all,Al,Ni], X2[31] x [all,Al,Ni]"
+    from quests_hpc.results.reader import describe
+
+    assert "species Al, Ni: descriptor X1[32] x [all,Al,Ni]" in describe(str(example))
 
 
 def test_example_campaign_tells_disorder_from_order(example):
@@ -234,3 +237,26 @@ def test_compress_several_elements_under_mpi_equals_serial(method):
                                                        species=["Ni", "Al"], k=16))
     assert [int(i) for i in got.indices] == [int(i) for i in serial.indices]
     np.testing.assert_allclose(got.entropy, serial.entropy, rtol=1e-12)
+
+
+def test_dh_against_all_environments_equals_per_species_at_small_bandwidth():
+    """Why the default compares each atom with every reference environment (upstream's
+    way) and no per-species mode is offered: at h <= 0.05 every cross-species term is
+    below float64 resolution (the blocks of other species differ by ~1 in |y - x|^2),
+    so dH against the same-species environments alone is the same number."""
+    from quests_hpc.information import delta_entropy
+    from quests_hpc.multicomponent import get_descriptors_multicomponent
+
+    ref = read(REF, ":")
+    x = get_descriptors_multicomponent(ref, species=["Ni", "Al"])
+    xs = np.concatenate([a.get_chemical_symbols() for a in ref])
+    frames = read(MELT, ":", format="lammps-dump-text") + read(SLAB, ":",
+                                                              format="lammps-dump-text")
+    y = get_descriptors_multicomponent(frames, species=["Ni", "Al"])
+    ys = np.concatenate([a.get_chemical_symbols() for a in frames])
+    for h, same in ((0.015, True), (0.05, True), (0.2, False)):
+        every = delta_entropy(y, x, h)
+        own = np.empty(len(y))
+        for s in ("Ni", "Al"):
+            own[ys == s] = delta_entropy(y[ys == s], x[xs == s], h)
+        assert (np.abs(own - every).max() < 1e-11) == same, h
