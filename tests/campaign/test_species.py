@@ -260,3 +260,45 @@ def test_dh_against_all_environments_equals_per_species_at_small_bandwidth():
         for s in ("Ni", "Al"):
             own[ys == s] = delta_entropy(y[ys == s], x[xs == s], h)
         assert (np.abs(own - every).max() < 1e-11) == same, h
+
+
+def test_entropy_and_overlap_commands_on_several_elements(capsys):
+    from quests_hpc.information import delta_entropy, entropy
+    from quests_hpc.multicomponent import get_descriptors_multicomponent
+
+    frames = read(MELT, ":", format="lammps-dump-text")
+    x = get_descriptors_multicomponent(frames, k=16, species=["Ni", "Al"])
+    capsys.readouterr()
+    assert main(["entropy", str(MELT), "--species", "Ni", "Al", "-k", "16"]) == 0
+    out = capsys.readouterr().out
+    got = float(re.search(r"H = ([0-9.]+) nats", out).group(1))
+    assert abs(got - entropy(x, 0.015)) < 1e-5, out
+    ref = get_descriptors_multicomponent(read(REF, ":"), k=16, species=["Ni", "Al"])
+    slab = get_descriptors_multicomponent(read(SLAB, ":", format="lammps-dump-text"), k=16,
+                                          species=["Ni", "Al"])
+    assert main(["overlap", str(SLAB), "--reference", str(REF), "--species", "Ni", "Al",
+                 "-k", "16"]) == 0
+    out = capsys.readouterr().out
+    got = float(re.search(r"overlap = ([0-9.]+)", out).group(1))
+    assert abs(got - (delta_entropy(slab, ref, 0.015) <= 0).mean()) < 1e-6, out
+
+
+def test_campaign_species_and_type_map_are_validated(tmp_path):
+    from quests_hpc.campaign.schema import CampaignError, load_campaign
+
+    text = _example(tmp_path).read_text()
+    for old, new, problem in (
+            ("species: [Ni, Al]", "species: [Ni, Qq]",
+             r"parameters\.species \(line \d+\): unknown element\(s\) \['Qq'\]"),
+            ("species: [Ni, Al]", "species: 7", r"parameters\.species \(line \d+\): must be a "
+                                                r"list of element symbols \(e\.g\. \[Ni, Al\]\) "
+                                                r"or `ignore`"),
+            ("type_map: {1: Ni, 2: Al}", "type_map: {1: Ni, 2: Zz}",
+             r"inputs\[2\]\.type_map \(line \d+\): unknown element\(s\) \['Zz'\]")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text.replace(old, new))
+        with pytest.raises(CampaignError, match=problem):
+            load_campaign(str(bad))
+    c = load_campaign(str(_example(tmp_path, "ok.h5")))
+    assert c.parameters.species_tuple() == ("Al", "Ni")
+    assert c.parameters.request().width == 189

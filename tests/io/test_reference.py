@@ -1,5 +1,7 @@
 """Reference sets: structures in ASE formats and dumps; descriptor HDF5 files."""
 
+import os
+
 import ase.io
 import h5py
 import numpy as np
@@ -92,3 +94,28 @@ def test_load_reference_computes_once_and_reuses(tmp_path):
     assert np.array_equal(x, y) and inf["sources"] == [data("reference_mixed.extxyz")]
     with pytest.raises(QuestsInputError, match="recompute the reference"):
         load_reference(save, k=32, cutoff=4.0)
+
+
+def test_descriptor_file_of_several_species_records_and_checks_them(tmp_path):
+    from quests_hpc.multicomponent import get_descriptors_multicomponent
+
+    nial = os.path.join(os.path.dirname(data("cu_bulk.data")), "nial", "b2_reference.extxyz")
+    save = str(tmp_path / "nial.h5")
+    x, info = load_reference(nial, k=8, cutoff=4.0, save=save, species=("Al", "Ni"))
+    from ase.io import read
+
+    want = get_descriptors_multicomponent(read(nial, ":"), k=8, cutoff=4.0)
+    assert x.shape == (500, 45) and np.array_equal(x, want)
+    y, inf = read_descriptors(save, k=8, cutoff=4.0, species=("Al", "Ni"))
+    assert np.array_equal(x, y) and inf["species_list"] == ["Al", "Ni"]
+    assert inf["descriptor_layout"] == "X1[8] x [all,Al,Ni], X2[7] x [all,Al,Ni]"
+    for other, what in ((("Al", "Cu", "Ni"), r"this run uses species \['Al', 'Cu', 'Ni'\]"),
+                        (None, r"this run uses one element \(plain descriptor\)")):
+        with pytest.raises(QuestsInputError, match=r"nial\.h5: descriptors were computed for "
+                                                   r"species \['Al', 'Ni'\]; " + what):
+            read_descriptors(save, k=8, cutoff=4.0, species=other)
+    with pytest.raises(QuestsInputError, match=r"structure 0: the structure holds several "
+                                               r"elements \['Al', 'Ni'\] but no species"):
+        load_reference(nial, k=8, cutoff=4.0)
+    with pytest.raises(QuestsInputError, match="exists"):  # never replaces a file
+        load_reference(nial, k=8, cutoff=4.0, save=save, species=("Al", "Ni"))
