@@ -136,3 +136,18 @@ def test_bad_species_are_refused_by_name():
     atoms = b2_nial(reps=2)
     with pytest.raises(QuestsInputError, match=r"frame 0: element\(s\) \['Al'\] not in"):
         quests_hpc.get_descriptors_multicomponent(atoms, k=4, species=["Ni", "Cu"])
+
+
+def test_same_bits_on_one_and_two_threads():
+    from quests_hpc.threads import get_num_threads, set_num_threads
+
+    atoms = ternary(seed=11)
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = quests_hpc.get_descriptors_multicomponent(atoms, k=16)
+        set_num_threads(2)
+        two = quests_hpc.get_descriptors_multicomponent(atoms, k=16)
+    finally:
+        set_num_threads(before)
+    np.testing.assert_array_equal(one, two)

@@ -177,6 +177,8 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
                                        "environments; a reference needs at least one")
         except QuestsInputError as exc:
             err = QuestsInputError(f"{label}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever fails here reaches every rank
+            err = exc
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     n_rows, n_frames = pcomm.bcast(n, comm)
     info = {"n_environments": n_rows, "n_frames": n_frames, "format": "descriptors"}
@@ -188,6 +190,8 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
             x, _ = descriptor_rows(path, k, cutoff, rows=slice(lo, hi), species=species)
         except QuestsInputError as exc:
             err = QuestsInputError(f"{label}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever fails here reaches every rank
+            err = exc
         pcomm.raise_if_any(err, comm, prefix=False)
         return SharedReference.from_shards(comm, x, layout="sharded"), info
     if comm.rank == 0:
@@ -195,6 +199,8 @@ def _descriptor_reference(comm, spec, path, params, layout, budget):
             x, _ = descriptor_rows(path, k, cutoff, species=species)
         except QuestsInputError as exc:
             err = QuestsInputError(f"{label}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever fails here reaches every rank
+            err = exc
     pcomm.raise_if_any(err, comm, prefix=False, root=0)
     return SharedReference.from_root(comm, x, root=0, layout="shared"), info
 

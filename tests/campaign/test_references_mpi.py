@@ -108,9 +108,9 @@ def test_sharded_descriptor_file_is_read_in_slices(mpi_tmp_path, monkeypatch):
     import quests_hpc.io.reference as ioref
     real_io = ioref.read_descriptors
 
-    def sliced(p, k=None, cutoff=None, rows=None):
+    def sliced(p, k=None, cutoff=None, rows=None, **kw):
         reads.append(rows)
-        return real_io(p, k, cutoff, rows=rows)
+        return real_io(p, k, cutoff, rows=rows, **kw)
 
     with monkeypatch.context() as m:
         m.setattr(ioref, "read_descriptors", sliced)
@@ -123,3 +123,26 @@ def test_sharded_descriptor_file_is_read_in_slices(mpi_tmp_path, monkeypatch):
     assert ref.layout == "sharded" and info["n_environments"] == len(want)
     assert all(r is not None and r.stop - r.start <= hi - lo for r in reads), reads
     np.testing.assert_array_equal(ref.local, want[lo:hi])
+
+
+@pytest.mark.mpi
+def test_an_unexpected_failure_reading_a_descriptor_reference_ends_every_rank(mpi_tmp_path,
+                                                                                monkeypatch):
+    """Not only bad input: any exception on the reading rank reaches the others (no hang)."""
+    from quests_hpc.campaign import references
+
+    comm = MPI.COMM_WORLD
+    path = str(mpi_tmp_path / "ref_fail.h5")
+    if comm.rank == 0:
+        from quests_hpc.io.reference import write_descriptors
+
+        write_descriptors(path, np.zeros((4, 63)), k=32, cutoff=5.0)
+    comm.Barrier()
+
+    def broken(*a, **kw):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(references, "descriptor_rows", broken)
+    with pytest.raises(Exception, match="disk went away"):
+        references.load_reference(comm, Reference(name="desc", path=path), PARAMS)
+    comm.Barrier()
