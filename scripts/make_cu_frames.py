@@ -38,7 +38,6 @@ for the small committed fixture in ``tests/data/dataset/``.
 """
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -47,6 +46,9 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lammps_exe import find_lmp, find_potentials  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = "/work/bench/cu_frames.lammpstrj"
@@ -117,30 +119,6 @@ def split_frames(frames, nseg):
     return [frames // nseg + (k < frames % nseg) for k in range(nseg)]
 
 
-def find_lmp(arg):
-    """The LAMMPS executable: --lmp, /work/venv-lammps, .venv-lammps, then PATH."""
-    cands = [arg] if arg else [
-        "/work/venv-lammps/bin/lmp", os.path.join(ROOT, ".venv-lammps", "bin", "lmp"),
-        shutil.which("lmp"), shutil.which("lmp_serial"), shutil.which("lmp_mpi")]
-    for c in cands:
-        if c and os.path.exists(c):
-            return c
-    sys.exit("no LAMMPS executable: pass --lmp or create /work/venv-lammps (see docstring)")
-
-
-def find_potentials(arg, lmp):
-    """A directory holding Cu_mishin1.eam.alloy (next to the venv's LAMMPS by default)."""
-    if arg:
-        return arg
-    venv = os.path.dirname(os.path.dirname(os.path.realpath(lmp)))
-    venv2 = os.path.dirname(os.path.dirname(lmp))
-    pattern = os.path.join("lib", "python*", "site-packages", "lammps", "share", "lammps",
-                           "potentials")
-    for cand in (glob.glob(os.path.join(venv2, pattern)) + glob.glob(os.path.join(venv, pattern))
-                 + ["/usr/share/lammps/potentials"]):
-        if os.path.exists(os.path.join(cand, "Cu_mishin1.eam.alloy")):
-            return cand
-    sys.exit("Cu_mishin1.eam.alloy not found: pass --potentials DIR")
 
 
 def segment_plan(frames, every, equil, seed):
@@ -208,7 +186,7 @@ def make_frames(out, frames=10000, atoms=108, every=20, equil=2500, seed=12345, 
     """Run the segments, write the dump (and extxyz); returns the metadata dict."""
     cells = cells_for(atoms)
     lmp = find_lmp(lmp)
-    pots = find_potentials(potentials, lmp)
+    pots = find_potentials(potentials, lmp, "Cu_mishin1.eam.alloy")
     plan = segment_plan(frames, every, equil, seed)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cu_frames_") as work:

@@ -48,6 +48,9 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lammps_exe import find_lmp, find_potentials  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "data", "lammps", "nial")
 POTENTIAL = "NiAlH_jea.eam.alloy"
@@ -162,32 +165,6 @@ FILES = {
 }
 
 
-def find_lmp(arg):
-    if arg:
-        return arg
-    for cand in (os.path.join(os.path.dirname(sys.executable), "lmp"),
-                 os.path.join(ROOT, ".venv-lammps", "bin", "lmp")):
-        if os.path.exists(cand):
-            return cand
-    lmp = shutil.which("lmp") or shutil.which("lmp_serial") or shutil.which("lmp_mpi")
-    if not lmp:
-        sys.exit("no LAMMPS executable: pass --lmp or create .venv-lammps (see docstring)")
-    return lmp
-
-
-def find_potentials(arg, lmp):
-    if arg:
-        return arg
-    venv = os.path.dirname(os.path.dirname(os.path.realpath(lmp)))
-    venv2 = os.path.dirname(os.path.dirname(lmp))
-    for cand in (glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "lammps",
-                                        "share", "lammps", "potentials"))
-                 + glob.glob(os.path.join(venv2, "lib", "python*", "site-packages", "lammps",
-                                          "share", "lammps", "potentials"))
-                 + ["/usr/share/lammps/potentials"]):
-        if os.path.exists(os.path.join(cand, POTENTIAL)):
-            return cand
-    sys.exit(f"{POTENTIAL} not found: pass --potentials DIR")
 
 
 def run_lammps(lmp, script, workdir, potentials, name):
@@ -297,7 +274,7 @@ def main():
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args()
     lmp = find_lmp(args.lmp)
-    pots = find_potentials(args.potentials, lmp)
+    pots = find_potentials(args.potentials, lmp, POTENTIAL)
     out = args.out
     if os.path.isdir(out):
         shutil.rmtree(out)

@@ -46,6 +46,8 @@ def example(tmp_path_factory):
 
 
 def test_example_campaign_equals_upstream_multicomponent(example):
+    pytest.importorskip("quests", reason="upstream quests (the oracle) is not installed here: "
+                        "the parallel-HDF5 venv has only what the mpio writer needs")
     from quests.descriptor import get_descriptors_multicomponent
     from quests.entropy import delta_entropy
 
@@ -196,7 +198,10 @@ def test_compress_and_select_on_several_elements(tmp_path, example, capsys):
 
 
 @pytest.mark.mpi
-def test_example_campaign_under_mpi_equals_serial(mpi_tmp_path):
+@pytest.mark.parametrize("layout", ["auto", "sharded"])
+def test_example_campaign_under_mpi_equals_serial(mpi_tmp_path, layout):
+    """Bitwise with the reference shared; with it sharded over the ranks (ring passes,
+    partial sums combined in another order) within 1e-12."""
     from mpi4py import MPI
 
     from quests_hpc.campaign.runner import run_campaign
@@ -205,7 +210,7 @@ def test_example_campaign_under_mpi_equals_serial(mpi_tmp_path):
     from quests_hpc.results.layout import VOLATILE_DATASETS
 
     comm = MPI.COMM_WORLD
-    d = str(mpi_tmp_path / f"n{comm.size}")
+    d = str(mpi_tmp_path / f"n{comm.size}_{layout}")
 
     def serial():
         os.makedirs(d, exist_ok=True)
@@ -214,9 +219,11 @@ def test_example_campaign_under_mpi_equals_serial(mpi_tmp_path):
         return str(_example(d, "mpi.h5"))
 
     yaml = on_root(comm, serial)
-    run_campaign(load_campaign(yaml), comm, out=lambda line: None)
+    run_campaign(load_campaign(yaml, overrides={"run": {"reference_layout": layout}}), comm,
+                 out=lambda line: None)
+    tol = 0 if layout == "auto" else 1e-12
     diff = on_root(comm, lambda: diff_results(os.path.join(d, "serial.h5"),
-                                              os.path.join(d, "mpi.h5"), atol=0, rtol=0,
+                                              os.path.join(d, "mpi.h5"), atol=tol, rtol=0,
                                               ignore_datasets=VOLATILE_DATASETS))
     assert diff == []
     on_root(comm, lambda: shutil.rmtree(d))
