@@ -76,7 +76,7 @@ def worker(path, frac, threads, overlap):
             n_envs=data.n_environments, size=len(r.indices), selected=r.indices,
             seconds_load=t_load, seconds_select=r.seconds["choose"],
             seconds_report=r.seconds["report"], environment_folds=r.environment_folds,
-            eager_folds=_eager_folds(data.counts, r.indices),
+            eager_folds=_eager_folds(data.counts, r.indices), msc_stats=r.msc_stats,
             H=r.H, D=r.D, overlap=r.overlap, peak_mib=rss, envs_held=held)), flush=True)
 
 
@@ -180,6 +180,13 @@ def report(rows, a):
     if expo is not None:
         print(f"upstream's selection time grows as frames^{expo:.2f} over {ns}; '~' rows are "
               f"extrapolated from {ns[-1]} frames with it (an estimate, not a measurement)")
+    for o in rows["ours"]:  # where each rank's selection time went
+        st = o.get("msc_stats")
+        if st:
+            print(f"  {o['n_frames']} frames {o['ranks']}x{o['threads']}: {st[0]['rounds']} "
+                  f"rounds; per rank: environment-folds {[s['folds'] for s in st]}, refresh "
+                  f"{[round(s['refresh_s'], 1) for s in st]} s, in collectives "
+                  f"{[round(s['collective_s'], 1) for s in st]} s")
 
 
 if __name__ == "__main__":

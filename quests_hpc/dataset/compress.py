@@ -66,6 +66,7 @@ class Compression:
     n_structures: int = 0
     kept_environments: int = 0
     environment_folds: int = 0
+    msc_stats: list = None  # per rank (on rank 0): rounds, folds, refresh_s, collective_s
     seconds: dict = field(default_factory=dict)
 
     @property
@@ -228,12 +229,13 @@ def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=
                                else f"--reference: the method {method} does not use a "
                                "reference set (msc_conditional does)")
     n = resolve_size(size, data.n_structures)
-    novelty, work = None, 0
+    novelty, work, stats = None, 0, None
     t0 = time.perf_counter()
     if method.startswith("msc"):
         log_ref = None if reference_chunks is None else reference_log_sums(data,
                                                                            reference_chunks)
-        order, novelty, work = lazy_msc(comm, data, n, log_ref)
+        order, novelty, work, stats = lazy_msc(comm, data, n, log_ref)
+        stats = pcomm.gather(stats, comm, root=0)
     else:
         order = _order(comm, data, method, n, seed, start)
     t1 = time.perf_counter()
@@ -246,4 +248,5 @@ def compress(comm, data, method="msc", size=0.5, *, reference_chunks=None, seed=
         curve_entropy=rep.curve_entropy, curve_diversity=rep.curve_diversity,
         overlap=rep.overlap, n_environments=data.n_environments,
         n_structures=data.n_structures, kept_environments=int(data.counts[order].sum()),
-        environment_folds=work, seconds={"choose": t1 - t0, "report": time.perf_counter() - t1})
+        environment_folds=work, msc_stats=stats,
+        seconds={"choose": t1 - t0, "report": time.perf_counter() - t1})

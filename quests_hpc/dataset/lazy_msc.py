@@ -32,6 +32,7 @@ it.  Collective where ``comm`` is taken.
 """
 
 import heapq
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -48,8 +49,10 @@ REFRESH_BATCH = 16
 ROW_BLOCK = 256
 #: Most novel stale environments of each structure folded first in a refresh (a probe).
 PROBE_ROWS = 16
-#: Columns (rows of chosen structures) per BLAS product at most.
-MAX_COLUMNS = 8192
+#: Columns (rows of chosen structures) per BLAS product at most: a ROW_BLOCK x 1024
+#: product is 2 MB, near the cache of one core; 8192 columns (16 MB blocks, two ranks
+#: sharing one L3) measured 8-11 % slower at 10,000 Cu frames (docs/datasets.md).
+MAX_COLUMNS = 1024
 
 
 class LazyMsc:
@@ -77,6 +80,9 @@ class LazyMsc:
         heapq.heapify(self.heap)
         self.refreshed = 0  # environment-folds done (a measure of the work)
         self.lower = -np.inf  # a lower bound of this step's best score (see _refresh)
+        # where this rank's time goes: rounds of the step protocol, seconds refreshing,
+        # seconds in the collectives (waiting for the other ranks included)
+        self.stats = {"rounds": 0, "refresh_s": 0.0, "collective_s": 0.0}
 
     def _values(self, i):
         """``-log S(x)`` of structure ``i``'s environments (stale ones: upper bounds)."""
@@ -181,9 +187,11 @@ class LazyMsc:
                 break
             batch.append(self.cand.slot(heapq.heappop(self.heap)[1]))
         if batch:
+            t = time.perf_counter()
             self._refresh(batch, floor)
             for i in batch:
                 heapq.heappush(self.heap, (-self.bound[i], int(self.ids[i])))
+            self.stats["refresh_s"] += time.perf_counter() - t
 
     def take(self, s):
         """Remove this rank's structure ``s`` (the heap's top) from the candidates."""
@@ -275,8 +283,9 @@ def _split_segments(seg, j0, n_seg, parts):
 def lazy_msc(comm, data, size, log_ref=None):
     """The msc choice of ``size`` structures (msc_conditional with ``log_ref``).
 
-    Returns ``(order, novelty, work)``: the chosen structures, the novelty of each when
-    it was chosen (+inf for msc's first pick by entropy) and this rank's environment-folds.
+    Returns ``(order, novelty, work, stats)``: the chosen structures, the novelty of
+    each when it was chosen (+inf for msc's first pick by entropy), this rank's
+    environment-folds and where its time went (``LazyMsc.stats``).
     """
     cand = deal_cyclic(comm, data, log_ref)
     state = LazyMsc(cand)
@@ -294,7 +303,8 @@ def lazy_msc(comm, data, size, log_ref=None):
     finally:
         if state.pool is not None:
             state.pool.shutdown()
-    return order, np.array(novelty), state.refreshed
+    state.stats["folds"] = state.refreshed
+    return order, np.array(novelty), state.refreshed, state.stats
 
 
 def _global_best(comm, state):
@@ -304,7 +314,10 @@ def _global_best(comm, state):
     stale tops reach the best exact score shown bring a batch up to date (one small
     allgather per round; only structures that could still win are refreshed)."""
     while True:
+        t = time.perf_counter()
         tops = pcomm.allgather(state.top(), comm)
+        state.stats["collective_s"] += time.perf_counter() - t
+        state.stats["rounds"] += 1
         owner = max(range(len(tops)), key=lambda r: (tops[r][0], -tops[r][1]))
         if tops[owner][2]:
             return tops[owner][1], owner
@@ -323,7 +336,9 @@ def _choose(comm, cand, state, s, owner, order, novelty, first=False):
         else:
             state.take(s)
         payload = (cand.x[i], float(np.inf if first else state.novelty[i]))
+    t = time.perf_counter()
     x, nov = pcomm.bcast(payload, comm, root=owner)
+    state.stats["collective_s"] += time.perf_counter() - t
     state.add_chosen(x)
     order.append(int(s))
     novelty.append(nov)

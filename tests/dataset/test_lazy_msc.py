@@ -27,7 +27,7 @@ def _run(data, nt=1, **constants):
         threads.set_num_threads(nt)
         for k, v in constants.items():
             setattr(L, k, v)
-        order, novelty, work = L.lazy_msc(SELF, data, SIZE)
+        order, novelty, work, stats = L.lazy_msc(SELF, data, SIZE)
     finally:
         threads.set_num_threads(before)
         for k, v in saved.items():
@@ -71,3 +71,13 @@ def test_only_environments_that_could_win_are_folded(data):
     assert whole == order
     assert work < 0.8 * eager
     assert work < work_whole <= eager
+
+
+def test_where_the_time_went_is_counted(data):
+    from quests_hpc.dataset import lazy_msc as L
+
+    order, _, work, stats = L.lazy_msc(SELF, data, SIZE)
+    assert stats["folds"] == work > 0
+    # one allgather round per pick at least (the first pick, by entropy, needs none)
+    assert stats["rounds"] >= SIZE - 1
+    assert stats["refresh_s"] > 0 and stats["collective_s"] >= 0
