@@ -45,13 +45,14 @@ from .msc_deal import deal_cyclic
 
 #: Stale structures brought up to date together.
 REFRESH_BATCH = 16
-#: Rows of the batch per BLAS product (a fixed shape: see ``LazyMsc._refresh``).
-ROW_BLOCK = 256
+#: Rows of the batch per BLAS product (a fixed shape: see ``LazyMsc._refresh``); with
+#: MAX_COLUMNS a 1 MB product, one core's L2 (256 rows measured slower on 2 ranks).
+ROW_BLOCK = 128
 #: Most novel stale environments of each structure folded first in a refresh (a probe).
 PROBE_ROWS = 16
-#: Columns (rows of chosen structures) per BLAS product at most: a ROW_BLOCK x 1024
-#: product is 2 MB, near the cache of one core; 8192 columns (16 MB blocks, two ranks
-#: sharing one L3) measured 8-11 % slower at 10,000 Cu frames (docs/datasets.md).
+#: Columns (rows of chosen structures) per BLAS product at most; 8192 columns (16 MB
+#: products, two ranks sharing one L3) measured 8-11 % slower at 10,000 Cu frames
+#: (docs/datasets.md).
 MAX_COLUMNS = 1024
 
 
@@ -248,12 +249,16 @@ def _fold_blocks(y, ny, xc, nx, seg, first, log, cs, pool=None):
 
     def run(part):
         block = np.zeros((ROW_BLOCK, y.shape[1]))
+        buf = np.empty(0)  # the products, reused: no fresh pages to fault in per product
         for b, ja, jb in part:
             r0, r1, _ = blocks[b]
             block[:r1 - r0] = y[r0:r1]
             block[r1 - r0:] = 0.0
             c0, c1 = int(seg[ja]), int(seg[jb])
-            g = block @ xc[c0:c1].T
+            if buf.size < ROW_BLOCK * (c1 - c0):
+                buf = np.empty(ROW_BLOCK * max(c1 - c0, MAX_COLUMNS))
+            g = np.matmul(block, xc[c0:c1].T, out=buf[:ROW_BLOCK * (c1 - c0)].reshape(
+                ROW_BLOCK, c1 - c0))
             segment_sums(g[:r1 - r0], ny[r0:r1], nx[c0:c1], seg[ja:jb + 1] - c0,
                          first[r0:r1] - ja, sums[b][:, ja:jb], cs)
 
