@@ -22,7 +22,7 @@ import numpy as np
 from .descriptors import DEFAULT_CUTOFF, DEFAULT_K, LocalEnvironments, check_parameters, \
     point_cloud
 from .errors import QuestsInputError
-from .species import block_columns, n_blocks, species_codes, species_list
+from .species import block_columns, n_blocks, several_elements, species_codes, species_list
 
 
 class SpeciesEnvironments:
@@ -200,12 +200,9 @@ def structure_descriptors(positions, cell, pbc, k, cutoff, symbols=None, species
             raise QuestsInputError(f"{where}: the atoms' elements are not named; the run's "
                                    f"species are {list(species)}")
         return multicomponent_from_arrays(positions, symbols, species, cell, pbc, k, cutoff)
-    if symbols is not None and not ignore_species and len(set(np.asarray(symbols).tolist())) > 1:
-        found = sorted(set(np.asarray(symbols).tolist()))
-        raise QuestsInputError(
-            f"{where}: the structure holds several elements {found} but no species are "
-            f"given: set `species` (e.g. --species {' '.join(found)}) for the multi-element "
-            "descriptor, or `species: ignore` (--species ignore) to treat every atom alike")
+    found = sorted(set(np.asarray(symbols).tolist())) if symbols is not None else []
+    if len(found) > 1 and not ignore_species:
+        raise several_elements(where, found)
     from .descriptors import descriptors_from_arrays
 
     return descriptors_from_arrays(positions, cell, pbc, k=k, cutoff=cutoff)

@@ -67,6 +67,15 @@ def block_columns(k, n_block, b):
     return slice(b * k, (b + 1) * k), slice(x2 + b * (k - 1), x2 + (b + 1) * (k - 1))
 
 
+def several_elements(where, found):
+    """The refusal of input naming several elements (``found``, sorted) in a run without
+    species: the plain descriptor would silently mix them."""
+    return QuestsInputError(
+        f"{where}: the input holds several elements {list(found)} but no species are "
+        f"given: set `species` (e.g. --species {' '.join(found)}) for the multi-element "
+        "descriptor, or `species: ignore` (--species ignore) to treat every atom alike")
+
+
 def species_codes(symbols, species, where=""):
     """Code of each atom: the index of its symbol in ``species`` (int32).
 

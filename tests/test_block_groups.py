@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from ase.build import bulk
+from alloys import b2_antisites
 
 from quests_hpc import _block_groups as G
 from quests_hpc.information import float32_error_bound, log_kernel_sum
@@ -14,13 +14,7 @@ K = 8
 def alloy(reps, seed, swap=6, lone=False):
     """Rattled B2 NiAl with antisites; ``lone`` adds an Al far from other Al atoms (an
     empty own block: a third row pattern)."""
-    atoms = bulk("NiAl", "cesiumchloride", a=2.88).repeat(reps)
-    rng = np.random.default_rng(seed)
-    sym = np.array(atoms.get_chemical_symbols())
-    ni, al = np.flatnonzero(sym == "Ni"), np.flatnonzero(sym == "Al")
-    a, b = rng.choice(ni, swap, replace=False), rng.choice(al, swap, replace=False)
-    sym[a], sym[b] = "Al", "Ni"
-    atoms.set_chemical_symbols(list(sym))
+    atoms = b2_antisites(reps, np.random.default_rng(seed), swap)
     if lone:
         atoms.set_chemical_symbols(["Ni"] * len(atoms))
         atoms.symbols[0] = "Al"

@@ -12,7 +12,7 @@ import os
 import re
 
 from ..errors import QuestsInputError
-from ..species import known_symbol
+from ..species import known_symbol, species_list
 from ..io.compressed import regular_file_problem
 from ..io.selection import parse_selection
 
@@ -241,10 +241,10 @@ def species_field(v, ctx):
         v = v.replace(",", " ").split()
     if not (isinstance(v, list) and v and all(isinstance(x, str) for x in v)):
         raise Bad(f"must be a list of element symbols (e.g. [Ni, Al]) or `ignore`; got {v!r}")
-    bad = sorted({x for x in v if not known_symbol(x)})
-    if bad:
-        raise Bad(f"unknown element(s) {bad}; expected chemical symbols such as Ni, Al")
-    return sorted(set(v))
+    try:
+        return list(species_list(v, "species"))
+    except QuestsInputError as exc:
+        raise Bad(str(exc).split(": ", 1)[1]) from None
 
 
 species_field.type_name = "element list [Ni, Al] or ignore"

@@ -35,7 +35,7 @@ from .. import geometry
 from ..descriptors import LocalEnvironments, check_parameters
 from ..errors import QuestsInputError
 from ..multicomponent import SpeciesEnvironments
-from ..species import descriptor_width, n_blocks, species_codes
+from ..species import descriptor_width, known_symbol, n_blocks, several_elements, species_codes
 from ..timing import StageTimer
 from . import comm as pcomm
 from . import measures
@@ -285,12 +285,7 @@ def species_of_rows(comm, rows, request):
         if lo != np.iinfo(np.int64).max and lo != hi:
             from ase.data import chemical_symbols
 
-            raise QuestsInputError(
-                f"{where}: the frame holds several elements ({chemical_symbols[lo]} ... "
-                f"{chemical_symbols[hi]}) but no species are given: set `species` (e.g. "
-                f"--species {chemical_symbols[lo]} {chemical_symbols[hi]}) for the "
-                "multi-element descriptor, or `species: ignore` (--species ignore) to treat "
-                "every atom alike")
+            raise several_elements(where, sorted({chemical_symbols[lo], chemical_symbols[hi]}))
     return codes if species is not None and n_blocks(species) > 1 else None
 
 
@@ -299,7 +294,7 @@ def _element_span(elements, where):
     from ase.data import atomic_numbers
 
     uniq = np.unique(np.asarray(elements).astype(str))
-    bad = [str(u) for u in uniq if str(u) not in atomic_numbers or str(u) == "X"]
+    bad = [str(u) for u in uniq if not known_symbol(str(u))]
     if bad:
         raise QuestsInputError(f"{where}: unknown element(s) {bad}; expected chemical symbols")
     z = [atomic_numbers[str(u)] for u in uniq]

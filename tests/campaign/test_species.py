@@ -131,7 +131,7 @@ def _refused(capsys, args, pattern, tmp_path):
 def test_bad_species_input_is_refused(capsys, tmp_path, case):
     args, pattern = {
         "no_species": ([MELT, "--reference", REF],
-                       r"b2_reference\.extxyz, frame 0: the structure holds several elements "
+                       r"b2_reference\.extxyz, frame 0: the input holds several elements "
                        r"\['Al', 'Ni'\] but no species are given: set `species` \(e\.g\. "
                        r"--species Al Ni\)"),
         "unknown_element": ([MELT, "--reference", REF, "--species", "Ni", "Qq"],

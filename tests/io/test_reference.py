@@ -114,7 +114,7 @@ def test_descriptor_file_of_several_species_records_and_checks_them(tmp_path):
         with pytest.raises(QuestsInputError, match=r"nial\.h5: descriptors were computed for "
                                                    r"species \['Al', 'Ni'\]; " + what):
             read_descriptors(save, k=8, cutoff=4.0, species=other)
-    with pytest.raises(QuestsInputError, match=r"structure 0: the structure holds several "
+    with pytest.raises(QuestsInputError, match=r"structure 0: the input holds several "
                                                r"elements \['Al', 'Ni'\] but no species"):
         load_reference(nial, k=8, cutoff=4.0)
     with pytest.raises(QuestsInputError, match="exists"):  # never replaces a file
