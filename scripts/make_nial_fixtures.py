@@ -79,13 +79,14 @@ neigh_modify every 1 delay 0 check yes
 # Bulk B2, 250 atoms, NVT 300 K: 2 ps equilibration, then 1 ps with dumps.
 # The spatial sort every 50 steps reorders the atoms in memory, so the dump without
 # "sort id" has unsorted ids even on one rank.
-B2 = HEAD + """
-boundary p p p
-""" + LATTICE + """
-region box block 0 5 0 5 0 5
-create_box 2 box
-create_atoms 1 box basis 1 1 basis 2 2
-""" + POT + """
+def system(boundary, regions, where):
+    """Set-up of every run: units, boundary, the B2 lattice, the box and its atoms
+    (``create_atoms 1 WHERE``), the potential."""
+    return (HEAD + f"\nboundary {boundary}\n" + LATTICE + f"\n{regions}\ncreate_box 2 box\n"
+            f"create_atoms 1 {where} basis 1 1 basis 2 2\n" + POT)
+
+
+B2 = system("p p p", "region box block 0 5 0 5 0 5", "box") + """
 atom_modify sort 50 1.44
 velocity all create 300 4928459 mom yes rot yes dist gaussian loop geom
 fix 1 all nvt temp 300 300 0.1
@@ -99,13 +100,7 @@ run 500
 """
 
 # Melt, 128 atoms: velocities at 3000 K, NPT 2500 K / 0 bar for 6 ps, then 2 ps with dumps.
-MELT = HEAD + """
-boundary p p p
-""" + LATTICE + """
-region box block 0 4 0 4 0 4
-create_box 2 box
-create_atoms 1 box basis 1 1 basis 2 2
-""" + POT + """
+MELT = system("p p p", "region box block 0 4 0 4 0 4", "box") + """
 velocity all create 3000 87287 mom yes rot yes dist gaussian loop geom
 fix 1 all npt temp 2500 2500 0.1 iso 0.0 0.0 1.0
 compute msd all msd
@@ -121,14 +116,8 @@ print "MELT_MSD $(c_msd[4])"
 
 # Slab, 192 atoms: 6 B2 cells thick (Ni bottom layer, Al top layer), box 3 cells larger
 # above and below; the film region stops short of z = 6 so no extra Ni layer is created.
-SLAB = HEAD + """
-boundary p p f
-""" + LATTICE + """
-region box block 0 4 0 4 -3 9
-region film block 0 4 0 4 0 5.9
-create_box 2 box
-create_atoms 1 region film basis 1 1 basis 2 2
-""" + POT + """
+SLAB = system("p p f", "region box block 0 4 0 4 -3 9\nregion film block 0 4 0 4 0 5.9",
+              "region film") + """
 velocity all create 300 5511 mom yes rot yes dist gaussian loop geom
 fix 1 all nvt temp 300 300 0.1
 timestep 0.002
