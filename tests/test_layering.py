@@ -59,6 +59,7 @@ LAYERS = {
     "quests_hpc.campaign": 6,
     "quests_hpc.analysis": 6,
     "quests_hpc.dataset": 6,
+    "quests_hpc.insitu": 6,
     "quests_hpc.cli": 7,
     "quests_hpc.commands": 7,
     "quests_hpc.example": 7,
