@@ -21,7 +21,8 @@ the internal variables quests_max_dh and quests_novel_fraction (thermo_style cus
 v_quests_max_dh).  --record writes an HDF5 file with one row per monitored step (novel
 fraction, max dH and its atom, the novel atoms' ids).  With --stop-fraction or
 --stop-max-dh the run ends after the step that crosses the threshold, the rest of the
-script is skipped and --trigger gets that configuration (extxyz, every atom with its dH).
+script is skipped, --trigger gets that configuration (extxyz, every atom with its dH)
+and --picks the carved environments of its most novel atoms.
 Outputs are never written over existing files.  The script is given to LAMMPS one
 command at a time: jump/label/next loops are refused.  Cost: about the descriptors and
 kernel sums of `quests-hpc dh` on the same atoms per monitored step (docs/monitor.md)."""
@@ -49,6 +50,15 @@ def add_parser(sub):
     p.add_argument("--trigger", default=None, metavar="STOP.extxyz",
                    help="where the configuration that stopped the run goes (extxyz; must not "
                         "exist; default: not written)")
+    p.add_argument("--picks", default=None, metavar="PICKS.extxyz",
+                   help="at a stop, the most novel atoms that are novel to each other (as "
+                        "quests-hpc select chooses them), each carved as a cluster of radius "
+                        "--radius for labelling (extxyz; must not exist; default: none)")
+    p.add_argument("--max-picks", type=int, default=10, metavar="N",
+                   help="at most N carved environments in --picks (default: 10)")
+    p.add_argument("--radius", type=float, default=None, metavar="R",
+                   help="cluster radius of --picks in Angstrom, >= the cutoff (default: "
+                        "2 x cutoff)")
     p.add_argument("--skin", type=float, default=None, metavar="S",
                    help="the script's neighbour skin (default: LAMMPS's default for the "
                         "units: 2.0 for metal)")
@@ -70,6 +80,7 @@ def _reference(comm, args, request):
 
 
 def _check(comm, args):
+    from ..dataset.carve import check_radius
     from ..errors import QuestsInputError
     from ..parallel import comm as pcomm
     from ..results.new_file import check_new
@@ -81,7 +92,12 @@ def _check(comm, args):
                 raise QuestsInputError("--bandwidth: monitor takes one bandwidth")
             if not os.path.isfile(args.script):
                 raise QuestsInputError(f"{args.script}: no such LAMMPS input script")
-            check_new([(args.record, "--record"), (args.trigger, "--trigger")],
+            if args.max_picks < 1:
+                raise QuestsInputError(f"--max-picks must be >= 1, got {args.max_picks}")
+            check_radius(args.radius if args.radius is not None else 2 * args.cutoff,
+                         args.cutoff)
+            check_new([(args.record, "--record"), (args.trigger, "--trigger"),
+                       (args.picks, "--picks")],
                       inputs=[args.script, args.reference])
         except Exception as exc:  # noqa: BLE001 (reaches every rank, then re-raised)
             err = exc
@@ -102,8 +118,10 @@ def run(args, comm):
     ref = _reference(comm, args, request)
     params = {"k": args.k, "cutoff": args.cutoff, "bandwidth": args.bandwidth[0],
               "threshold": args.threshold, "reference": os.path.abspath(args.reference)}
+    picks = None if args.picks is None else (
+        args.picks, args.max_picks, args.radius if args.radius is not None else 2 * args.cutoff)
     run_script(comm, args.script, ref, params, every=args.every, record=args.record,
-               trigger=args.trigger, stop_fraction=args.stop_fraction,
+               trigger=args.trigger, picks=picks, stop_fraction=args.stop_fraction,
                stop_max_dh=args.stop_max_dh, skin=args.skin, elements=args.elements,
                out=lambda t: print(t, flush=True))
     print_summary(comm, t0)

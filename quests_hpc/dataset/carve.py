@@ -38,8 +38,8 @@ def check_radius(radius, cutoff):
     r = _finite(radius, "--radius")
     if r < float(cutoff):
         raise QuestsInputError(
-            f"--radius {r:g} A is smaller than the descriptor cutoff {float(cutoff):g} A of "
-            "the results file: the carved cluster would lose neighbours of the centre and "
+            f"--radius {r:g} A is smaller than the descriptor cutoff {float(cutoff):g} A: "
+            "the carved cluster would lose neighbours of the centre and "
             "change its descriptor (and dH); use --radius >= the cutoff")
     return r
 

@@ -18,35 +18,49 @@ from .monitor import Monitor, import_lammps
 from .record import MonitorRecord
 
 
-def _frame_writer(comm, lmp, path, elements):
-    """``on_step`` part that writes the triggering configuration as extxyz (collective)."""
+def lammps_cell(lmp):
+    """``(cell, pbc, origin)`` of LAMMPS's box: rows are the cell vectors."""
+    box = lmp.extract_box()  # boxlo, boxhi, xy, yz, xz, periodicity, box_change
+    lo, hi = np.asarray(box[0], dtype=np.float64), np.asarray(box[1], dtype=np.float64)
+    xy, yz, xz = box[2], box[3], box[4]
+    cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
+    return cell, np.asarray(box[5], dtype=bool), lo
+
+
+def _stop_writer(comm, lmp, script, trigger, picks, elements):
+    """``on_step`` part that writes the triggering configuration (extxyz, every atom with
+    its dH) and the carved picks ``picks = (path, max, radius)`` (collective)."""
     def write(monitor, state):
         from ..export import export_frame
+        from .picks import write_picks
 
-        box = lmp.extract_box()  # boxlo, boxhi, xy, yz, xz, periodicity, box_change
-        lo, hi = np.asarray(box[0]), np.asarray(box[1])
-        xy, yz, xz = box[2], box[3], box[4]
-        cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
-        export_frame(path, state["ids"], state["positions"], cell, np.asarray(box[5], bool),
-                     comm=comm, columns={"dH": state["dh"]}, types=state["types"],
-                     elements=elements, timestep=state["step"], origin=lo,
-                     decimals={"position": 10, "dH": 10})
+        cell, pbc, lo = lammps_cell(lmp)
+        if trigger:
+            export_frame(trigger, state["ids"], state["positions"], cell, pbc, comm=comm,
+                         columns={"dH": state["dh"]}, types=state["types"],
+                         elements=elements, timestep=state["step"], origin=lo,
+                         decimals={"position": 10, "dH": 10})
+        if picks:
+            state["n_picks"] = write_picks(comm, monitor, state, picks[0], picks[1],
+                                           picks[2], cell, pbc, elements, script)
     return write
 
 
 def run_script(comm, script, reference, params, *, every, record=None, trigger=None,
-               stop_fraction=None, stop_max_dh=None, skin=None, elements=None,
+               picks=None, stop_fraction=None, stop_max_dh=None, skin=None, elements=None,
                out=print, lammps_args=("-log", "none", "-screen", "none")):
     """Run ``script`` under LAMMPS on ``comm`` with dH every ``every`` steps (collective).
 
-    ``params`` holds ``k``, ``cutoff``, ``bandwidth``, ``threshold``.  Returns the
+    ``params`` holds ``k``, ``cutoff``, ``bandwidth``, ``threshold``; ``picks`` is
+    ``(path, max_picks, radius)`` of the carved environments at a stop.  Returns the
     :class:`Monitor` (its ``steps``, ``stopped``, ``seconds``).
     """
     commands = read_commands(script)
     lammps = import_lammps()
     lmp = lammps.lammps(comm=comm, cmdargs=list(lammps_args))
     rec = MonitorRecord(comm, record, dict(params, every=int(every), input=str(script)))
-    writer = _frame_writer(comm, lmp, trigger, elements) if trigger else None
+    writer = (_stop_writer(comm, lmp, script, trigger, picks, elements)
+              if trigger or picks else None)
 
     def on_step(monitor, state):
         rec.add(state, params["threshold"])
@@ -56,6 +70,8 @@ def run_script(comm, script, reference, params, *, every, record=None, trigger=N
                 f"{state['max_dh']:.4g} (atom {state['max_id']})")
         if state.get("stop") and writer is not None:
             writer(monitor, state)
+            if comm.rank == 0 and picks:
+                out(f"monitor: {state['n_picks']} novel environment(s) carved into {picks[0]}")
 
     mon = Monitor(lmp, reference, comm, k=params["k"], cutoff=params["cutoff"],
                   bandwidth=params["bandwidth"], threshold=params["threshold"], every=every,

@@ -148,8 +148,9 @@ def _stop(workdir):
     import h5py
 
     rec, trig = os.path.join(workdir, "rec.h5"), os.path.join(workdir, "stop.extxyz")
+    picks = os.path.join(workdir, "picks.extxyz")
     mon, lines = _run(workdir, steps=300, record=rec, trigger=trig, stop_fraction=0.5,
-                      elements=["Cu"])
+                      elements=["Cu"], picks=(picks, 4, 6.0))
     assert mon.stopped is not None and 0 < mon.stopped < 300
     assert mon.steps[-1][0] == mon.stopped  # the second run was skipped
     last = mon.steps[-1]
@@ -166,8 +167,30 @@ def _stop(workdir):
     order = np.argsort(a.arrays["id"])
     assert len(a) == 500 and set(a.get_chemical_symbols()) == {"Cu"}
     assert np.max(np.abs(a.arrays["dH"][order] - dh)) < 1e-9
+    _check_picks(picks, ids, dh, mon.stopped)
     if MPI.COMM_WORLD.rank == 0:
         assert any("stopped on extrapolation" in t for t in lines)
+        assert any("4 novel environment(s) carved" in t for t in lines)
+
+
+def _check_picks(path, ids, dh, step):
+    """The carved clusters reproduce their centre's dH (so its descriptor) from the dump."""
+    import ase.io
+
+    from quests_hpc import get_descriptors, information
+
+    structures = ase.io.read(path, ":", parallel=False)
+    ref = get_descriptors(ase.io.read(REF, ":", parallel=False), k=32, cutoff=5.0)
+    dh_of = dict(zip(ids.tolist(), dh.tolist()))
+    assert len(structures) == 4
+    assert structures[0].info["quests_id"] == ids[np.argmax(dh)]  # the most novel first
+    for a in structures:
+        assert a.arrays["quests_centre"][0] and a.arrays["quests_centre"].sum() == 1
+        assert a.info["quests_timestep"] == step and not a.pbc.any()
+        x = get_descriptors([a], k=32, cutoff=5.0)[:1]
+        got = information.delta_entropy(x, ref, 0.015)[0]
+        assert abs(got - dh_of[a.info["quests_id"]]) < 1e-9
+        assert dh_of[a.info["quests_id"]] > 5.0
 
 
 def test_loops_are_refused_naming_the_line(tmp_path):
@@ -208,3 +231,9 @@ def test_an_existing_record_is_refused_before_lammps_starts(workdir, capsys):
                  "--record", rec])
     assert code == 2 and "never replaces a file" in capsys.readouterr().err
     assert open(rec).read() == "earlier results"
+    picks = os.path.join(workdir, "picks.extxyz")
+    code = main(["monitor", _script(workdir), "--reference", REF, "--every", "10",
+                 "--picks", picks, "--radius", "3"])
+    assert code == 2 and "--radius 3 A is smaller than the descriptor cutoff 5" in (
+        capsys.readouterr().err)
+    assert not os.path.exists(picks) and not os.path.exists(os.path.join(workdir, "run.dump"))
