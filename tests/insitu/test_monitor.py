@@ -40,6 +40,10 @@ velocity all create 3000 4928459 loop geom
 fix 1 all nve
 dump d all custom 10 {dump} id type x y z d_quests_dh
 dump_modify d format float %.17g
+variable novel atom "d_quests_dh > 5.0"
+compute n_novel all reduce sum v_novel
+variable n_novel equal c_n_novel
+fix p all print 10 "$(step) ${{n_novel}} $(v_quests_max_dh:%.17g)" file {dump}.print screen no
 run {steps}
 run 100
 """
@@ -132,6 +136,14 @@ def _parity(workdir):
         _, n_atoms, n_novel, max_dh, max_id = by_step[int(fr.timestep)]
         assert (n_atoms, n_novel) == (500, int(np.count_nonzero(dh > 5.0)))
         assert max_dh == pytest.approx(dh.max(), abs=1e-10) and max_id == ids[np.argmax(dh)]
+    # LAMMPS's own variables see the same values: an atom-style threshold on d_quests_dh
+    # and the internal variable quests_max_dh, printed by fix print at the same steps
+    printed = np.loadtxt(os.path.join(workdir, "run.dump.print"), comments="#")
+    printed = printed[printed[:, 0] > 0]  # at set-up fix print comes before the monitor
+    assert sorted(set(printed[:, 0])) == list(range(10, 161, 10))  # both runs (60: twice)
+    for step, n_novel, max_dh in printed:
+        s = by_step[int(step)]
+        assert int(n_novel) == s[2] and max_dh == pytest.approx(s[3], rel=1e-14)
 
 
 def test_the_melt_stops_the_run_writes_the_record_and_the_trigger(workdir):
