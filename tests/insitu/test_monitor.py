@@ -249,3 +249,35 @@ def test_an_existing_record_is_refused_before_lammps_starts(workdir, capsys):
     assert code == 2 and "--radius 3 A is smaller than the descriptor cutoff 5" in (
         capsys.readouterr().err)
     assert not os.path.exists(picks) and not os.path.exists(os.path.join(workdir, "run.dump"))
+
+
+def _failing_rank(workdir):
+    """A failure in the callback on rank 0 alone ends the run on every rank and is raised
+    on every rank after it (LAMMPS itself would ignore it and go on)."""
+    from quests_hpc.insitu import Monitor
+
+    comm = MPI.COMM_WORLD
+    lmp = lammps.lammps(comm=comm, cmdargs=["-log", "none", "-screen", "none"])
+    text = SCRIPT.format(pot=POT, dump=os.path.join(workdir, "run.dump"), steps=0)
+    lmp.commands_list([ln for ln in text.splitlines() if ln and not ln.startswith(
+        ("#", "dump", "run", "variable", "compute", "fix p"))])
+
+    def fail(monitor, state):
+        if state["step"] == 20 and comm.rank == 0:
+            raise RuntimeError("a failure on rank 0 only")
+    mon = Monitor(lmp, _reference(comm), comm, every=10, on_step=fail, **PARAMS).attach()
+    lmp.command("run 100")
+    with pytest.raises(Exception, match="a failure on rank 0 only"):
+        mon.check()
+    assert [s[0] for s in mon.steps] == [0, 10, 20]  # the run ended after step 20
+    assert int(lmp.extract_global("ntimestep")) == 20
+    lmp.close()
+
+
+def test_a_failure_in_the_callback_ends_the_run(workdir):
+    _failing_rank(workdir)
+
+
+@pytest.mark.mpi
+def test_a_failure_on_one_rank_ends_the_run_on_every_rank(workdir):
+    _failing_rank(workdir)
