@@ -281,3 +281,10 @@ def test_a_failure_in_the_callback_ends_the_run(workdir):
 @pytest.mark.mpi
 def test_a_failure_on_one_rank_ends_the_run_on_every_rank(workdir):
     _failing_rank(workdir)
+
+
+def test_the_max_dh_threshold_stops_the_run_at_the_first_step_above_it(workdir):
+    mon, lines = _run(workdir, steps=300, stop_max_dh=20.0)
+    above = [s for s in mon.steps if s[3] > 20.0]
+    assert len(above) == 1 and mon.steps[-1] == above[0] and mon.stopped == above[0][0]
+    assert any(f"stopped on extrapolation at step {mon.stopped}" in t for t in lines)
