@@ -17,8 +17,9 @@ upper bounds of their exact ones); else its bound is its largest stale value, wh
 below the floor.  Well-covered environments of a structure are then never folded at all.
 
 Every environment's ``log S`` is folded one chosen structure at a time in choice order
-(:mod:`quests_hpc._fold_kernels`, on products from BLAS in blocks of a fixed
-shape), and a row's result does not depend on the other rows it is computed with
+(:mod:`quests_hpc._fold_kernels`, on products summed in a fixed order: not BLAS, whose
+bits may depend on the shape), and a row's result does not depend on the other rows it
+is computed with
 (environments brought up to date together share the products).  So every exact score is
 bitwise the eager one, whichever environments are brought up to date when and on which rank: the
 choice does not depend on the number of ranks, and it is upstream's (which recomputes
@@ -37,20 +38,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .._fold_kernels import fold_logs, segment_sums
-from ..information import blas_one_thread
+from .._fold_kernels import fold_logs, row_products, segment_sums
 from ..parallel import comm as pcomm
 from ..threads import get_num_threads
 from .msc_deal import deal_cyclic
 
 #: Stale structures brought up to date together.
 REFRESH_BATCH = 16
-#: Rows of the batch per BLAS product (a fixed shape: see ``LazyMsc._refresh``); with
+#: Rows of the batch per product block; with
 #: MAX_COLUMNS a 1 MB product, one core's L2 (256 rows measured slower on 2 ranks).
 ROW_BLOCK = 128
 #: Most novel stale environments of each structure folded first in a refresh (a probe).
 PROBE_ROWS = 16
-#: Columns (rows of chosen structures) per BLAS product at most; 8192 columns (16 MB
+#: Columns (rows of chosen structures) per product at most; 8192 columns (16 MB
 #: products, two ranks sharing one L3) measured 8-11 % slower at 10,000 Cu frames
 #: (docs/datasets.md).
 MAX_COLUMNS = 1024
@@ -141,10 +141,10 @@ class LazyMsc:
         """Fold every chosen structure not yet seen into the environments ``rows`` of
         the structures ``batch``.
 
-        The products of those rows with the pending chosen structures' rows come from
-        BLAS in blocks of exactly ``ROW_BLOCK`` rows (zero-padded: the same shape
-        whatever the batch) and at most ``MAX_COLUMNS`` columns of whole structures; the
-        exponentials, sums and ordered folds from :mod:`quests_hpc._fold_kernels`.
+        The products of those rows with the pending chosen structures' rows, in blocks
+        of ``ROW_BLOCK`` rows and at most ``MAX_COLUMNS`` columns of whole structures,
+        the exponentials, sums and ordered folds all come from
+        :mod:`quests_hpc._fold_kernels`.
         """
         m = len(self.chosen)
         owner = np.repeat(np.arange(len(batch)), [len(r) for r in rows])
@@ -226,8 +226,7 @@ def _column_chunks(nxc, j0, m):
 
 
 def _fold_blocks(y, ny, xc, nx, seg, first, log, cs, pool=None):
-    """Fold the segments into ``log``: ``y`` in zero-padded blocks of ``ROW_BLOCK`` rows, each
-    against the segments from the first one a row of the block needs (rows sorted by
+    """Fold the segments into ``log``: ``y`` in blocks of ``ROW_BLOCK`` rows, each against the segments from the first one a row of the block needs (rows sorted by
     ``first``: a block's rows need about the same).
 
     With a thread ``pool``, each block's segments are split in runs of about equal
@@ -246,28 +245,25 @@ def _fold_blocks(y, ny, xc, nx, seg, first, log, cs, pool=None):
     tasks = [(b, ja, jb) for b, (_, _, j) in enumerate(blocks)
              for ja, jb in _split_segments(seg, j, n_seg, nt)]
     sums = [np.empty((r1 - r0, n_seg)) for r0, r1, _ in blocks]
+    xt = np.ascontiguousarray(xc.T)
 
     def run(part):
-        block = np.zeros((ROW_BLOCK, y.shape[1]))
         buf = np.empty(0)  # the products, reused: no fresh pages to fault in per product
         for b, ja, jb in part:
             r0, r1, _ = blocks[b]
-            block[:r1 - r0] = y[r0:r1]
-            block[r1 - r0:] = 0.0
             c0, c1 = int(seg[ja]), int(seg[jb])
             if buf.size < ROW_BLOCK * (c1 - c0):
                 buf = np.empty(ROW_BLOCK * max(c1 - c0, MAX_COLUMNS))
-            g = np.matmul(block, xc[c0:c1].T, out=buf[:ROW_BLOCK * (c1 - c0)].reshape(
-                ROW_BLOCK, c1 - c0))
+            g = buf[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+            row_products(y[r0:r1], xt, c0, g)
             segment_sums(g[:r1 - r0], ny[r0:r1], nx[c0:c1], seg[ja:jb + 1] - c0,
                          first[r0:r1] - ja, sums[b][:, ja:jb], cs)
 
-    with blas_one_thread():
-        if nt == 1 or len(tasks) < 2:
-            run(tasks)
-        else:
-            for f in [pool.submit(run, tasks[t::nt]) for t in range(nt)]:
-                f.result()
+    if nt == 1 or len(tasks) < 2:
+        run(tasks)
+    else:
+        for f in [pool.submit(run, tasks[t::nt]) for t in range(nt)]:
+            f.result()
     for b, (r0, r1, _) in enumerate(blocks):
         fold_logs(sums[b], first[r0:r1], log[r0:r1])
 

@@ -48,15 +48,6 @@ def test_eager_msc_makes_the_same_choices(data):
         left.remove(best)
 
 
-def _blas_bits_depend_on_shape():
-    """Whether this BLAS gives an element of a product other bits in another shape (the
-    AVX-512 kernels of OpenBLAS do for small blocks: measured on a Xeon with AVX-512; with
-    OPENBLAS_CORETYPE=Haswell they do not)."""
-    rng = np.random.default_rng(0)
-    a, b = rng.random((8, 63)), rng.random((1024, 63))
-    return any((a @ b[:n].T).tobytes() != (a @ b.T)[:, :n].tobytes() for n in (100, 37))
-
-
 @pytest.mark.parametrize("nt, constants", [
     (2, {}),
     (2, {"ROW_BLOCK": 8, "MAX_COLUMNS": 100}),   # many blocks, column runs split
@@ -64,10 +55,6 @@ def _blas_bits_depend_on_shape():
     (1, {"REFRESH_BATCH": 63, "PROBE_ROWS": 64}),
 ])
 def test_same_bits_whatever_threads_blocks_and_batches(data, nt, constants):
-    if "MAX_COLUMNS" in constants and _blas_bits_depend_on_shape():
-        pytest.xfail("this BLAS's product bits depend on the block shape (OpenBLAS AVX-512 "
-                     "kernels): the same choices, novelties differing in the last bits "
-                     "(known issue, see docs/datasets.md)")
     order, novelty, _ = _run(data)
     o2, n2, _ = _run(data, nt, **constants)
     assert o2 == order

@@ -1,0 +1,67 @@
+"""The lazy msc fold kernels (quests_hpc._fold_kernels) against their definitions."""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from quests_hpc._fold_kernels import fold_logs, row_products, segment_sums
+
+
+@pytest.fixture
+def rows():
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(37, 63)), rng.normal(size=(300, 63))
+
+
+def _in_order(y, x):
+    """Each product summed k = 0, 1, .. in plain Python floats (rounded per step)."""
+    out = np.empty((len(y), len(x)))
+    for i, a in enumerate(y.tolist()):
+        for c, b in enumerate(x.tolist()):
+            s = 0.0
+            for u, v in zip(a, b):
+                s += u * v
+            out[i, c] = s
+    return out
+
+
+def test_row_products_are_summed_in_order(rows):
+    y, x = rows
+    out = np.empty((len(y), 250))
+    row_products(y, np.ascontiguousarray(x.T), 50, out)
+    assert out.tobytes() == _in_order(y, x[50:]).tobytes()
+
+
+@pytest.mark.parametrize("r0, r1, c0, w", [(0, 37, 0, 300), (5, 6, 17, 1), (3, 11, 60, 97),
+                                           (0, 36, 1, 8), (20, 37, 200, 100)])
+def test_row_products_bits_do_not_depend_on_the_shape(rows, r0, r1, c0, w):
+    """An element's bits are the same in any block of rows and run of columns (BLAS's
+    may not be: OpenBLAS's AVX-512 kernels gave other last bits in other shapes)."""
+    y, x = rows
+    xt = np.ascontiguousarray(x.T)
+    whole = np.empty((len(y), len(x)))
+    row_products(y, xt, 0, whole)
+    part = np.empty((r1 - r0, w))
+    row_products(y[r0:r1], xt, c0, part)
+    assert part.tobytes() == whole[r0:r1, c0:c0 + w].tobytes()
+
+
+@pytest.mark.parametrize("h", [8.0, 0.1])  # terms near 1; every term underflows
+def test_segment_sums_and_fold_logs_are_the_log_sums_in_order(rows, h):
+    y, x = rows
+    cs = -0.5 / h ** 2
+    seg = np.array([0, 100, 101, 250, 300], dtype=np.int64)
+    first = np.array([0, 1, 3, 4] * 9 + [2], dtype=np.int64)
+    g = np.empty((len(y), len(x)))
+    row_products(y, np.ascontiguousarray(x.T), 0, g)
+    out = np.full((len(y), 4), np.nan)
+    segment_sums(g, np.einsum("ij,ij->i", y, y), np.einsum("ij,ij->i", x, x), seg, first,
+                 out, cs)
+    d2 = ((y[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    log = np.full(len(y), -np.inf)
+    fold_logs(out, first, log)
+    for i in range(len(y)):
+        want = [logsumexp(cs * d2[i, a:b]) for a, b in zip(seg[:-1], seg[1:])]
+        assert np.allclose(out[i, first[i]:], want[first[i]:], rtol=1e-12, atol=0)
+        expect = np.logaddexp.reduce(want[first[i]:]) if first[i] < 4 else -np.inf
+        assert log[i] == pytest.approx(expect, rel=1e-12)
