@@ -1,8 +1,9 @@
 """Numba kernels of the lazy msc compression: fold kernel sums against a run of small
 sets ("segments": chosen structures) into running log sums, each row on its own.
 
-Given ``G[i, c] = y_i . x_c`` (:func:`row_products`; rows and columns centred on one
-common point) and the squared norms, for row ``i`` and every segment ``j >= first[i]`` in order::
+Given ``G[i, c] = y_i . x_c`` (:func:`quests_hpc._ordered_products.row_products`; rows
+and columns centred on one common point) and the squared norms, for row ``i`` and every
+segment ``j >= first[i]`` in order::
 
     log[i] = logaddexp(log[i], log sum_{c in segment j} exp(cs |y_i - x_c|^2))
 
@@ -52,27 +53,6 @@ def _shifted_sum(row, c0, w, top):
     for c in range(w):
         s += _exp_neg(row[c0 + np.uint64(c)] - top)
     return s
-
-
-@nb.njit(nogil=True, cache=True)
-def row_products(y, xt, c0, out):
-    """``out[i, c] = sum_k y[i, k] * xt[k, c0 + c]``, summed in the order ``k = 0, 1, ..``
-    with a rounded product and a rounded sum per term (no fast-math: no reassociation,
-    no fused multiply-add).  Each element's bits depend only on its row of ``y`` and
-    its column of ``xt``: not on the shape, the position or the machine's BLAS (whose
-    kernels may be chosen by shape: OpenBLAS's AVX-512 ones are).  The inner loop runs
-    over columns, so it vectorises without changing any element's order (about half
-    the rate of a BLAS product of the same shape on one core)."""
-    base = np.uint64(c0)
-    for i in range(out.shape[0]):
-        o = out[i]
-        for c in range(out.shape[1]):
-            o[c] = 0.0
-        for k in range(y.shape[1]):
-            a = y[i, k]
-            xk = xt[k]
-            for c in range(out.shape[1]):
-                o[c] += a * xk[base + np.uint64(c)]
 
 
 @nb.njit(nogil=True, cache=True)

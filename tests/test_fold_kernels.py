@@ -1,10 +1,12 @@
-"""The lazy msc fold kernels (quests_hpc._fold_kernels) against their definitions."""
+"""The lazy msc fold kernels (quests_hpc._fold_kernels) and the ordered products they fold
+(quests_hpc._ordered_products) against their definitions."""
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from quests_hpc._fold_kernels import fold_logs, row_products, segment_sums
+from quests_hpc._fold_kernels import fold_logs, segment_sums
+from quests_hpc._ordered_products import row_products
 
 
 @pytest.fixture
@@ -25,15 +27,18 @@ def _in_order(y, x):
     return out
 
 
-def test_row_products_are_summed_in_order(rows):
+@pytest.mark.parametrize("n, c0, w", [(37, 50, 250), (8, 0, 16), (3, 5, 9), (5, 290, 10)])
+def test_row_products_are_summed_in_order(rows, n, c0, w):
+    """Register tiles, left-over rows and left-over columns: every element the in-order sum."""
     y, x = rows
-    out = np.empty((len(y), 250))
-    row_products(y, np.ascontiguousarray(x.T), 50, out)
-    assert out.tobytes() == _in_order(y, x[50:]).tobytes()
+    out = np.empty((n, w))
+    row_products(y[:n], np.ascontiguousarray(x.T), c0, out)
+    assert out.tobytes() == _in_order(y[:n], x[c0:c0 + w]).tobytes()
 
 
 @pytest.mark.parametrize("r0, r1, c0, w", [(0, 37, 0, 300), (5, 6, 17, 1), (3, 11, 60, 97),
-                                           (0, 36, 1, 8), (20, 37, 200, 100)])
+                                           (0, 36, 1, 8), (20, 37, 200, 100), (1, 4, 3, 7),
+                                           (2, 7, 0, 16), (0, 37, 0, 0)])
 def test_row_products_bits_do_not_depend_on_the_shape(rows, r0, r1, c0, w):
     """An element's bits are the same in any block of rows and run of columns (BLAS's
     may not be: OpenBLAS's AVX-512 kernels gave other last bits in other shapes)."""

@@ -47,6 +47,7 @@ LAYERS = {
     "quests_hpc._kernel_sums": 1,
     "quests_hpc._kernel_sums_f32": 1,
     "quests_hpc._fold_kernels": 1,
+    "quests_hpc._ordered_products": 1,
     "quests_hpc._gemm32": 1,
     "quests_hpc._block_groups": 1,
     "quests_hpc.information": 1,

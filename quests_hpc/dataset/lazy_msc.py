@@ -17,12 +17,12 @@ upper bounds of their exact ones); else its bound is its largest stale value, wh
 below the floor.  Well-covered environments of a structure are then never folded at all.
 
 Every environment's ``log S`` is folded one chosen structure at a time in choice order
-(:mod:`quests_hpc._fold_kernels`, on products summed in a fixed order: not BLAS, whose
-bits may depend on the shape), and a row's result does not depend on the other rows it
-is computed with
-(environments brought up to date together share the products).  So every exact score is
-bitwise the eager one, whichever environments are brought up to date when and on which rank: the
-choice does not depend on the number of ranks, and it is upstream's (which recomputes
+(:mod:`quests_hpc._fold_kernels`, on products summed in a fixed order by
+:mod:`quests_hpc._ordered_products`: not BLAS, whose bits may depend on the shape), and a
+row's result does not depend on the other rows it is computed with (environments brought
+up to date together share the products).  So every exact score is bitwise the eager one,
+whichever environments are brought up to date when and on which rank: the choice does
+not depend on the number of ranks, and it is upstream's (which recomputes
 every structure every step).
 
 The candidates are first dealt cyclically over the ranks (:mod:`.msc_deal`: structure
@@ -38,7 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .._fold_kernels import fold_logs, row_products, segment_sums
+from .._fold_kernels import fold_logs, segment_sums
+from .._ordered_products import row_products
 from ..parallel import comm as pcomm
 from ..threads import get_num_threads
 from .msc_deal import deal_cyclic
@@ -143,8 +144,8 @@ class LazyMsc:
 
         The products of those rows with the pending chosen structures' rows, in blocks
         of ``ROW_BLOCK`` rows and at most ``MAX_COLUMNS`` columns of whole structures,
-        the exponentials, sums and ordered folds all come from
-        :mod:`quests_hpc._fold_kernels`.
+        come from :mod:`quests_hpc._ordered_products`, the exponentials, sums and
+        ordered folds from :mod:`quests_hpc._fold_kernels`.
         """
         m = len(self.chosen)
         owner = np.repeat(np.arange(len(batch)), [len(r) for r in rows])
@@ -226,8 +227,9 @@ def _column_chunks(nxc, j0, m):
 
 
 def _fold_blocks(y, ny, xc, nx, seg, first, log, cs, pool=None):
-    """Fold the segments into ``log``: ``y`` in blocks of ``ROW_BLOCK`` rows, each against the segments from the first one a row of the block needs (rows sorted by
-    ``first``: a block's rows need about the same).
+    """Fold the segments into ``log``: ``y`` in blocks of ``ROW_BLOCK`` rows, each against
+    the segments from the first one a row of the block needs (rows sorted by ``first``: a
+    block's rows need about the same).
 
     With a thread ``pool``, each block's segments are split in runs of about equal
     columns, one per thread (:func:`segment_sums`: each segment's log sum on its own),
