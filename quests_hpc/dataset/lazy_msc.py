@@ -69,7 +69,7 @@ class LazyMsc:
         self.ref = cand.log_ref
         self.seen = [np.zeros(len(x), dtype=np.int64) for x in cand.x]  # per environment
         self.upto = np.zeros(len(cand.x), dtype=np.int64)  # the score is exact at upto
-        self.chosen, self.xc, self.nxc, self.centre = [], [], [], None
+        self.xc, self.nxc, self.centre = [], [], None  # the chosen rows, centred
         self.cs = -0.5 / cand.h ** 2
         nt = get_num_threads()
         self.pool = ThreadPoolExecutor(max_workers=nt) if nt > 1 else None
@@ -94,7 +94,7 @@ class LazyMsc:
     def _score(self, i):
         """The bound of structure ``i``, exact (``upto = m``) when its largest up-to-date
         value is at least each stale one."""
-        v, m = self._values(i), len(self.chosen)
+        v, m = self._values(i), len(self.xc)
         fresh = self.seen[i] == m
         best = v[fresh].max() if fresh.any() else -np.inf
         stale = v[~fresh].max() if not fresh.all() else -np.inf
@@ -106,7 +106,7 @@ class LazyMsc:
 
     def _rows(self, i, floor):
         """Environments of structure ``i`` to fold: the stale ones that reach ``floor``."""
-        stale = self.seen[i] < len(self.chosen)
+        stale = self.seen[i] < len(self.xc)
         if floor > -np.inf:
             stale &= self._values(i) + self.ent[i] >= floor
         return np.flatnonzero(stale)
@@ -122,7 +122,7 @@ class LazyMsc:
         probe = PROBE_ROWS
         self._fold(batch, [self._top_rows(i, probe) for i in batch])
         for i in batch:
-            fresh = self.seen[i] == len(self.chosen)
+            fresh = self.seen[i] == len(self.xc)
             if fresh.any():
                 self.lower = max(self.lower, self._values(i)[fresh].max() + self.ent[i])
         floor = max(floor, self.lower)
@@ -132,7 +132,7 @@ class LazyMsc:
 
     def _top_rows(self, i, n):
         """The ``n`` stale environments of structure ``i`` of largest value."""
-        stale = np.flatnonzero(self.seen[i] < len(self.chosen))
+        stale = np.flatnonzero(self.seen[i] < len(self.xc))
         if len(stale) > n:
             v = self._values(i)[stale]
             stale = np.sort(stale[np.argpartition(-v, n - 1)[:n]])
@@ -147,7 +147,7 @@ class LazyMsc:
         come from :mod:`quests_hpc._ordered_products`, the exponentials, sums and
         ordered folds from :mod:`quests_hpc._fold_kernels`.
         """
-        m = len(self.chosen)
+        m = len(self.xc)
         owner = np.repeat(np.arange(len(batch)), [len(r) for r in rows])
         env = np.concatenate(rows)
         first = np.concatenate([self.seen[i][r] for i, r in zip(batch, rows)])
@@ -177,12 +177,12 @@ class LazyMsc:
         if not self.heap:
             return -np.inf, -1, True, self.lower
         negb, s = self.heap[0]
-        return -negb, s, bool(self.upto[self.cand.slot(s)] == len(self.chosen)), self.lower
+        return -negb, s, bool(self.upto[self.cand.slot(s)] == len(self.xc)), self.lower
 
     def refresh_top(self, floor):
         """Bring up to date the stale structures at the heap's top whose bound is at
         least ``floor`` (at most ``REFRESH_BATCH`` of them)."""
-        m, batch = len(self.chosen), []
+        m, batch = len(self.xc), []
         while self.heap and len(batch) < REFRESH_BATCH:
             negb, s = self.heap[0]
             if -negb < floor or self.upto[self.cand.slot(s)] == m:
@@ -207,7 +207,6 @@ class LazyMsc:
         if self.centre is None:
             self.centre = x.mean(axis=0)
         xc = x - self.centre
-        self.chosen.append(x)
         self.lower = -np.inf
         self.xc.append(xc)
         self.nxc.append(np.einsum("ij,ij->i", xc, xc))
