@@ -183,15 +183,18 @@ def test_bad_data_sets_are_named(tmp_path, capsys):
     assert "matches no file" in capsys.readouterr().err
 
 
-def test_reference_of_other_k_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("option, name", [(["-k", "16"], "k"), (["--cutoff", "4.5"], "cutoff")])
+def test_reference_of_other_k_or_cutoff_is_refused(tmp_path, capsys, option, name):
     ref = tmp_path / "ref.h5"
-    assert main(["descriptors", str(FRAMES), "--frames", "0:3", "-k", "16", "-o",
+    assert main(["descriptors", str(FRAMES), "--frames", "0:3", *option, "-o",
                  str(ref), "--progress", "off"]) == 0
     capsys.readouterr()
+    before = sorted(tmp_path.rglob("*"))
     assert main(["compress", str(FRAMES), "-r", str(ref), "-s", "2", "-o",
                  str(tmp_path / "c.extxyz")]) == 2
     err = capsys.readouterr().err
-    assert "k" in err and str(ref) in err
+    assert name in err and str(ref) in err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
 
 
 def test_descriptor_file_reference_equals_structure_reference(tmp_path):
