@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "campaign"))
@@ -108,6 +109,32 @@ def _traced_run(tmp_path, env=None, n=2):
     return p.stdout, events
 
 
+def _traced_compress(tmp_path, env, n=2):
+    """``mpiexec -n n quests-hpc compress`` (msc) of six small FCC structures; returns
+    [events of each rank]."""
+    from ase.build import bulk
+    from ase.io import write
+
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(6):
+        a = bulk("Cu", "fcc", a=3.615, cubic=True).repeat(2)
+        a.positions += rng.normal(0, 0.1, a.positions.shape)
+        frames.append(a)
+    data = tmp_path / "set.extxyz"
+    write(data, frames, parallel=False)
+    tracer = tmp_path / "tracer_compress.py"
+    tracer.write_text(textwrap.dedent(TRACER))
+    p = subprocess.run(["timeout", "300", MPIEXEC, "-n", str(n), sys.executable, str(tracer),
+                        "compress", str(data), "-s", "3", "-o", str(tmp_path / "sub.extxyz")],
+                       capture_output=True, text=True, timeout=330, env={**os.environ, **env})
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    events = [json.loads(line.split(" ", 1)[1]) for line in p.stdout.splitlines()
+              if line.startswith("EVENTS ")]
+    assert len(events) == n
+    return events
+
+
 def _stage_rows(stdout):
     table = stdout.split("Stage times over", 1)[1].splitlines()[2:]
     return [line.split()[0] for line in table if line and not line.startswith("total")]
@@ -140,7 +167,8 @@ def _cache_files(root):
 def test_setup_warm_up_covers_every_kernel_of_a_run(tmp_path):
     """Cold private cache -> the set-up's warm-up command -> a 2-rank run with clusters
     and export: the run compiles nothing (every kernel is a cache load) and writes no
-    cache file; the warm-up prints its one line."""
+    cache file; the warm-up prints its one line.  Then ``compress`` (msc) on 2 ranks: no
+    compile either (its ordered products and folds are warmed too)."""
     cache = tmp_path / "numba-cache"
     env = {"NUMBA_CACHE_DIR": str(cache)}
     p = subprocess.run([sys.executable, "-m", "quests_hpc.campaign.warmup", "setup"],
@@ -157,3 +185,8 @@ def test_setup_warm_up_covers_every_kernel_of_a_run(tmp_path):
         assert any(e[0] == "load" for e in log)
     assert _cache_files(cache) == before  # no new or rewritten cache entry
     assert _stage_rows(stdout)[0] == "compile"
+    for rank, log in enumerate(_traced_compress(tmp_path, env)):  # a data-set command
+        compiled = [e for e in log if e[0] == "compile" and e[2].startswith("quests_hpc")]
+        assert compiled == [], f"compress, rank {rank}, compiled after the warm-up: {compiled}"
+        assert any("row_products" in e[2] for e in log if e[0] == "load")
+    assert _cache_files(cache) == before

@@ -11,8 +11,8 @@ reader, descriptors, halo, redistribution, kernel sums) and, only when the campa
 stages contain no compile time.
 
 ``python -m quests_hpc.campaign.warmup`` (what ``scripts/setup.sh`` runs) compiles every
-kernel of every command into the cache (in two processes where two cores are free) and
-prints one line with the seconds it took.
+kernel of every command into the cache (the data-set commands' too: :func:`_datasets`),
+in two processes where two cores are free, and prints one line with the seconds it took.
 """
 
 import os
@@ -67,6 +67,28 @@ def _export():
                          types=np.ones(len(pos), np.int32), elements=["Cu"], comm=MPI.COMM_SELF)
 
 
+def _datasets():
+    """msc and k_means of a tiny data set (the lazy msc's ordered products and folds,
+    the k-means kernels), serially."""
+    from ase import Atoms
+    from ase.io import write
+    from mpi4py import MPI
+
+    from ..dataset.compress import compress
+    from ..dataset.structures import load_dataset
+
+    pos, cell = _fcc(2)
+    rng = np.random.default_rng(0)
+    frames = [Atoms("Cu" * len(pos), positions=pos + rng.normal(0, 0.1, pos.shape),
+                    cell=cell, pbc=True) for _ in range(4)]
+    with tempfile.TemporaryDirectory(prefix="quests-hpc-warm-") as d:
+        path = os.path.join(d, "set.extxyz")
+        write(path, frames, parallel=False)
+        data = load_dataset(MPI.COMM_SELF, path)
+        for method in ("msc", "k_means"):
+            compress(MPI.COMM_SELF, data, method, 2)
+
+
 def analysis_kinds(analysis):
     """The analyses of a campaign's ``analysis`` section that run Numba kernels."""
     a = analysis or {}
@@ -99,7 +121,7 @@ _SECOND_PART = ("redistribute", "_read_dumps", "_route")
 
 
 def _run_part(part):
-    for fn in run_warmups(1, ("clusters", "export")):
+    for fn in run_warmups(1, ("clusters", "export")) + [_datasets]:
         if (getattr(fn, "__name__", "") in _SECOND_PART) == (part == "b"):
             fn()
 
