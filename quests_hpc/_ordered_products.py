@@ -10,8 +10,10 @@ kernels (a Xeon, 2026-12-02) gave other last bits in other shapes, and the lazy 
 compression (:mod:`quests_hpc.dataset.lazy_msc`) folds rows in blocks that depend on the
 ranks and threads.
 
-Speed: a register tile of ``TILE_ROWS`` rows by one vector of ``TILE_COLUMNS`` columns
-is kept in registers over the whole ``k`` loop (:func:`_tile`, written in LLVM IR: an
+float32 inputs give float32 sums, each rounded to float32 (the float32 kernel sums'
+products: ``sgemm``'s may depend on a row's position in its block).
+
+Speed: a register tile of ``TILE_ROWS`` rows by one vector of ``TILE_BYTES`` is kept in registers over the whole ``k`` loop (:func:`_tile`, written in LLVM IR: an
 explicit vector multiply then add per ``k``, which is the in-order sum of every lane);
 the rows left over run the same sums vectorised over columns, and the columns left over
 one element at a time.  On one Zen 4 core, ``128 x 63 x 972``: about 51 GFLOP/s against
@@ -24,23 +26,27 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-#: Rows of the register tile (4 x 8 doubles: 8 AVX2 registers, 4 AVX-512 ones).
+#: Rows of the register tile (4 x 64 bytes: 8 AVX2 registers, 4 AVX-512 ones).
 TILE_ROWS = 4
-#: Columns of the register tile: one vector of doubles.
-TILE_COLUMNS = 8
+#: Bytes of one row of the register tile: 8 doubles or 16 floats.
+TILE_BYTES = 64
 
 
-def _make_tile(rows, width):
-    """An intrinsic ``tile(yf, yo, ys, xf, xo, xs, of, oo, os, d)`` on flat float64 arrays:
-    ``of[oo + r os + c] = sum_{k < d} yf[yo + r ys + k] * xf[xo + k xs + c]`` for
-    ``r < rows``, ``c < width``, each sum in order ``k = 0, 1, ..``, starting from 0."""
-    f64, i64 = ir.DoubleType(), ir.IntType(64)
-    vt = ir.VectorType(f64, width)
-    splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+def _make_tile(rows):
+    """An intrinsic ``tile(yf, yo, ys, xf, xo, xs, of, oo, os, d)`` on flat float64 or
+    float32 arrays: ``of[oo + r os + c] = sum_{k < d} yf[yo + r ys + k] * xf[xo + k xs +
+    c]`` for ``r < rows`` and the ``TILE_BYTES`` of columns ``c``, each sum in order ``k =
+    0, 1, ..``, from 0, in the arrays' precision."""
+    i64 = ir.IntType(64)
 
     @intrinsic
     def tile(typingctx, yf, yo, ys, xf, xo, xs, of, oo, os_, d):
         sig = types.void(yf, yo, ys, xf, xo, xs, of, oo, os_, d)
+        single = yf.dtype == types.float32
+        width = TILE_BYTES // (4 if single else 8)
+        vt = ir.VectorType(ir.FloatType() if single else ir.DoubleType(), width)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+        align = 4 if single else 8
 
         def codegen(context, builder, signature, args):
             ya, y0, ystep, xa, x0, xstep, oa, o0, ostep, n = args
@@ -59,12 +65,12 @@ def _make_tile(rows, width):
             builder.cbranch(builder.icmp_signed("<", k, n), body, done)
             builder.position_at_end(body)
             xv = builder.load(builder.bitcast(builder.gep(
-                xp, [builder.add(x0, builder.mul(k, xstep))]), vt.as_pointer()), align=8)
+                xp, [builder.add(x0, builder.mul(k, xstep))]), vt.as_pointer()), align=align)
             new = []
             for r, a in enumerate(acc):
                 at = builder.add(builder.add(y0, builder.mul(ir.Constant(i64, r), ystep)), k)
                 s = builder.insert_element(ir.Constant(vt, ir.Undefined),
-                                           builder.load(builder.gep(yp, [at]), align=8),
+                                           builder.load(builder.gep(yp, [at]), align=align),
                                            ir.Constant(ir.IntType(32), 0))
                 s = builder.shuffle_vector(s, ir.Constant(vt, ir.Undefined), splat)
                 new.append(builder.fadd(a, builder.fmul(s, xv)))
@@ -76,7 +82,7 @@ def _make_tile(rows, width):
             for r, a in enumerate(acc):
                 at = builder.add(o0, builder.mul(ir.Constant(i64, r), ostep))
                 builder.store(a, builder.bitcast(builder.gep(op, [at]), vt.as_pointer()),
-                              align=8)
+                              align=align)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -84,26 +90,27 @@ def _make_tile(rows, width):
     return tile
 
 
-_tile = _make_tile(TILE_ROWS, TILE_COLUMNS)
+_tile = _make_tile(TILE_ROWS)
 
 
 @nb.njit(nogil=True, cache=True)
 def row_products(y, xt, c0, out):
-    """``out[i, c] = sum_k y[i, k] * xt[k, c0 + c]`` in order (see the module doc); every
-    array C-contiguous (``reshape`` refuses others at compile time)."""
+    """``out[i, c] = sum_k y[i, k] * xt[k, c0 + c]`` in order (see the module doc), in the
+    arrays' precision (all float64 or all float32); every array C-contiguous
+    (``reshape`` refuses others at compile time)."""
     n, w = out.shape
     d, m = y.shape[1], xt.shape[1]
     yf, xf, of = y.reshape(y.size), xt.reshape(xt.size), out.reshape(out.size)
-    rt, wt = n - n % TILE_ROWS, w - w % TILE_COLUMNS
+    lanes = TILE_BYTES // y.itemsize
+    rt, wt = n - n % TILE_ROWS, w - w % lanes
     for i in range(0, rt, TILE_ROWS):
-        for c in range(0, wt, TILE_COLUMNS):
+        for c in range(0, wt, lanes):
             _tile(yf, i * d, d, xf, c0 + c, m, of, i * w + c, w, d)
         for c in range(wt, w):  # the columns left over, one at a time
             for r in range(i, i + TILE_ROWS):
-                s = 0.0
+                out[r, c] = 0.0
                 for k in range(d):
-                    s += y[r, k] * xt[k, c0 + c]
-                out[r, c] = s
+                    out[r, c] += y[r, k] * xt[k, c0 + c]
     base = np.uint64(c0)
     for i in range(rt, n):  # the rows left over, vectorised over columns
         o = out[i]

@@ -53,9 +53,9 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import threads as _threads
-from ._gemm32 import positional_shapes, product32
 from ._kernel_sums import row_hashes, rows_update, rows_update_truncated, sym_update
 from ._kernel_sums_f32 import U32, rows_update32, sym_update32
+from ._ordered_products import row_products
 from .errors import QuestsInputError
 
 DEFAULT_BANDWIDTH = 0.015
@@ -428,11 +428,9 @@ def _row_block_sums(y, x, hs, cs, block, dmax2, truncate, dtype):
     nkept = np.zeros((1, n_tr), dtype=np.int64)
     d = y.shape[1]
     cs32, near = _cs32(cs, hs, dtype), _near32(d)
-    xc64 = None  # float64 copy of the float32 xc where sgemm is positional (_gemm32)
-    if dtype is np.float32:
-        with blas_one_thread():  # probed as the workers call BLAS: on one thread
-            if positional_shapes(bi, d, [min(bj, n_x - j0) for j0 in col_starts]):
-                xc64 = xc.astype(np.float64)
+    # float32 products summed in a fixed order (_ordered_products): sgemm's may depend on
+    # a row's position in the block (OpenBLAS's Haswell sgemm on AMD EPYC: rows by 24)
+    xct = np.ascontiguousarray(xc.T) if dtype is np.float32 else None
 
     def make_worker(t):
         buf = np.empty(bi * bj, dtype=dtype)
@@ -445,12 +443,11 @@ def _row_block_sums(y, x, hs, cs, block, dmax2, truncate, dtype):
             np.subtract(y[i0:i1], mu, out=yb[:m], casting="same_kind")
             yb[m:] = 0.0
             nyb = _norms(yb[:m], dtype)
-            yb64 = None if xc64 is None else yb.astype(np.float64)
             for j0 in col_starts:
                 j1 = min(j0 + bj, n_x)
                 g = buf[:bi * (j1 - j0)].reshape(bi, j1 - j0)
                 if dtype is np.float32:  # rows independent of their block
-                    product32(yb, xc[j0:j1], g, yb64, None if xc64 is None else xc64[j0:j1])
+                    row_products(yb, xct, j0, g)
                 else:
                     np.matmul(yb, xc[j0:j1].T, out=g)
                 if truncate:

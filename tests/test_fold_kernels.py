@@ -39,16 +39,31 @@ def test_row_products_are_summed_in_order(rows, n, c0, w):
 @pytest.mark.parametrize("r0, r1, c0, w", [(0, 37, 0, 300), (5, 6, 17, 1), (3, 11, 60, 97),
                                            (0, 36, 1, 8), (20, 37, 200, 100), (1, 4, 3, 7),
                                            (2, 7, 0, 16), (0, 37, 0, 0)])
-def test_row_products_bits_do_not_depend_on_the_shape(rows, r0, r1, c0, w):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_products_bits_do_not_depend_on_the_shape(rows, r0, r1, c0, w, dtype):
     """An element's bits are the same in any block of rows and run of columns (BLAS's
-    may not be: OpenBLAS's AVX-512 kernels gave other last bits in other shapes)."""
-    y, x = rows
+    may not be: OpenBLAS's AVX-512 dgemm gave other last bits in other shapes, its
+    Haswell sgemm at other row positions)."""
+    y, x = (a.astype(dtype) for a in rows)
     xt = np.ascontiguousarray(x.T)
-    whole = np.empty((len(y), len(x)))
+    whole = np.empty((len(y), len(x)), dtype)
     row_products(y, xt, 0, whole)
-    part = np.empty((r1 - r0, w))
+    part = np.empty((r1 - r0, w), dtype)
     row_products(y[r0:r1], xt, c0, part)
     assert part.tobytes() == whole[r0:r1, c0:c0 + w].tobytes()
+
+
+def test_float32_row_products_are_float32_sums_in_order(rows):
+    y = rows[0][:6].astype(np.float32)   # 6 rows: a tile and 2 left over
+    x = rows[1][:40].astype(np.float32)  # 40 columns: 2 tiles of 16 and 8 left over
+    out = np.empty((6, 40), np.float32)
+    row_products(y, np.ascontiguousarray(x.T), 0, out)
+    for i in range(6):
+        for c in range(40):
+            s = np.float32(0.0)
+            for k in range(y.shape[1]):
+                s = np.float32(s + np.float32(y[i, k] * x[c, k]))
+            assert out[i, c] == s, (i, c)
 
 
 @pytest.mark.parametrize("h", [8.0, 0.1])  # terms near 1; every term underflows

@@ -48,7 +48,6 @@ LAYERS = {
     "quests_hpc._kernel_sums_f32": 1,
     "quests_hpc._fold_kernels": 1,
     "quests_hpc._ordered_products": 1,
-    "quests_hpc._gemm32": 1,
     "quests_hpc._block_groups": 1,
     "quests_hpc.information": 1,
     "quests_hpc._export_kernels": 1,
