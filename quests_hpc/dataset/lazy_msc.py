@@ -69,7 +69,8 @@ class LazyMsc:
         self.ref = cand.log_ref
         self.seen = [np.zeros(len(x), dtype=np.int64) for x in cand.x]  # per environment
         self.upto = np.zeros(len(cand.x), dtype=np.int64)  # the score is exact at upto
-        self.xc, self.nxc, self.centre = [], [], None  # the chosen rows, centred
+        # the chosen structures' rows, centred and transposed (d x rows), and their norms
+        self.xt, self.nxc, self.centre = [], [], None
         self.cs = -0.5 / cand.h ** 2
         nt = get_num_threads()
         self.pool = ThreadPoolExecutor(max_workers=nt) if nt > 1 else None
@@ -94,7 +95,7 @@ class LazyMsc:
     def _score(self, i):
         """The bound of structure ``i``, exact (``upto = m``) when its largest up-to-date
         value is at least each stale one."""
-        v, m = self._values(i), len(self.xc)
+        v, m = self._values(i), len(self.xt)
         fresh = self.seen[i] == m
         best = v[fresh].max() if fresh.any() else -np.inf
         stale = v[~fresh].max() if not fresh.all() else -np.inf
@@ -106,7 +107,7 @@ class LazyMsc:
 
     def _rows(self, i, floor):
         """Environments of structure ``i`` to fold: the stale ones that reach ``floor``."""
-        stale = self.seen[i] < len(self.xc)
+        stale = self.seen[i] < len(self.xt)
         if floor > -np.inf:
             stale &= self._values(i) + self.ent[i] >= floor
         return np.flatnonzero(stale)
@@ -122,7 +123,7 @@ class LazyMsc:
         probe = PROBE_ROWS
         self._fold(batch, [self._top_rows(i, probe) for i in batch])
         for i in batch:
-            fresh = self.seen[i] == len(self.xc)
+            fresh = self.seen[i] == len(self.xt)
             if fresh.any():
                 self.lower = max(self.lower, self._values(i)[fresh].max() + self.ent[i])
         floor = max(floor, self.lower)
@@ -132,7 +133,7 @@ class LazyMsc:
 
     def _top_rows(self, i, n):
         """The ``n`` stale environments of structure ``i`` of largest value."""
-        stale = np.flatnonzero(self.seen[i] < len(self.xc))
+        stale = np.flatnonzero(self.seen[i] < len(self.xt))
         if len(stale) > n:
             v = self._values(i)[stale]
             stale = np.sort(stale[np.argpartition(-v, n - 1)[:n]])
@@ -147,7 +148,7 @@ class LazyMsc:
         come from :mod:`quests_hpc._ordered_products`, the exponentials, sums and
         ordered folds from :mod:`quests_hpc._fold_kernels`.
         """
-        m = len(self.xc)
+        m = len(self.xt)
         owner = np.repeat(np.arange(len(batch)), [len(r) for r in rows])
         env = np.concatenate(rows)
         first = np.concatenate([self.seen[i][r] for i, r in zip(batch, rows)])
@@ -159,11 +160,11 @@ class LazyMsc:
             ny = np.einsum("ij,ij->i", y, y)
             log = np.concatenate([self.log[i][r] for i, r in zip(batch, rows)])[order]
             for ja, jb in _column_chunks(self.nxc, int(first.min()), m):
-                xc = np.concatenate(self.xc[ja:jb])
+                xt = np.concatenate(self.xt[ja:jb], axis=1)  # C-contiguous d x cols
                 nx = np.concatenate(self.nxc[ja:jb])
                 seg = np.concatenate([[0], np.cumsum([len(v) for v in self.nxc[ja:jb]])])
                 rel = np.maximum(first - ja, 0)
-                _fold_blocks(y, ny, xc, nx, seg.astype(np.int64), rel, log, self.cs,
+                _fold_blocks(y, ny, xt, nx, seg.astype(np.int64), rel, log, self.cs,
                              self.pool)
             for b, i in enumerate(batch):
                 here = owner == b
@@ -177,12 +178,12 @@ class LazyMsc:
         if not self.heap:
             return -np.inf, -1, True, self.lower
         negb, s = self.heap[0]
-        return -negb, s, bool(self.upto[self.cand.slot(s)] == len(self.xc)), self.lower
+        return -negb, s, bool(self.upto[self.cand.slot(s)] == len(self.xt)), self.lower
 
     def refresh_top(self, floor):
         """Bring up to date the stale structures at the heap's top whose bound is at
         least ``floor`` (at most ``REFRESH_BATCH`` of them)."""
-        m, batch = len(self.xc), []
+        m, batch = len(self.xt), []
         while self.heap and len(batch) < REFRESH_BATCH:
             negb, s = self.heap[0]
             if -negb < floor or self.upto[self.cand.slot(s)] == m:
@@ -208,7 +209,7 @@ class LazyMsc:
             self.centre = x.mean(axis=0)
         xc = x - self.centre
         self.lower = -np.inf
-        self.xc.append(xc)
+        self.xt.append(np.ascontiguousarray(xc.T))
         self.nxc.append(np.einsum("ij,ij->i", xc, xc))
 
 
@@ -225,10 +226,11 @@ def _column_chunks(nxc, j0, m):
         yield ja, m
 
 
-def _fold_blocks(y, ny, xc, nx, seg, first, log, cs, pool=None):
+def _fold_blocks(y, ny, xt, nx, seg, first, log, cs, pool=None):
     """Fold the segments into ``log``: ``y`` in blocks of ``ROW_BLOCK`` rows, each against
     the segments from the first one a row of the block needs (rows sorted by ``first``: a
-    block's rows need about the same).
+    block's rows need about the same); ``xt``: the segments' rows transposed (d x
+    columns, C-contiguous), ``nx`` their squared norms.
 
     With a thread ``pool``, each block's segments are split in runs of about equal
     columns, one per thread (:func:`segment_sums`: each segment's log sum on its own),
@@ -246,7 +248,6 @@ def _fold_blocks(y, ny, xc, nx, seg, first, log, cs, pool=None):
     tasks = [(b, ja, jb) for b, (_, _, j) in enumerate(blocks)
              for ja, jb in _split_segments(seg, j, n_seg, nt)]
     sums = [np.empty((r1 - r0, n_seg)) for r0, r1, _ in blocks]
-    xt = np.ascontiguousarray(xc.T)
 
     def run(part):
         buf = np.empty(0)  # the products, reused: no fresh pages to fault in per product
