@@ -35,7 +35,8 @@ Performance design
 ------------------
 Blocks of ``G = Y_blk @ X_blk.T`` come from BLAS (one thread per block; in float32 dH
 from :mod:`quests_hpc._ordered_products`, whose rows do not depend on their position in
-the block, as ``sgemm``'s may), then a Numba kernel turns them into ``d2 = |y|^2 + |x|^2 - 2 y.x`` and sums a vectorised ``exp``.
+the block, as ``sgemm``'s may), then a Numba kernel turns them into
+``d2 = |y|^2 + |x|^2 - 2 y.x`` and sums a vectorised ``exp``.
 Both sets are first centred on the mean of ``x`` (the reference once, ``y`` block by
 block), which cuts the cancellation error of ``d2`` by 10-50x on real descriptors
 (:mod:`quests_hpc._kernel_sums`).  Each of ``quests_hpc.threads.get_num_threads()``

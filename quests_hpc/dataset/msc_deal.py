@@ -6,9 +6,9 @@ reads its own frames).  In a file written in time order, the structures that msc
 choosing often sit together (the melt of a heating run), so with contiguous blocks one
 rank would do nearly all the refreshes while the others wait (measured: 981 of 1000
 picks on rank 1 of 2).  Dealing the candidates cyclically spreads any such part of the
-file over every rank.  One exchange of the rows,
-before the first pick, in rounds of bounded size; the choice does not change (ties go
-to the lowest structure index, whoever holds it).  Collective.
+file over every rank.  One exchange of the rows before the first pick, in rounds of
+bounded size; the choice does not change (ties go to the lowest structure index,
+whoever holds it).  Collective.
 """
 
 from dataclasses import dataclass
