@@ -91,22 +91,28 @@ TRACER = """
 """
 
 
-def _traced_run(tmp_path, env=None, n=2):
-    """``mpiexec -n n quests-hpc run`` of a small campaign with clusters and export;
-    returns (stdout, [events of each rank])."""
-    d = tmp_path / "job"
-    d.mkdir()
-    y = basic_campaign(str(d), n_frames=2, extra=ANALYSIS)
+def _traced(tmp_path, argv, env=None, n=2, cwd=None):
+    """``mpiexec -n n quests-hpc ARGV`` under the tracer; returns (stdout, [events of
+    each rank])."""
     tracer = tmp_path / "tracer.py"
     tracer.write_text(textwrap.dedent(TRACER))
     p = subprocess.run(["timeout", "400", MPIEXEC, "-n", str(n), sys.executable, str(tracer),
-                        "run", y], capture_output=True, text=True, cwd=d, timeout=430,
+                        *argv], capture_output=True, text=True, cwd=cwd, timeout=430,
                        env={**os.environ, **(env or {})})
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     events = [json.loads(line.split(" ", 1)[1]) for line in p.stdout.splitlines()
               if line.startswith("EVENTS ")]
     assert len(events) == n
     return p.stdout, events
+
+
+def _traced_run(tmp_path, env=None, n=2):
+    """``mpiexec -n n quests-hpc run`` of a small campaign with clusters and export;
+    returns (stdout, [events of each rank])."""
+    d = tmp_path / "job"
+    d.mkdir()
+    y = basic_campaign(str(d), n_frames=2, extra=ANALYSIS)
+    return _traced(tmp_path, ["run", y], env, n, cwd=d)
 
 
 def _traced_compress(tmp_path, env, n=2):
@@ -123,16 +129,8 @@ def _traced_compress(tmp_path, env, n=2):
         frames.append(a)
     data = tmp_path / "set.extxyz"
     write(data, frames, parallel=False)
-    tracer = tmp_path / "tracer_compress.py"
-    tracer.write_text(textwrap.dedent(TRACER))
-    p = subprocess.run(["timeout", "300", MPIEXEC, "-n", str(n), sys.executable, str(tracer),
-                        "compress", str(data), "-s", "3", "-o", str(tmp_path / "sub.extxyz")],
-                       capture_output=True, text=True, timeout=330, env={**os.environ, **env})
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    events = [json.loads(line.split(" ", 1)[1]) for line in p.stdout.splitlines()
-              if line.startswith("EVENTS ")]
-    assert len(events) == n
-    return events
+    return _traced(tmp_path, ["compress", str(data), "-s", "3", "-o",
+                              str(tmp_path / "sub.extxyz")], env, n)[1]
 
 
 def _stage_rows(stdout):
