@@ -1,8 +1,9 @@
 """Numba kernels for the float32 kernel sums (pure functions on arrays, no I/O).
 
 The float32 twins of :mod:`quests_hpc._kernel_sums`: the caller computes a block of dot
-products ``G = Y_blk @ X_blk.T`` of centred descriptors rounded to float32 (one single
-precision BLAS product, about twice the float64 rate), and the kernels below turn it
+products ``G = Y_blk @ X_blk.T`` of centred descriptors rounded to float32
+(:func:`quests_hpc._ordered_products.row_products`: fused multiply-adds in a fixed order,
+about twice the float64 rate), and the kernels below turn it
 into squared distances, exponentiate and sum, all in float32 (16 lanes of AVX-512 where
 float64 has 8).  The sum of one row over one block is rounded to float64 before it is
 combined with the other blocks, so the running sums ``exp(M) * S`` are float64 as in the

@@ -57,7 +57,7 @@ import numpy as np
 from . import threads as _threads
 from ._kernel_sums import row_hashes, rows_update, rows_update_truncated, sym_update
 from ._kernel_sums_f32 import U32, rows_update32, sym_update32
-from ._ordered_products import row_products
+from ._ordered_products import aligned_empty, aligned_transpose, row_products
 from .errors import QuestsInputError
 
 DEFAULT_BANDWIDTH = 0.015
@@ -432,10 +432,10 @@ def _row_block_sums(y, x, hs, cs, block, dmax2, truncate, dtype):
     cs32, near = _cs32(cs, hs, dtype), _near32(d)
     # float32 products summed in a fixed order (_ordered_products): sgemm's may depend on
     # a row's position in the block (OpenBLAS's Haswell sgemm on AMD EPYC: rows by 24)
-    xct = np.ascontiguousarray(xc.T) if dtype is np.float32 else None
+    xct = aligned_transpose(xc) if dtype is np.float32 else None
 
     def make_worker(t):
-        buf = np.empty(bi * bj, dtype=dtype)
+        buf = aligned_empty(bi * bj, dtype)  # rows of the products on 64-byte boundaries
         yb = np.zeros((bi, d), dtype=dtype)
 
         def work(task):

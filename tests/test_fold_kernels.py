@@ -1,6 +1,8 @@
 """The lazy msc fold kernels (quests_hpc._fold_kernels) and the ordered products they fold
 (quests_hpc._ordered_products) against their definitions."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from scipy.special import logsumexp
@@ -53,17 +55,32 @@ def test_row_products_bits_do_not_depend_on_the_shape(rows, r0, r1, c0, w, dtype
     assert part.tobytes() == whole[r0:r1, c0:c0 + w].tobytes()
 
 
-def test_float32_row_products_are_float32_sums_in_order(rows):
+def _fma32(a, b, s):
+    """``s + a b`` rounded once to float32 (nearest, ties to even), in exact arithmetic."""
+    exact = Fraction(float(s)) + Fraction(float(a)) * Fraction(float(b))
+    c = np.float32(float(exact))
+    near = (np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf)))
+    return min(near, key=lambda v: (abs(Fraction(float(v)) - exact),
+                                    int(v.view(np.uint32)) & 1))
+
+
+def test_float32_row_products_are_fused_sums_in_order(rows):
+    """float32: one fused multiply-add per term, k = 0, 1, .. (the tile of 4 x 32, the
+    one-vector tile, single columns and left-over rows all round the same way)."""
     y = rows[0][:6].astype(np.float32)   # 6 rows: a tile and 2 left over
-    x = rows[1][:40].astype(np.float32)  # 40 columns: 2 tiles of 16 and 8 left over
-    out = np.empty((6, 40), np.float32)
+    x = rows[1][:56].astype(np.float32)  # 56 columns: a tile of 32, one of 16, 8 single
+    out = np.empty((6, 56), np.float32)
     row_products(y, np.ascontiguousarray(x.T), 0, out)
+    differ = 0
     for i in range(6):
-        for c in range(40):
-            s = np.float32(0.0)
+        for c in range(56):
+            s = p = np.float32(0.0)
             for k in range(y.shape[1]):
-                s = np.float32(s + np.float32(y[i, k] * x[c, k]))
+                s = _fma32(y[i, k], x[c, k], s)
+                p = np.float32(p + np.float32(y[i, k] * x[c, k]))
             assert out[i, c] == s, (i, c)
+            differ += s != p
+    assert differ > 0  # and it is not mul-then-add: somewhere the bits differ
 
 
 @pytest.mark.parametrize("h", [8.0, 0.1])  # terms near 1; every term underflows
