@@ -217,3 +217,41 @@ def test_empty_dataset_raises():
         quests_hpc.get_descriptors([])
     with pytest.raises(QuestsInputError, match="frame 1 has no atoms"):
         quests_hpc.get_descriptors([Atoms("H", positions=[[0, 0, 0]]), Atoms()])
+
+
+@pytest.mark.parametrize("k", [4, 12, 32])
+def test_nearest_by_insertion_and_by_rank_match_upstream(k):
+    """FCC Cu has 42 neighbours within 5 A: k = 4 takes the insertion path (m > 4k), k = 12
+    and 32 the rank count; either way the k nearest in upstream's order."""
+    atoms = rattled(bulk("Cu", "fcc", a=3.61, cubic=True) * (3, 3, 3), 0.05, 21)
+    expected = upstream_descriptors([atoms], k=k, cutoff=5.0)
+    got = quests_hpc.get_descriptors(atoms, k=k, cutoff=5.0)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    ref = brute_force_descriptors(atoms.positions, atoms.cell.array, True, k=k, cutoff=5.0)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ncols", [32, 19, 1])
+def test_unrolled_column_sort_equals_np_sort(ncols):
+    from quests_hpc._sort_network32 import sort_columns_32
+
+    rng = np.random.default_rng(ncols)
+    mat = rng.integers(0, 6, size=(32, 32)).astype(float)  # many ties
+    mat[:, 3] = 0.0
+    mat[5] = rng.normal(size=32)
+    before = mat.copy()
+    sort_columns_32(mat, ncols)
+    np.testing.assert_array_equal(mat[:, :ncols], np.sort(before[:, :ncols], axis=0))
+    np.testing.assert_array_equal(mat[:, ncols:], before[:, ncols:])
+
+
+def test_generated_sort_network_module_is_what_the_script_writes():
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "make_sort_network.py"
+    res = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "up to date" in res.stdout

@@ -48,6 +48,7 @@ LAYERS = {
     "quests_hpc._kernel_sums_f32": 1,
     "quests_hpc._fold_kernels": 1,
     "quests_hpc._ordered_products": 1,
+    "quests_hpc._sort_network32": 1,
     "quests_hpc._block_groups": 1,
     "quests_hpc.information": 1,
     "quests_hpc._export_kernels": 1,
