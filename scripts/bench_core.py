@@ -250,7 +250,31 @@ def matmul_rate(threads, n_test, n_ref, repeat=5):
                     ts.append((time.perf_counter() - t0) / inner)
             out[label] = 2.0 * m * n * 63 / float(np.median(ts)) / 1e9
             del c
+    ordered = ordered_block_rate(rng, repeat)
+    if ordered:
+        out["float32 block, in-order FMA (row_products), 1 thread"] = ordered
     return out
+
+
+def ordered_block_rate(rng, repeat):
+    """GFLOP/s of this tree's float32 in-order products (``row_products``, what the float32
+    kernel sums multiply with) on the block shape, one thread; None without them."""
+    try:
+        from quests_hpc._ordered_products import aligned_empty, aligned_transpose, row_products
+    except ImportError:
+        return None
+    y = rng.random((128, 63)).astype(np.float32)
+    xt = aligned_transpose(rng.random((1024, 63)).astype(np.float32))
+    g = aligned_empty((128, 1024), np.float32)
+    row_products(y, xt, 0, g)
+    inner = max(1, int(4e9 / (2 * 128 * 1024 * 63)))
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            row_products(y, xt, 0, g)
+        ts.append((time.perf_counter() - t0) / inner)
+    return 2.0 * 128 * 1024 * 63 / float(np.median(ts)) / 1e9
 
 
 # ----------------------------------------------------------------------------- main
