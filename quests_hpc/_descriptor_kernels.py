@@ -8,7 +8,7 @@ each requested centre is computed from its k nearest points within the cutoff.
 import numpy as np
 from numba import njit, prange
 
-from ._sort_network32 import sort_columns_32
+from ._sort_network32 import _sort_columns_32
 
 # Centres handled per scratch allocation inside a parallel loop.
 _CHUNK = 64
@@ -274,7 +274,7 @@ def descriptor_kernel(
                     v = swa * sw[b2] / rjl
                     mrow[b2] = v if rjl > 0.0 else 0.0
             if k == _K_FIXED and count > 1:  # columns >= count are zeros: unchanged
-                sort_columns_32(mat, count)
+                _sort_columns_32(mat, count)
             elif count > 1:
                 for c2 in range(network.shape[0]):
                     _compare_rows(mat[network[c2, 0]], mat[network[c2, 1]], count)

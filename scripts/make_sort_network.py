@@ -37,7 +37,7 @@ from numba import njit
 
 
 @njit(cache=True)
-def sort_columns_32(mat, ncols):
+def _sort_columns_32(mat, ncols):
     """Sort ascending, in place, each of the first ``ncols`` columns of the C-contiguous
     ``(32, 32)`` float64 block ``mat``."""
     flat = mat.reshape(-1)

@@ -233,14 +233,14 @@ def test_nearest_by_insertion_and_by_rank_match_upstream(k):
 
 @pytest.mark.parametrize("ncols", [32, 19, 1])
 def test_unrolled_column_sort_equals_np_sort(ncols):
-    from quests_hpc._sort_network32 import sort_columns_32
+    from quests_hpc._sort_network32 import _sort_columns_32
 
     rng = np.random.default_rng(ncols)
     mat = rng.integers(0, 6, size=(32, 32)).astype(float)  # many ties
     mat[:, 3] = 0.0
     mat[5] = rng.normal(size=32)
     before = mat.copy()
-    sort_columns_32(mat, ncols)
+    _sort_columns_32(mat, ncols)
     np.testing.assert_array_equal(mat[:, :ncols], np.sort(before[:, :ncols], axis=0))
     np.testing.assert_array_equal(mat[:, ncols:], before[:, ncols:])
 
