@@ -239,21 +239,27 @@ def matmul_rate(threads, n_test, n_ref, repeat=5):
         for label, (m, n, nthr) in shapes.items():
             a, b = rng.random((m, 63)).astype(dtype), rng.random((n, 63)).astype(dtype)
             c = np.empty((m, n), dtype=dtype)
-            inner = max(1, int(4e9 / (2 * m * n * 63)))
             with threadpool_limits(limits=nthr, user_api="blas"):
-                np.matmul(a, b.T, out=c)
-                ts = []
-                for _ in range(repeat):
-                    t0 = time.perf_counter()
-                    for _ in range(inner):
-                        np.matmul(a, b.T, out=c)
-                    ts.append((time.perf_counter() - t0) / inner)
-            out[label] = 2.0 * m * n * 63 / float(np.median(ts)) / 1e9
+                out[label] = _gflops(lambda: np.matmul(a, b.T, out=c), m, n, repeat)
             del c
     ordered = ordered_block_rate(rng, repeat)
     if ordered:
         out["float32 block, in-order FMA (row_products), 1 thread"] = ordered
     return out
+
+
+def _gflops(product, m, n, repeat):
+    """GFLOP/s of ``product()``, an ``m x 63 @ 63 x n`` product: the median over ``repeat``
+    timings of enough back-to-back calls for ~4 GFLOP, after one warm-up call."""
+    product()
+    inner = max(1, int(4e9 / (2 * m * n * 63)))
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            product()
+        ts.append((time.perf_counter() - t0) / inner)
+    return 2.0 * m * n * 63 / float(np.median(ts)) / 1e9
 
 
 def ordered_block_rate(rng, repeat):
@@ -266,15 +272,7 @@ def ordered_block_rate(rng, repeat):
     y = rng.random((128, 63)).astype(np.float32)
     xt = aligned_transpose(rng.random((1024, 63)).astype(np.float32))
     g = aligned_empty((128, 1024), np.float32)
-    row_products(y, xt, 0, g)
-    inner = max(1, int(4e9 / (2 * 128 * 1024 * 63)))
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            row_products(y, xt, 0, g)
-        ts.append((time.perf_counter() - t0) / inner)
-    return 2.0 * 128 * 1024 * 63 / float(np.median(ts)) / 1e9
+    return _gflops(lambda: row_products(y, xt, 0, g), 128, 1024, repeat)
 
 
 # ----------------------------------------------------------------------------- main
